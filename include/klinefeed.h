@@ -1,0 +1,394 @@
+/*
+ * klinefeed.h - the one public header of libklinefeed.
+ *
+ * libklinefeed collects Binance USDT-M Futures kline (candlestick) data: it
+ * opens WebSocket connections, subscribes to <symbol>@kline_<interval> for
+ * every configured symbol x interval, decodes every update into an exact typed
+ * candle (kf_kline), keeps the recent candles of each stream in memory and
+ * hands every closed candle, exactly once, to the configured sinks.
+ *
+ * Conventions
+ *  - Every public name starts with kf_ (types, functions) or KF_ (macros,
+ *    enum values). Handles (kf_config, kf_collector) are opaque.
+ *  - Functions that can fail return a kf_err. KF_OK is 0. A handle keeps the
+ *    message of its last failure, which names the cause (the bad value, the
+ *    failing call, the URL): kf_config_errmsg(), kf_errmsg().
+ *  - Each function states who owns what and from which thread it may be
+ *    called. Unless stated otherwise a function is not thread-safe.
+ *  - Prices and quantities are exact decimals (kf_dec): an integer mantissa
+ *    and a decimal scale, parsed from and formatted back to exactly the text
+ *    Binance sent. Never store them as double.
+ */
+#ifndef KLINEFEED_H
+#define KLINEFEED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KF_VERSION_MAJOR 0
+#define KF_VERSION_MINOR 1
+#define KF_VERSION_PATCH 0
+#define KF_VERSION_STRING "0.1.0"
+
+/* Returns KF_VERSION_STRING of the library actually linked. */
+const char *kf_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Append-only: values are never renumbered or removed. */
+typedef enum kf_err {
+    KF_OK = 0,
+    KF_ERR_INVALID_ARG = 1,     /* NULL handle or argument out of range */
+    KF_ERR_NOMEM = 2,           /* an allocation failed */
+    KF_ERR_CONFIG = 3,          /* a configuration value is bad; message names it */
+    KF_ERR_ALREADY_RUNNING = 4, /* kf_start() on a running collector: nothing done */
+    KF_ERR_NOT_RUNNING = 5,     /* operation needs a started collector */
+    KF_ERR_DNS = 6,             /* host name could not be resolved */
+    KF_ERR_CONNECT = 7,         /* TCP connect refused, unreachable, reset */
+    KF_ERR_TLS = 8,             /* TLS handshake or certificate verification failed */
+    KF_ERR_HANDSHAKE = 9,       /* WebSocket upgrade refused (non-101) or invalid */
+    KF_ERR_TIMEOUT = 10,        /* connect, handshake or acknowledgement timed out */
+    KF_ERR_SUBSCRIBE = 11,      /* the exchange answered a SUBSCRIBE with an error */
+    KF_ERR_SYMBOL = 12,         /* symbol unknown to or not TRADING on the exchange */
+    KF_ERR_REST = 13,           /* a REST request failed */
+    KF_ERR_SINK = 14,           /* a sink could not be opened or written */
+    KF_ERR_NOT_FOUND = 15,      /* no such stream */
+    KF_ERR_IO = 16,             /* a file or socket operation failed */
+    KF_ERR_PROTOCOL = 17,       /* the peer broke the WebSocket or HTTP protocol */
+    KF_ERR_THREAD = 18,         /* a thread or event loop could not be created */
+    KF_ERR_PARSE = 19,          /* malformed input (decimal, frame, line) */
+} kf_err;
+
+/* Static, never NULL text for a code ("connection refused or unreachable"). */
+const char *kf_strerror(kf_err err);
+
+/* ------------------------------------------------------------------------ */
+/* Exact decimals                                                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * value = mant / 10^scale. Parsed from the exchange's text and formatted back
+ * to the very same text: "83084.90" is {8308490, 2}, "0.01731" is {1731, 5},
+ * "0" is {0, 0}. 18 significant digits are always representable (a monthly
+ * quote volume of 4e11 with 5 decimals needs 17).
+ */
+typedef struct kf_dec {
+    int64_t mant;
+    int32_t scale; /* 0..18 */
+} kf_dec;
+
+/* Longest text kf_dec_format() can produce, with its NUL. */
+#define KF_DEC_MAXLEN 32
+
+/*
+ * Parses a plain decimal: optional '-', digits, optional '.' and digits. No
+ * exponent, no '+', no spaces, no redundant leading zero ("01"). Returns
+ * KF_ERR_PARSE for anything else or for more than 18 significant digits.
+ */
+kf_err kf_dec_parse(const char *s, size_t len, kf_dec *out);
+
+/*
+ * Writes the decimal's text and a NUL into buf (cap >= KF_DEC_MAXLEN always
+ * suffices). Returns the text length, or 0 when cap is too small.
+ */
+size_t kf_dec_format(kf_dec d, char *buf, size_t cap);
+
+/* Approximation for display and analytics only; never store it. */
+double kf_dec_to_double(kf_dec d);
+
+/* ------------------------------------------------------------------------ */
+/* Candles                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Longest symbol in bytes (UTF-8 allowed), without the NUL. */
+#define KF_SYMBOL_MAX 32
+
+/* Binance's 15 USDT-M kline intervals, in this order. "1m" and "1M" differ. */
+#define KF_INTERVAL_COUNT 15
+/* The text of interval i (0 <= i < KF_INTERVAL_COUNT), e.g. "1m"; NULL if out of range. */
+const char *kf_interval_name(int i);
+/* Index of an interval text, or -1 when it is not one of the 15. */
+int kf_interval_index(const char *name, size_t len);
+/* Length of an interval in milliseconds; 1M (calendar month) returns 0. */
+int64_t kf_interval_ms(int i);
+
+/* One kline update as Binance sent it (PROTOCOL.md section 2). Plain value type. */
+typedef struct kf_kline {
+    char symbol[KF_SYMBOL_MAX + 1]; /* "BTCUSDT", NUL-terminated */
+    char interval[4];               /* "1m", NUL-terminated */
+    int32_t interval_index;         /* kf_interval_index(interval) */
+    bool closed;                    /* k.x: the candle is final */
+    int64_t event_time;             /* E, ms (0 when the row came from REST) */
+    int64_t open_time;              /* k.t, ms */
+    int64_t close_time;             /* k.T, ms */
+    int64_t first_trade_id;         /* k.f, -1 on empty candles */
+    int64_t last_trade_id;          /* k.L, -1 on empty candles */
+    int64_t trades;                 /* k.n */
+    kf_dec open, high, low, close;  /* k.o k.h k.l k.c */
+    kf_dec volume;                  /* k.v base asset volume */
+    kf_dec quote_volume;            /* k.q */
+    kf_dec taker_buy_base;          /* k.V */
+    kf_dec taker_buy_quote;         /* k.Q */
+} kf_kline;
+
+/*
+ * Decodes one WebSocket text frame (a raw kline event or a combined
+ * {"stream":...,"data":...} wrapper) into out. Returns KF_OK for a kline,
+ * KF_ERR_NOT_FOUND for a well-formed frame that is not a kline (ack, other
+ * event), KF_ERR_PARSE for a malformed one. Pure: no I/O, no allocation,
+ * any thread.
+ */
+kf_err kf_kline_decode(const char *frame, size_t len, kf_kline *out);
+
+/*
+ * Writes the kline as one JSON object with the fields symbol, interval,
+ * open_time, close_time, first_trade_id, last_trade_id, open, high, low,
+ * close, volume, quote_volume, trades, taker_buy_base, taker_buy_quote,
+ * closed, event_time (decimals as strings), no newline, plus a NUL. Returns
+ * the length, or 0 if cap is too small (KF_KLINE_JSON_MAX always suffices).
+ */
+#define KF_KLINE_JSON_MAX 1024
+size_t kf_kline_to_json(const kf_kline *k, char *buf, size_t cap);
+
+/* ------------------------------------------------------------------------ */
+/* Allocation                                                               */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Replaces the allocator used for every allocation the library makes. Call
+ * before any other kf_ function, from one thread; any argument NULL restores
+ * libc's. The functions must be thread-safe.
+ */
+void kf_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
+                      void (*free_fn)(void *));
+
+/* ------------------------------------------------------------------------ */
+/* Logging                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef enum kf_log_level {
+    KF_LOG_DEBUG = 0,
+    KF_LOG_INFO = 1,
+    KF_LOG_WARN = 2,
+    KF_LOG_ERROR = 3,
+    KF_LOG_OFF = 4,
+} kf_log_level;
+
+/*
+ * Receives one formatted log line (no newline): "2026-11-25T06:32:26.123Z
+ * level=warn msg=... key=value ...". Called from whichever thread logs,
+ * serialised by the library. API secrets never appear in a line.
+ */
+typedef void (*kf_log_fn)(void *userdata, kf_log_level level, const char *line);
+
+/* Parses "debug", "info", "warn", "error", "off"; -1 otherwise. */
+int kf_log_level_parse(const char *name);
+
+/* ------------------------------------------------------------------------ */
+/* Configuration                                                            */
+/* ------------------------------------------------------------------------ */
+
+typedef struct kf_config kf_config;
+
+/* Callback types. The kline pointer is valid only during the call. */
+typedef void (*kf_kline_fn)(void *userdata, const kf_kline *k);
+typedef void (*kf_raw_fn)(void *userdata, const char *frame, size_t len);
+
+/* Endpoints (PROTOCOL.md section 1). */
+#define KF_WS_MAINNET "wss://fstream.binance.com/market"
+#define KF_WS_TESTNET "wss://demo-fstream.binance.com/market"
+#define KF_REST_MAINNET "https://fapi.binance.com"
+#define KF_REST_TESTNET "https://demo-fapi.binance.com"
+
+/* How kf_start() checks symbols against GET /fapi/v1/exchangeInfo. */
+typedef enum kf_validate {
+    KF_VALIDATE_IF_REACHABLE = 0, /* default: check when reachable, warn otherwise */
+    KF_VALIDATE_REQUIRED = 1,     /* fail kf_start() when it is not reachable */
+    KF_VALIDATE_OFF = 2,          /* never ask */
+} kf_validate;
+
+/* Creates an empty configuration (mainnet, no streams). NULL when out of memory. */
+kf_config *kf_config_new(void);
+/* Frees a configuration; NULL is ignored. Collectors created from it keep their own copy. */
+void kf_config_free(kf_config *cfg);
+/* Message of the last failed setter on cfg ("" if none). Owned by cfg. */
+const char *kf_config_errmsg(const kf_config *cfg);
+
+/*
+ * Adds a symbol, normalised to uppercase (ASCII letters only; UTF-8 bytes are
+ * kept). Rejected with KF_ERR_CONFIG and a message naming it when empty, over
+ * KF_SYMBOL_MAX bytes, or containing '/', '@', '?', '&', whitespace or control
+ * bytes. A repeated symbol is ignored. sym is copied.
+ */
+kf_err kf_config_add_symbol(kf_config *cfg, const char *sym);
+/* Adds one of the 15 intervals ("1m" ... "1M"); anything else is KF_ERR_CONFIG. */
+kf_err kf_config_add_interval(kf_config *cfg, const char *interval);
+/* Adds a comma-separated list ("BTCUSDT,ETHUSDT"; "1m,5m"); stops at the first bad item. */
+kf_err kf_config_add_symbols(kf_config *cfg, const char *csv);
+kf_err kf_config_add_intervals(kf_config *cfg, const char *csv);
+
+/* Testnet endpoints instead of mainnet. An explicit URL override still wins. */
+kf_err kf_config_set_testnet(kf_config *cfg, bool testnet);
+/* Optional credentials, copied; never logged. Market streams do not need them. */
+kf_err kf_config_set_api_key(kf_config *cfg, const char *key, const char *secret);
+/*
+ * Overrides the WebSocket base ("ws://127.0.0.1:9000" or
+ * "wss://proxy.example/market"). The library appends "/ws" or "/stream" to it,
+ * so give the routed base (with /market for Binance). ws:// or wss:// only.
+ */
+kf_err kf_config_set_ws_url(kf_config *cfg, const char *url);
+/* Overrides the REST base ("http://127.0.0.1:9000"); http:// or https:// only. */
+kf_err kf_config_set_rest_url(kf_config *cfg, const char *url);
+
+/* Candles kept per stream for kf_recent(); default 1000, 1..1000000. */
+kf_err kf_config_set_ring_size(kf_config *cfg, size_t n);
+/* Streams per connection; default 1024 (Binance's cap), 1..1024. */
+kf_err kf_config_set_streams_per_connection(kf_config *cfg, size_t n);
+/* Stream names per SUBSCRIBE request; default 200, 1..1024. */
+kf_err kf_config_set_names_per_subscribe(kf_config *cfg, size_t n);
+/* Client messages per second per connection; default 5, 1..10. */
+kf_err kf_config_set_messages_per_second(kf_config *cfg, unsigned n);
+/* Timeout for TCP+TLS+upgrade and for each acknowledgement; default 10000 ms. */
+kf_err kf_config_set_connect_timeout_ms(kf_config *cfg, unsigned ms);
+/* Largest accepted WebSocket message; default 1 MiB, 4 KiB..64 MiB. */
+kf_err kf_config_set_max_message_size(kf_config *cfg, size_t bytes);
+/* Symbol validation mode; default KF_VALIDATE_IF_REACHABLE. */
+kf_err kf_config_set_validate(kf_config *cfg, kf_validate mode);
+/* TLS certificate verification; default on. Off is for test proxies only. */
+kf_err kf_config_set_tls_verify(kf_config *cfg, bool verify);
+/* CA bundle file instead of the system store (NULL: system store). */
+kf_err kf_config_set_ca_file(kf_config *cfg, const char *path);
+
+/* Log sink and threshold; default: stderr at KF_LOG_INFO. fn NULL: stderr. */
+kf_err kf_config_set_log(kf_config *cfg, kf_log_fn fn, void *userdata, kf_log_level level);
+
+/*
+ * Callbacks, all called on the collector's I/O thread "kf-io", in arrival
+ * order per connection. Inside them you may call kf_running(), kf_connected(),
+ * kf_recent(), kf_stats(), kf_stream_*() and kf_errmsg(); never kf_stop() or
+ * kf_free() (they would wait for the calling thread). Keep them short: the
+ * socket is not read while they run.
+ *  on_kline:  every kline update (open and closed), duplicates included.
+ *  on_closed: each closed candle once per (symbol, interval, open time).
+ *  on_raw:    every text frame as received, before decoding (not NUL-terminated).
+ */
+kf_err kf_config_on_kline(kf_config *cfg, kf_kline_fn fn, void *userdata);
+kf_err kf_config_on_closed(kf_config *cfg, kf_kline_fn fn, void *userdata);
+kf_err kf_config_on_raw(kf_config *cfg, kf_raw_fn fn, void *userdata);
+
+/*
+ * Adds a store by spec: "sqlite:PATH", "jsonl:PATH", "jsonl:-" (stdout),
+ * "csv:PATH". The sink is opened by kf_start() and written on its own writer
+ * thread "kf-sink-N", so a slow disk never stalls the socket.
+ */
+kf_err kf_config_add_sink(kf_config *cfg, const char *spec);
+/* Send every update to the sinks, not only closed candles (upserted). Default false. */
+kf_err kf_config_set_sink_all_updates(kf_config *cfg, bool all);
+
+/* ------------------------------------------------------------------------ */
+/* Collector                                                                */
+/* ------------------------------------------------------------------------ */
+
+typedef struct kf_collector kf_collector;
+
+/*
+ * Creates a collector from a copy of cfg (cfg may be freed right after).
+ * Checks that at least one symbol and one interval are configured and that
+ * sink specs parse. On failure returns NULL and, when errbuf is not NULL,
+ * writes a message naming the cause (at most errlen bytes with the NUL).
+ * Any thread. Nothing is opened until kf_start().
+ */
+kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen);
+
+/*
+ * Starts collecting. Validates symbols against exchangeInfo (per the
+ * validate mode), opens the sinks, starts the I/O thread and waits until
+ * every connection has completed its TCP, TLS and WebSocket upgrade (at most
+ * the connect timeout), then returns: it does not wait for the subscription
+ * acknowledgements (see kf_connected()) and never runs the network on the
+ * caller's thread.
+ * Returns KF_OK; KF_ERR_ALREADY_RUNNING (a warning is logged, nothing is
+ * opened) when already started; KF_ERR_DNS, KF_ERR_CONNECT, KF_ERR_TLS,
+ * KF_ERR_HANDSHAKE or KF_ERR_TIMEOUT when a connection could not be made, with
+ * kf_errmsg() naming the cause and the URL (also logged); KF_ERR_SYMBOL,
+ * KF_ERR_SINK, KF_ERR_THREAD otherwise. After a failure the collector is
+ * stopped and may be started again. Call from the thread that owns c.
+ */
+kf_err kf_start(kf_collector *c);
+
+/*
+ * Stops: sends a close frame on every connection, joins the I/O thread,
+ * drains and flushes every sink and joins their threads. Every closed candle
+ * received before the call is stored when it returns. Idempotent (a stopped
+ * collector returns KF_OK). Safe from any thread except the library's own
+ * (not from a callback); a signal handler should set a flag instead.
+ */
+kf_err kf_stop(kf_collector *c);
+
+/* Stops if needed and releases everything. NULL is ignored. Not from a callback. */
+void kf_free(kf_collector *c);
+
+/* Started and not stopped. Any thread, lock-free. */
+bool kf_running(const kf_collector *c);
+/*
+ * Every connection has completed its upgrade and every SUBSCRIBE batch has
+ * been acknowledged. Any thread, lock-free.
+ */
+bool kf_connected(const kf_collector *c);
+
+/* Message of the last failure on c ("" if none). Valid until the next call on c. */
+const char *kf_errmsg(const kf_collector *c);
+
+/* The WebSocket base and REST base in use (after testnet/override). Owned by c. */
+const char *kf_ws_url(const kf_collector *c);
+const char *kf_rest_url(const kf_collector *c);
+
+/* Number of streams (symbols x intervals) and their names, "btcusdt@kline_1m". Any thread. */
+size_t kf_stream_count(const kf_collector *c);
+const char *kf_stream_name(const kf_collector *c, size_t i);
+/* Number of WebSocket connections (shards) the streams are spread over. */
+size_t kf_connection_count(const kf_collector *c);
+
+/*
+ * Copies the most recent candles of one stream into out, oldest first, the
+ * open candle (if any) last. *n is the capacity of out on entry and the number
+ * copied on return. The symbol is matched case-insensitively. Returns
+ * KF_ERR_NOT_FOUND for a stream that is not configured. Any thread.
+ */
+kf_err kf_recent(kf_collector *c, const char *symbol, const char *interval, kf_kline *out,
+                 size_t *n);
+
+/* Counters since kf_create(). Read from any thread; each value is atomic. */
+typedef struct kf_stats {
+    uint64_t frames;           /* WebSocket text frames received */
+    uint64_t bytes;            /* WebSocket payload bytes received */
+    uint64_t updates;          /* kline updates decoded */
+    uint64_t closed;           /* distinct closed candles */
+    uint64_t duplicates;       /* repeated closing updates ignored */
+    uint64_t other_events;     /* non-kline events skipped */
+    uint64_t parse_errors;     /* malformed frames skipped */
+    uint64_t unknown_streams;  /* klines of streams we did not subscribe */
+    uint64_t acks;             /* SUBSCRIBE acknowledgements */
+    uint64_t exchange_errors;  /* error replies from the exchange */
+    uint64_t connects;         /* successful upgrades */
+    uint64_t disconnects;      /* connections lost or closed */
+    uint64_t pings;            /* server pings answered */
+    uint64_t sink_rows;        /* rows handed to sinks */
+    uint64_t sink_errors;      /* failed sink writes */
+    uint64_t rest_requests;    /* REST requests made */
+} kf_stats;
+
+/* Fills *out. Any thread. */
+kf_err kf_stats_get(const kf_collector *c, kf_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KLINEFEED_H */

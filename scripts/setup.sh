@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs every Debian package klinefeed needs to build, run and test.
+# Safe to run again: packages already present are not reinstalled.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config clang
+  libssl-dev ca-certificates         # TLS (OpenSSL) and the system CA store
+  libuv1-dev                         # event loop, timers, signals, wake-ups
+  libcurl4-openssl-dev               # REST
+  libsqlite3-dev sqlite3             # the embedded default store (+ CLI for inspection)
+  libcmocka-dev                      # test framework
+  valgrind                           # leak checks of the integration tests
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "setup: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+echo "setup: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

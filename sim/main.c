@@ -1,0 +1,2 @@
+/* placeholder until the simulator lands */
+int main(void) { return 0; }
