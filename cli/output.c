@@ -1,0 +1,99 @@
+/* Error lines and log lines of the CLI: one line each, on stderr, secrets redacted. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define LINE_MAX_BYTES 4096
+
+static const char *secrets[2];
+
+kf__logger cli_logger;
+
+void cli_secrets_set(const char *key, const char *secret)
+{
+    secrets[0] = key && *key ? key : NULL;
+    secrets[1] = secret && *secret ? secret : NULL;
+}
+
+/* Copies src into dst (cap bytes with the NUL), replacing each registered secret. */
+static void redact(const char *src, char *dst, size_t cap)
+{
+    static const char mark[] = "[redacted]";
+    size_t o = 0;
+    while (*src && o + 1 < cap) {
+        size_t hit = 0;
+        for (size_t s = 0; s < 2 && !hit; s++)
+            if (secrets[s] && strncmp(src, secrets[s], strlen(secrets[s])) == 0)
+                hit = strlen(secrets[s]);
+        if (hit) {
+            size_t n = sizeof mark - 1;
+            if (o + n >= cap)
+                break;
+            memcpy(dst + o, mark, n);
+            o += n;
+            src += hit;
+        } else {
+            dst[o++] = *src++;
+        }
+    }
+    dst[o] = '\0';
+}
+
+/* Writes all of buf to stderr (fd 2), retrying short writes. */
+static void write_stderr(const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(STDERR_FILENO, buf, len);
+        if (n <= 0)
+            return;
+        buf += n;
+        len -= (size_t)n;
+    }
+}
+
+void cli_error(const char *fmt, ...)
+{
+    char raw[LINE_MAX_BYTES], clean[LINE_MAX_BYTES], line[LINE_MAX_BYTES];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+    redact(raw, clean, sizeof clean);
+
+    static const char hex[] = "0123456789abcdef";
+    static const char prefix[] = "klinefeed: ";
+    size_t o = sizeof prefix - 1;
+    memcpy(line, prefix, o);
+    for (const char *p = clean; *p && o + 6 < sizeof line; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c == 0x7f) {
+            line[o++] = '\\';
+            line[o++] = 'x';
+            line[o++] = hex[c >> 4];
+            line[o++] = hex[c & 15];
+        } else {
+            line[o++] = (char)c;
+        }
+    }
+    line[o++] = '\n';
+    write_stderr(line, o);
+}
+
+void cli_log_line(void *userdata, kf_log_level level, const char *line)
+{
+    (void)userdata;
+    (void)level;
+    char buf[LINE_MAX_BYTES];
+    redact(line, buf, sizeof buf - 1);
+    size_t n = strlen(buf);
+    buf[n++] = '\n';
+    write_stderr(buf, n);
+}
+
+void cli_logger_setup(kf_log_level level)
+{
+    kf__logger_init(&cli_logger, cli_log_line, NULL, level);
+}

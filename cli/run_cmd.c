@@ -1,0 +1,279 @@
+/*
+ * `klinefeed run`: builds a kf_config from the parsed flags (every value is
+ * checked by its kf_config setter; a rejection is a usage error naming the
+ * flag), starts the collector and waits on a self-pipe until SIGINT or
+ * SIGTERM. The signal handler only writes one byte to the pipe; the main
+ * thread then calls kf_stop (which flushes every closed candle to the sinks),
+ * logs the counters and frees the collector.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "cli.h"
+
+#define DEFAULT_SINK "sqlite:klines.db"
+
+/* ---- configuration ---- */
+
+/* Reports a setter's rejection as one usage line naming the flag and the value. */
+static int setter_failed(const kf_config *cfg, const char *flag, const char *value, kf_err e)
+{
+    const char *msg = kf_config_errmsg(cfg);
+    if (msg && *msg)
+        cli_error("%s: %s", flag, msg);
+    else
+        cli_error("%s: \"%s\" rejected (%s)", flag, value ? value : "", kf_strerror(e));
+    return CLI_EXIT_USAGE;
+}
+
+#define SET(call, flag, value)                                                                     \
+    do {                                                                                           \
+        kf_err e_ = (call);                                                                        \
+        if (e_ != KF_OK)                                                                           \
+            return setter_failed(cfg, flag, value, e_);                                            \
+    } while (0)
+
+static int build_config(kf_config *cfg, const cli_run_opts *o)
+{
+    char num[32];
+    for (size_t i = 0; i < o->n_symbols; i++)
+        SET(kf_config_add_symbols(cfg, o->symbols[i]), "--symbols", o->symbols[i]);
+    for (size_t i = 0; i < o->n_intervals; i++)
+        SET(kf_config_add_intervals(cfg, o->intervals[i]), "--intervals", o->intervals[i]);
+    if (o->testnet)
+        SET(kf_config_set_testnet(cfg, true), "--testnet", "");
+    if (o->ws_url)
+        SET(kf_config_set_ws_url(cfg, o->ws_url), "--ws-url", o->ws_url);
+    if (o->rest_url)
+        SET(kf_config_set_rest_url(cfg, o->rest_url), "--rest-url", o->rest_url);
+    if (o->n_sinks == 0)
+        SET(kf_config_add_sink(cfg, DEFAULT_SINK), "--sink", DEFAULT_SINK);
+    for (size_t i = 0; i < o->n_sinks; i++)
+        SET(kf_config_add_sink(cfg, o->sinks[i]), "--sink", o->sinks[i]);
+    if (o->all_updates)
+        SET(kf_config_set_sink_all_updates(cfg, true), "--all-updates", "");
+    if (o->validate != CLI_VALIDATE_DEFAULT)
+        SET(kf_config_set_validate(cfg, (kf_validate)o->validate), "--validate", "");
+    if (o->has_streams_per_connection) {
+        snprintf(num, sizeof num, "%" PRIu64, o->streams_per_connection);
+        SET(kf_config_set_streams_per_connection(cfg, (size_t)o->streams_per_connection),
+            "--streams-per-connection", num);
+    }
+    if (o->has_connect_timeout_ms) {
+        snprintf(num, sizeof num, "%" PRIu64, o->connect_timeout_ms);
+        SET(kf_config_set_connect_timeout_ms(cfg, (unsigned)o->connect_timeout_ms),
+            "--connect-timeout-ms", num);
+    }
+    if (o->has_ring_size) {
+        snprintf(num, sizeof num, "%" PRIu64, o->ring_size);
+        SET(kf_config_set_ring_size(cfg, (size_t)o->ring_size), "--ring-size", num);
+    }
+    if (o->ca_file) {
+        if (access(o->ca_file, R_OK) != 0) {
+            cli_error("--ca-file: \"%s\": %s", o->ca_file, strerror(errno));
+            return CLI_EXIT_USAGE;
+        }
+        SET(kf_config_set_ca_file(cfg, o->ca_file), "--ca-file", o->ca_file);
+    }
+    SET(kf_config_set_log(cfg, cli_log_line, NULL, (kf_log_level)o->log_level), "--log-level", "");
+
+    /* Credentials only from the environment; never echoed, even on failure. */
+    const char *key = getenv("BINANCE_API_KEY");
+    const char *secret = getenv("BINANCE_API_SECRET");
+    cli_secrets_set(key, secret);
+    if ((key && *key) || (secret && *secret)) {
+        kf_err e = kf_config_set_api_key(cfg, key ? key : "", secret ? secret : "");
+        if (e != KF_OK) {
+            cli_error("BINANCE_API_KEY/BINANCE_API_SECRET: credentials rejected (%s)",
+                      kf_strerror(e));
+            return CLI_EXIT_USAGE;
+        }
+    }
+    return CLI_EXIT_OK;
+}
+
+#undef SET
+
+/* ---- signals: self-pipe ---- */
+
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t n = write(sig_pipe[1], &b, 1); /* non-blocking; a full pipe already woke us */
+    (void)n;
+    errno = saved;
+}
+
+static bool signals_install(void)
+{
+    if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        return false;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
+        return false;
+    /* A closed stdout (jsonl:-) must be a write error, not a silent death. */
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    return true;
+}
+
+static void signals_restore(void)
+{
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    for (int i = 0; i < 2; i++)
+        if (sig_pipe[i] >= 0)
+            close(sig_pipe[i]);
+    sig_pipe[0] = sig_pipe[1] = -1;
+}
+
+/* Blocks (no polling loop) until a signal byte arrives; returns the signal number. */
+static int wait_for_signal(void)
+{
+    struct pollfd pfd = {.fd = sig_pipe[0], .events = POLLIN};
+    for (;;) {
+        int r = poll(&pfd, 1, -1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return 0;
+        unsigned char b;
+        if (read(sig_pipe[0], &b, 1) == 1)
+            return b;
+    }
+}
+
+static const char *signal_name(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "none";
+}
+
+/* ---- command ---- */
+
+static void log_final(kf_collector *c, const char *signame)
+{
+    kf_stats s;
+    memset(&s, 0, sizeof s);
+    kf_stats_get(c, &s);
+    kf__log(&cli_logger, KF_LOG_INFO,
+            "msg=stopped signal=%s frames=%" PRIu64 " bytes=%" PRIu64 " updates=%" PRIu64
+            " closed=%" PRIu64 " duplicates=%" PRIu64 " other_events=%" PRIu64
+            " parse_errors=%" PRIu64 " unknown_streams=%" PRIu64 " connects=%" PRIu64
+            " disconnects=%" PRIu64 " pings=%" PRIu64 " exchange_errors=%" PRIu64
+            " rest_requests=%" PRIu64 " sink_rows=%" PRIu64 " sink_errors=%" PRIu64,
+            signame, s.frames, s.bytes, s.updates, s.closed, s.duplicates, s.other_events,
+            s.parse_errors, s.unknown_streams, s.connects, s.disconnects, s.pings,
+            s.exchange_errors, s.rest_requests, s.sink_rows, s.sink_errors);
+}
+
+static int run_collector(kf_collector *c)
+{
+    if (!signals_install()) {
+        cli_error("cannot install signal handlers: %s", strerror(errno));
+        return CLI_EXIT_RUNTIME;
+    }
+    /* The library's threads inherit a mask blocking SIGINT/SIGTERM, so only the main thread
+     * takes them; one arriving during kf_start stays pending until it returns. */
+    sigset_t stop_set, old_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_set, &old_set);
+    kf_err e = kf_start(c);
+    pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+    if (e != KF_OK) {
+        const char *msg = kf_errmsg(c);
+        if (msg && *msg)
+            cli_error("start failed: %s", msg);
+        else
+            cli_error("start failed: %s (ws-url %s, rest-url %s)", kf_strerror(e), kf_ws_url(c),
+                      kf_rest_url(c));
+        signals_restore();
+        return CLI_EXIT_RUNTIME;
+    }
+    kf__log(&cli_logger, KF_LOG_INFO,
+            "msg=running streams=%zu connections=%zu ws_url=%s rest_url=%s pid=%ld",
+            kf_stream_count(c), kf_connection_count(c), kf_ws_url(c), kf_rest_url(c),
+            (long)getpid());
+
+    int sig = wait_for_signal();
+    kf__log(&cli_logger, KF_LOG_INFO, "msg=stopping signal=%s", signal_name(sig));
+    int rc = CLI_EXIT_OK;
+    e = kf_stop(c);
+    if (e != KF_OK) {
+        const char *msg = kf_errmsg(c);
+        cli_error("stop failed: %s", msg && *msg ? msg : kf_strerror(e));
+        rc = CLI_EXIT_RUNTIME;
+    }
+    log_final(c, signal_name(sig));
+    signals_restore();
+    return rc;
+}
+
+int cli_run(int argc, char **argv)
+{
+    cli_run_opts o;
+    char err[CLI_ERR_MAX];
+    if (!cli_run_opts_parse(&o, argc, argv, err, sizeof err)) {
+        cli_error("%s", err);
+        cli_run_opts_free(&o);
+        return CLI_EXIT_USAGE;
+    }
+    if (o.help) {
+        cli_run_opts_free(&o);
+        cli_usage(stdout);
+        return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_RUNTIME;
+    }
+    if (o.n_symbols == 0 || o.n_intervals == 0) {
+        cli_error("run: %s is required (e.g. --symbols BTCUSDT,ETHUSDT --intervals 1m,5m)",
+                  o.n_symbols == 0 ? "--symbols" : "--intervals");
+        cli_run_opts_free(&o);
+        return CLI_EXIT_USAGE;
+    }
+    cli_logger_setup((kf_log_level)o.log_level);
+
+    int rc;
+    kf_collector *c = NULL;
+    kf_config *cfg = kf_config_new();
+    if (!cfg) {
+        cli_error("out of memory");
+        rc = CLI_EXIT_RUNTIME;
+        goto out;
+    }
+    rc = build_config(cfg, &o);
+    if (rc != CLI_EXIT_OK)
+        goto out;
+    char errbuf[512] = "";
+    c = kf_create(cfg, errbuf, sizeof errbuf);
+    if (!c) {
+        /* kf_create only rejects configuration (or runs out of memory). */
+        cli_error("%s", *errbuf ? errbuf : "invalid configuration");
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
+    kf_config_free(cfg);
+    cfg = NULL;
+    rc = run_collector(c);
+
+out:
+    kf_free(c);
+    kf_config_free(cfg);
+    cli_run_opts_free(&o);
+    kf__logger_destroy(&cli_logger);
+    return rc;
+}
