@@ -144,8 +144,11 @@ kf_err kf__linefile_open(const char *scheme, const char *target, const char *hea
         empty = 0;
         /* A file cut mid-line (crash, full disk) gets its line ended before we append. */
         char last = '\n';
-        if (pread(lf->fd, &last, 1, st.st_size - 1) == 1 && last != '\n')
+        int rfd = open(target, O_RDONLY | O_CLOEXEC); /* lf->fd is write-only */
+        if (rfd >= 0 && pread(rfd, &last, 1, st.st_size - 1) == 1 && last != '\n')
             lf_append(lf, "\n", 1); /* fits: buf was just allocated */
+        if (rfd >= 0)
+            close(rfd);
     }
     if (header && empty) {
         lf_append(lf, header, strlen(header));
