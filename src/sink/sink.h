@@ -27,8 +27,8 @@ typedef struct kf__sink_ops {
     void (*close)(void *state);
     /* Optional (NULL if the store cannot answer): open time of the newest closed candle
      * stored for the stream, *found 0 when none. For resuming after a restart. */
-    kf_err (*last_closed)(void *state, const char *symbol, const char *interval,
-                          int64_t *open_time, int *found, char *err, size_t errlen);
+    kf_err (*last_closed)(void *state, const char *symbol, const char *interval, int64_t *open_time,
+                          int *found, char *err, size_t errlen);
 } kf__sink_ops;
 
 extern const kf__sink_ops kf__sink_sqlite;
@@ -39,14 +39,29 @@ extern const kf__sink_ops kf__sink_csv;
  * empty target. */
 const kf__sink_ops *kf__sink_lookup(const char *spec, const char **target);
 
+/* ---- line files: the shared back end of the jsonl and csv sinks (sink.c) ----
+ * Rows are formatted into a buffer owned by the sink (write() only appends to it, so a batch
+ * is either taken whole or not at all) and written with write(2) when the buffer passes
+ * 64 KiB and in flush(). A failed or short write keeps the unwritten bytes and resumes
+ * from them on the next call, so a retry after ENOSPC loses and repeats nothing. Target
+ * "-" is standard output (never closed). The file is opened O_APPEND and created 0644. */
+typedef size_t (*kf__line_fmt)(const kf_kline *k, char *buf, size_t cap);
+/* header: first line written when the file is new or empty (or stdout is not a regular
+ * file); NULL for none. */
+kf_err kf__linefile_open(const char *scheme, const char *target, const char *header,
+                         kf__line_fmt fmt, void **state, char *err, size_t errlen);
+kf_err kf__linefile_write(void *state, const kf_kline *rows, size_t n, char *err, size_t errlen);
+kf_err kf__linefile_flush(void *state, char *err, size_t errlen);
+void kf__linefile_close(void *state);
+
 /* ---- writer: one thread per sink ---- */
 typedef struct kf__writer kf__writer;
 
 typedef struct kf__writer_stats {
-    uint64_t rows;        /* rows stored */
-    uint64_t batches;     /* write() calls that succeeded */
-    uint64_t errors;      /* failed write()/flush() attempts (retried) */
-    uint64_t full_waits;  /* pushes that had to wait for room */
+    uint64_t rows;       /* rows stored */
+    uint64_t batches;    /* write() calls that succeeded */
+    uint64_t errors;     /* failed write()/flush() attempts (retried) */
+    uint64_t full_waits; /* pushes that had to wait for room */
 } kf__writer_stats;
 
 /*
@@ -56,7 +71,7 @@ typedef struct kf__writer_stats {
  */
 kf__writer *kf__writer_open(const char *spec, size_t queue_cap, kf__logger *lg, char *err,
                             size_t errlen);
-/* Starts the writer thread (named "kf-sink"). */
+/* Starts the writer thread (named "kf-sink-N", N counting writers in the process). */
 kf_err kf__writer_start(kf__writer *w, char *err, size_t errlen);
 /*
  * Queues a copy of k. Called from one producer thread (the I/O thread). Never

@@ -1,0 +1,24 @@
+/*
+ * klinefeed-bench: one binary, one subcommand per benchmark. To add one,
+ * write `int kfb_<name>(int argc, char **argv)` in bench/bench_<name>.c,
+ * declare it here and add one line to the table in main.c.
+ */
+#ifndef KF_BENCH_H
+#define KF_BENCH_H
+#include <stddef.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the command name */
+    const char *help;
+} kfb_cmd;
+
+/* Commands */
+int kfb_decode(int argc, char **argv);
+
+/* Helpers shared by commands */
+double kfb_now_ns(void);
+/* Median of n values (sorts v in place); 0 when n == 0. */
+double kfb_median(double *v, size_t n);
+
+#endif

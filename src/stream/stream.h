@@ -1,0 +1,76 @@
+/*
+ * Per-stream state and the recent-candle ring: what the collector knows about
+ * one <symbol>@kline_<interval> stream. Pure logic over memory allocated once
+ * at start: no I/O, no allocation per update.
+ *
+ * Threads: kf__stream_apply() is called by the one I/O thread that owns the
+ * stream; kf__stream_recent() may be called from any thread. A per-stream
+ * mutex (uncontended on the hot path) makes the copy consistent.
+ */
+#ifndef KF_STREAM_STREAM_H
+#define KF_STREAM_STREAM_H
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "klinefeed.h"
+
+/* "币安人生usdt@kline_12h": symbol bytes + "@kline_" + interval + NUL. */
+#define KF__STREAM_NAME_MAX (KF_SYMBOL_MAX + 12)
+
+typedef struct kf__stream {
+    char symbol[KF_SYMBOL_MAX + 1]; /* uppercase, as in payloads */
+    int interval;                   /* kf_interval_index() */
+    char name[KF__STREAM_NAME_MAX]; /* lowercase stream name */
+    size_t shard;                   /* connection it is subscribed on */
+
+    pthread_mutex_t mu; /* guards everything below */
+    kf_kline *ring;     /* closed candles, capacity cap, oldest at head */
+    size_t cap, head, count;
+    kf_kline open; /* the candle in progress, valid when has_open */
+    bool has_open;
+    bool has_closed;
+    int64_t last_closed; /* open time of the newest closed candle, valid when has_closed */
+} kf__stream;
+
+typedef enum kf__apply {
+    KF__APPLY_UPDATE = 0,    /* open candle updated in place (or started) */
+    KF__APPLY_CLOSED = 1,    /* a new closed candle was appended: store it */
+    KF__APPLY_DUPLICATE = 2, /* a closing update for a candle already closed */
+    KF__APPLY_STALE = 3,     /* an open update for a candle older than the newest closed one */
+} kf__apply;
+
+/* Initialises s for symbol (uppercase) and interval index with a ring of cap candles (memory
+ * from kf__calloc; pages are touched only as candles arrive). KF_ERR_NOMEM on failure. */
+kf_err kf__stream_init(kf__stream *s, const char *symbol, int interval, size_t cap);
+void kf__stream_destroy(kf__stream *s);
+
+/*
+ * Applies one update of this stream. Closed candles are identified by open
+ * time: the first closing update of a candle is appended, repeats are
+ * duplicates. With gap != NULL, *gap is set to the number of whole intervals
+ * missing between the previous closed candle and this one (0 when contiguous
+ * or unknown; 1M candles count calendar months).
+ */
+kf__apply kf__stream_apply(kf__stream *s, const kf_kline *k, int64_t *gap);
+
+/* Copies up to n newest candles, oldest first, the open candle last. Returns the count. */
+size_t kf__stream_recent(kf__stream *s, kf_kline *out, size_t n);
+
+/* Open time of the candle after the one opening at t (calendar month for 1M). */
+int64_t kf__interval_next(int interval, int64_t t);
+
+/* ---- lookup: (symbol, interval) -> stream index, built once, read-only afterwards ---- */
+typedef struct kf__stream_index {
+    uint32_t *slots; /* stream index + 1, 0 empty */
+    size_t mask;
+} kf__stream_index;
+
+kf_err kf__stream_index_build(kf__stream_index *ix, const kf__stream *streams, size_t n);
+void kf__stream_index_free(kf__stream_index *ix);
+/* Index of the stream or -1. symbol need not be NUL-terminated. */
+long kf__stream_index_find(const kf__stream_index *ix, const kf__stream *streams,
+                           const char *symbol, size_t symlen, int interval);
+
+#endif

@@ -1,0 +1,169 @@
+/* Per-stream state and ring: in-place open candle, one append per closed candle, duplicates,
+ * wrap-around, query order, gap counting, calendar months. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "stream/stream.h"
+
+static kf_kline mk(int64_t t, int64_t close_mant, bool closed)
+{
+    kf_kline k;
+    memset(&k, 0, sizeof k);
+    strcpy(k.symbol, "BTCUSDT");
+    strcpy(k.interval, "1m");
+    k.interval_index = 0;
+    k.open_time = t;
+    k.close_time = t + 59999;
+    k.close = (kf_dec){close_mant, 2};
+    k.closed = closed;
+    return k;
+}
+
+static void test_open_updated_in_place(void **st)
+{
+    (void)st;
+    kf__stream s;
+    assert_int_equal(kf__stream_init(&s, "BTCUSDT", 0, 10), KF_OK);
+    assert_string_equal(s.name, "btcusdt@kline_1m");
+    kf_kline out[4];
+    for (int i = 0; i < 5; i++) {
+        kf_kline k = mk(60000, 100 + i, false);
+        assert_int_equal(kf__stream_apply(&s, &k, NULL), KF__APPLY_UPDATE);
+    }
+    size_t n = kf__stream_recent(&s, out, 4);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0].close.mant, 104);
+    assert_false(out[0].closed);
+    kf__stream_destroy(&s);
+}
+
+static void test_closed_appended_once(void **st)
+{
+    (void)st;
+    kf__stream s;
+    assert_int_equal(kf__stream_init(&s, "BTCUSDT", 0, 10), KF_OK);
+    kf_kline k = mk(60000, 100, false);
+    kf__stream_apply(&s, &k, NULL);
+    k = mk(60000, 101, true);
+    assert_int_equal(kf__stream_apply(&s, &k, NULL), KF__APPLY_CLOSED);
+    /* Binance repeats the closing update: a duplicate, never a second row. */
+    assert_int_equal(kf__stream_apply(&s, &k, NULL), KF__APPLY_DUPLICATE);
+    k = mk(60000, 100, false);
+    assert_int_equal(kf__stream_apply(&s, &k, NULL), KF__APPLY_STALE);
+    kf_kline out[4];
+    size_t n = kf__stream_recent(&s, out, 4);
+    assert_int_equal(n, 1);
+    assert_true(out[0].closed);
+    assert_int_equal(out[0].close.mant, 101);
+    /* next candle opens: closed ones first, the open one last */
+    k = mk(120000, 200, false);
+    assert_int_equal(kf__stream_apply(&s, &k, NULL), KF__APPLY_UPDATE);
+    n = kf__stream_recent(&s, out, 4);
+    assert_int_equal(n, 2);
+    assert_int_equal(out[0].open_time, 60000);
+    assert_int_equal(out[1].open_time, 120000);
+    assert_false(out[1].closed);
+    kf__stream_destroy(&s);
+}
+
+static void test_ring_wraps_and_query_caps(void **st)
+{
+    (void)st;
+    kf__stream s;
+    assert_int_equal(kf__stream_init(&s, "ETHUSDT", 0, 5), KF_OK);
+    for (int i = 1; i <= 12; i++) {
+        kf_kline k = mk(i * 60000LL, i, true);
+        assert_int_equal(kf__stream_apply(&s, &k, NULL), KF__APPLY_CLOSED);
+    }
+    kf_kline out[8];
+    size_t n = kf__stream_recent(&s, out, 8);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(out[i].open_time, (int64_t)(8 + i) * 60000);
+    n = kf__stream_recent(&s, out, 2);
+    assert_int_equal(n, 2);
+    assert_int_equal(out[0].open_time, 11 * 60000);
+    assert_int_equal(out[1].open_time, 12 * 60000);
+    n = kf__stream_recent(&s, out, 0);
+    assert_int_equal(n, 0);
+    kf__stream_destroy(&s);
+}
+
+static void test_gap_counted(void **st)
+{
+    (void)st;
+    kf__stream s;
+    assert_int_equal(kf__stream_init(&s, "BTCUSDT", 0, 10), KF_OK);
+    int64_t gap = -1;
+    kf_kline k = mk(60000, 1, true);
+    kf__stream_apply(&s, &k, &gap);
+    assert_int_equal(gap, 0);
+    k = mk(120000, 1, true);
+    kf__stream_apply(&s, &k, &gap);
+    assert_int_equal(gap, 0);
+    k = mk(120000 + 4 * 60000, 1, true);
+    kf__stream_apply(&s, &k, &gap);
+    assert_int_equal(gap, 3);
+    kf__stream_destroy(&s);
+}
+
+static void test_month_boundaries(void **st)
+{
+    (void)st;
+    int m = kf_interval_index("1M", 2);
+    assert_int_equal(m, 14);
+    /* 2026-01-01 -> 2026-02-01 -> 2026-03-01 (28 days) -> 2026-04-01 */
+    assert_int_equal(kf__interval_next(m, 1767225600000LL), 1769904000000LL);
+    assert_int_equal(kf__interval_next(m, 1769904000000LL), 1772323200000LL);
+    assert_int_equal(kf__interval_next(m, 1772323200000LL), 1775001600000LL);
+    assert_int_equal(kf__interval_next(0, 60000), 120000);
+    kf__stream s;
+    assert_int_equal(kf__stream_init(&s, "BTCUSDT", m, 4), KF_OK);
+    assert_string_equal(s.name, "btcusdt@kline_1M");
+    int64_t gap;
+    kf_kline k = mk(1767225600000LL, 1, true);
+    kf__stream_apply(&s, &k, &gap);
+    k = mk(1775001600000LL, 1, true); /* Feb and Mar missing */
+    kf__stream_apply(&s, &k, &gap);
+    assert_int_equal(gap, 2);
+    kf__stream_destroy(&s);
+}
+
+static void test_index_lookup(void **st)
+{
+    (void)st;
+    kf__stream ss[6];
+    const char *syms[] = {"BTCUSDT", "ETHUSDT", "币安人生USDT"};
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(kf__stream_init(&ss[i], syms[i / 2], i % 2 ? 14 : 0, 2), KF_OK);
+    kf__stream_index ix;
+    assert_int_equal(kf__stream_index_build(&ix, ss, 6), KF_OK);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(
+            kf__stream_index_find(&ix, ss, syms[i / 2], strlen(syms[i / 2]), i % 2 ? 14 : 0), i);
+    assert_int_equal(kf__stream_index_find(&ix, ss, "BTCUSD", 6, 0), -1);
+    assert_int_equal(kf__stream_index_find(&ix, ss, "BTCUSDT", 7, 1), -1);
+    assert_int_equal(kf__stream_index_find(&ix, ss, "BTCUSDTX", 7, 0), 0); /* length-bounded */
+    assert_string_equal(ss[4].name, "币安人生usdt@kline_1m");
+    kf__stream_index_free(&ix);
+    for (int i = 0; i < 6; i++)
+        kf__stream_destroy(&ss[i]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_updated_in_place),
+        cmocka_unit_test(test_closed_appended_once),
+        cmocka_unit_test(test_ring_wraps_and_query_caps),
+        cmocka_unit_test(test_gap_counted),
+        cmocka_unit_test(test_month_boundaries),
+        cmocka_unit_test(test_index_lookup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
