@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "klinefeed.h"
+#include "sink/sink.h"
 
 void cli_argiter_init(cli_argiter *it, int argc, char **argv)
 {
@@ -143,15 +144,10 @@ static bool list_has_item(const char *csv)
     return false;
 }
 
+/* The library's own table of sink schemes decides (sqlite, jsonl, csv; non-empty target). */
 static bool sink_spec_ok(const char *spec)
 {
-    static const char *const schemes[] = {"sqlite:", "jsonl:", "csv:"};
-    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
-        size_t n = strlen(schemes[i]);
-        if (strncmp(spec, schemes[i], n) == 0)
-            return spec[n] != '\0';
-    }
-    return false;
+    return kf__sink_lookup(spec, NULL) != NULL;
 }
 
 static int parse_validate(const char *s)
