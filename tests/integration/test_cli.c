@@ -642,15 +642,126 @@ static long long sqlite_count(const char *path, const char *sql)
     sqlite3_close(db);
     return n;
 }
+
+/* Waits until path contains needle (polling, at most timeout_ms); false on timeout. */
+static bool wait_for_text(const char *path, const char *needle, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 50) {
+        char *t = slurp(path, NULL);
+        bool found = strstr(t, needle) != NULL;
+        free(t);
+        if (found)
+            return true;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+/* The value of " key=<n>" in a log line, or -1. */
+static long long log_counter(const char *text, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, " %s=", key);
+    const char *p = strstr(text, pat);
+    return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
+}
+
 #endif
 
+/*
+ * run against klinefeed-sim at 120x (a 1m candle closes every 0.5 s) with a
+ * sqlite and a jsonl sink for a few seconds, then SIGTERM: exit 0, and every
+ * closed candle is in both stores.
+ */
 static void test_run_sim_sigterm(void **state)
 {
     (void)state;
 #if !HAVE_SIM_PROC
     skip(); /* tests/common/sim_proc.h (simulator test helpers) has not landed yet */
 #else
-    /* filled in when the simulator helpers land */
+    kft_sim sim;
+    const char *const sim_args[] = {"--speed", "120", "--symbols", "BTCUSDT,ETHUSDT", NULL};
+    assert_int_equal(kft_sim_start(&sim, sim_args), 0);
+    char ws[128], rest[128], db[600], jsonl[600], sink_db[620], sink_jsonl[620];
+    snprintf(ws, sizeof ws, "ws://127.0.0.1:%d/market", sim.port);
+    snprintf(rest, sizeof rest, "http://127.0.0.1:%d", sim.port);
+    snprintf(db, sizeof db, "%s", tmp_path("k.db"));
+    snprintf(jsonl, sizeof jsonl, "%s", tmp_path("k.jsonl"));
+    snprintf(sink_db, sizeof sink_db, "sqlite:%s", db);
+    snprintf(sink_jsonl, sizeof sink_jsonl, "jsonl:%s", jsonl);
+
+    const char *const args[] = {"run",      "--symbols", "BTCUSDT,ETHUSDT", "--intervals", "1m",
+                                "--ws-url", ws,          "--rest-url",      rest,          "--sink",
+                                sink_db,    "--sink",    sink_jsonl,        NULL};
+    pid_t pid = cli_spawn(args, NULL, NULL);
+    if (!wait_for_text(tmp_path("cli.err"), "msg=running", 20000)) {
+        kill(pid, SIGKILL);
+        cli_wait(pid, 5000);
+        char *err = slurp(tmp_path("cli.err"), NULL);
+        fail_msg("klinefeed did not start:\n%s", err);
+    }
+    sleep(4); /* ~8 closes per stream at 120x */
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    cli_result r;
+    cli_collect(&r, cli_wait(pid, 30000));
+    kft_sim_stop(&sim);
+    if (r.code != 0)
+        print_error("exit %d, stderr:\n%s", r.code, r.err);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.out_len, 0);
+    const char *final_line = strstr(r.err, "msg=stopped signal=SIGTERM");
+    assert_non_null(final_line);
+    long long closed = log_counter(final_line, "closed");
+    assert_true(closed >= 4); /* 2 streams x several minutes */
+
+    /* jsonl: only closed candles, one line each */
+    size_t jl_len;
+    char *jl = slurp(jsonl, &jl_len);
+    size_t lines = count_lines(jl);
+    assert_true(lines >= 4);
+    assert_int_equal(count_substr(jl, "\"closed\":true"), lines);
+    assert_int_equal(count_substr(jl, "\"closed\":false"), 0);
+
+    /* sqlite: the same candles, closed, with the same text */
+    assert_int_equal(sqlite_count(db, "SELECT count(*) FROM klines"), (long long)lines);
+    assert_int_equal(sqlite_count(db, "SELECT count(*) FROM klines WHERE closed = 0"), 0);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(h,
+                                        "SELECT count(*) FROM klines WHERE symbol = ?1 AND "
+                                        "interval = ?2 AND open_time = ?3 AND close = ?4 "
+                                        "AND volume = ?5",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    for (const char *p = jl; *p;) {
+        const char *e = strchr(p, '\n');
+        assert_non_null(e);
+        expect_kline_json(p, (size_t)(e - p));
+        char sym[64], iv[8], close_txt[64], vol[64];
+        assert_true(json_str(p, "symbol", sym, sizeof sym));
+        assert_true(json_str(p, "interval", iv, sizeof iv));
+        assert_true(json_str(p, "close", close_txt, sizeof close_txt));
+        assert_true(json_str(p, "volume", vol, sizeof vol));
+        const char *ot = strstr(p, "\"open_time\":");
+        assert_true(ot && ot < e);
+        long long open_time = strtoll(ot + strlen("\"open_time\":"), NULL, 10);
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, sym, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, iv, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 3, open_time);
+        sqlite3_bind_text(st, 4, close_txt, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 5, vol, -1, SQLITE_TRANSIENT);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        if (sqlite3_column_int64(st, 0) != 1)
+            fail_msg("candle %s %s %lld not in sqlite as in jsonl", sym, iv, open_time);
+        p = e + 1;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    free(jl);
+    result_free(&r);
 #endif
 }
 
