@@ -23,9 +23,14 @@
 
 /* ---- configuration ---- */
 
-/* Reports a setter's rejection as one usage line naming the flag and the value. */
+/* Reports a setter's rejection as one usage line naming the flag and the value (exit 2);
+ * running out of memory is a runtime failure (exit 1). */
 static int setter_failed(const kf_config *cfg, const char *flag, const char *value, kf_err e)
 {
+    if (e == KF_ERR_NOMEM) {
+        cli_error("%s: out of memory", flag);
+        return CLI_EXIT_RUNTIME;
+    }
     const char *msg = kf_config_errmsg(cfg);
     if (msg && *msg)
         cli_error("%s: %s", flag, msg);
