@@ -678,7 +678,9 @@ static void test_run_sim_sigterm(void **state)
 {
     (void)state;
 #if !HAVE_SIM_PROC
-    skip(); /* tests/common/sim_proc.h (simulator test helpers) has not landed yet */
+    print_message("skipped: tests/common/sim_proc.h (klinefeed-sim test helpers) is not in "
+                  "this tree yet\n");
+    skip();
 #else
     kft_sim sim;
     const char *const sim_args[] = {"--speed", "120", "--symbols", "BTCUSDT,ETHUSDT", NULL};
