@@ -1,9 +1,10 @@
 /* kf__decode / kf_kline_decode: real capture, truncation, mutations, hostile input. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <stdio.h>
 #include <stdlib.h>
