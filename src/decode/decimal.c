@@ -31,6 +31,8 @@ kf_err kf_dec_parse(const char *s, size_t len, kf_dec *out)
                 return KF_ERR_PARSE;
             m = m * 10 + (c - '0');
             scale += seen_dot;
+            if (scale > DEC_MAX_DIGITS) /* early: a huge run of zeros must not overflow */
+                return KF_ERR_PARSE;
         } else if (c == '.' && !seen_dot) {
             seen_dot = 1;
             if (p + 1 == end)
@@ -39,13 +41,12 @@ kf_err kf_dec_parse(const char *s, size_t len, kf_dec *out)
             return KF_ERR_PARSE;
         }
     }
-    if (scale > DEC_MAX_DIGITS)
-        return KF_ERR_PARSE;
-    out->mant = neg ? -(int64_t)m : (int64_t)m;
-    out->scale = scale;
     /* "-0" would format as "0": refuse it rather than change the text. */
     if (neg && m == 0)
         return KF_ERR_PARSE;
+    /* *out is written only on success */
+    out->mant = neg ? -(int64_t)m : (int64_t)m;
+    out->scale = scale;
     return KF_OK;
 }
 

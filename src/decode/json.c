@@ -5,8 +5,8 @@
 
 /* 1 for bytes that end the fast path of a string scan: '"', '\\' and controls. */
 static const unsigned char str_stop[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, ['\\'] = 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, ['\\'] = 1,
 };
 
 static inline const char *ws(const char *p, const char *end)
@@ -431,8 +431,7 @@ bool kf__json_read_string(kf__json *j, kf__json_span *out)
 }
 
 /* Parses an integer number at j->p: magnitude into *mag, sign into *neg. */
-static bool read_int(kf__json *j, uint64_t *mag, bool *neg, uint64_t limit_pos,
-                     uint64_t limit_neg)
+static bool read_int(kf__json *j, uint64_t *mag, bool *neg, uint64_t limit_pos, uint64_t limit_neg)
 {
     if (!more(j))
         return false;

@@ -52,19 +52,29 @@ static const char *const k_missing[KF_COUNT] = {
     "missing k.t", "missing k.T", "missing k.s", "missing k.i", "missing k.f", "missing k.L",
     "missing k.o", "missing k.c", "missing k.h", "missing k.l", "missing k.v", "missing k.n",
     "missing k.x", "missing k.q", "missing k.V", "missing k.Q", "missing k.B"};
-static const char *const k_badtype[KF_COUNT] = {
-    "k.t not an integer",       "k.T not an integer",       "k.s not a string",
-    "k.i not a string",         "k.f not an integer",       "k.L not an integer",
-    "k.o not a decimal string", "k.c not a decimal string", "k.h not a decimal string",
-    "k.l not a decimal string", "k.v not a decimal string", "k.n not an integer",
-    "k.x not true or false",    "k.q not a decimal string", "k.V not a decimal string",
-    "k.Q not a decimal string", "k.B ignored"};
+static const char *const k_badtype[KF_COUNT] = {"k.t not an integer",
+                                                "k.T not an integer",
+                                                "k.s not a string",
+                                                "k.i not a string",
+                                                "k.f not an integer",
+                                                "k.L not an integer",
+                                                "k.o not a decimal string",
+                                                "k.c not a decimal string",
+                                                "k.h not a decimal string",
+                                                "k.l not a decimal string",
+                                                "k.v not a decimal string",
+                                                "k.n not an integer",
+                                                "k.x not true or false",
+                                                "k.q not a decimal string",
+                                                "k.V not a decimal string",
+                                                "k.Q not a decimal string",
+                                                "k.B ignored"};
 
 /* Byte -> k field + 1 (0: unknown key). */
 static const unsigned char k_field[256] = {
-    ['t'] = KF_T + 1, ['T'] = KF_TT + 1, ['s'] = KF_S + 1, ['i'] = KF_I + 1, ['f'] = KF_F + 1,
-    ['L'] = KF_L + 1, ['o'] = KF_O + 1,  ['c'] = KF_C + 1, ['h'] = KF_H + 1, ['l'] = KF_LO + 1,
-    ['v'] = KF_V + 1, ['n'] = KF_N + 1,  ['x'] = KF_X + 1, ['q'] = KF_Q + 1, ['V'] = KF_VV + 1,
+    ['t'] = KF_T + 1,  ['T'] = KF_TT + 1, ['s'] = KF_S + 1, ['i'] = KF_I + 1, ['f'] = KF_F + 1,
+    ['L'] = KF_L + 1,  ['o'] = KF_O + 1,  ['c'] = KF_C + 1, ['h'] = KF_H + 1, ['l'] = KF_LO + 1,
+    ['v'] = KF_V + 1,  ['n'] = KF_N + 1,  ['x'] = KF_X + 1, ['q'] = KF_Q + 1, ['V'] = KF_VV + 1,
     ['Q'] = KF_QQ + 1, ['B'] = KF_B + 1,
 };
 
@@ -83,8 +93,10 @@ enum {
 
 /* Bytes a symbol may not contain: controls, space, DEL, / @ ? & and the JSON specials. */
 static const unsigned char sym_bad[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, ['"'] = 1, ['&'] = 1, ['/'] = 1, ['?'] = 1, ['@'] = 1, ['\\'] = 1, [0x7f] = 1,
+    1, 1, 1, 1,         1,         1,         1,         1,         1,          1,
+    1, 1, 1, 1,         1,         1,         1,         1,         1,          1,
+    1, 1, 1, 1,         1,         1,         1,         1,         1,          1,
+    1, 1, 1, ['"'] = 1, ['&'] = 1, ['/'] = 1, ['?'] = 1, ['@'] = 1, ['\\'] = 1, [0x7f] = 1,
 };
 
 typedef struct dstate {
@@ -226,8 +238,7 @@ static inline const char *parse_dec(const char *p, const char *end, kf_dec *out)
 }
 
 /* Plain string at p (opening quote): span without escapes; NULL if escaped or bad. */
-static inline const char *parse_plain_str(const char *p, const char *end, const char **s,
-                                          size_t *n)
+static inline const char *parse_plain_str(const char *p, const char *end, const char **s, size_t *n)
 {
     const char *q = ++p;
     while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
@@ -658,8 +669,7 @@ static kf__frame_kind finish_kline(dstate *st, kf_kline *out)
             return malformed(st->f, "missing s");
         sym = st->ksym;
         n = st->ksym_len;
-    } else if ((st->kseen & (1u << KF_S)) &&
-               (st->ksym_len != n || memcmp(st->ksym, sym, n) != 0)) {
+    } else if ((st->kseen & (1u << KF_S)) && (st->ksym_len != n || memcmp(st->ksym, sym, n) != 0)) {
         return malformed(st->f, "k.s differs from s");
     }
     if (n == 0)

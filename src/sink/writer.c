@@ -233,14 +233,20 @@ static void wr_release(kf__writer *w, size_t h, size_t n)
 /* The writer loop; also run inline by kf__writer_stop when never started. */
 static kf_err wr_run(kf__writer *w)
 {
-    int dirty = 0; /* written since the last flush */
+    size_t dirty = 0; /* rows written since the last flush */
     for (;;) {
         size_t h = atomic_load_explicit(&w->head, memory_order_relaxed);
         size_t t = atomic_load_explicit(&w->tail, memory_order_acquire);
         if (h == t) {
             if (dirty) {
-                if (wr_until_ok(w, NULL, 0) != 0)
+                if (wr_until_ok(w, NULL, 0) != 0) {
+                    /* written into the sink's buffer but never made durable */
+                    atomic_fetch_add_explicit(&w->errors, dirty, memory_order_relaxed);
+                    kf__log(w->lg, KF_LOG_ERROR,
+                            "msg=\"sink rows not flushed at stop deadline\" spec=%s rows=%zu",
+                            w->spec, dirty);
                     return KF_ERR_SINK;
+                }
                 dirty = 0;
                 continue;
             }
@@ -273,7 +279,7 @@ static kf_err wr_run(kf__writer *w)
         }
         atomic_fetch_add_explicit(&w->rows, n, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->batches, 1, memory_order_relaxed);
-        dirty = 1;
+        dirty += n;
         wr_release(w, h, n);
     }
 }
