@@ -60,7 +60,8 @@ static void check_msg(const kf__ws_msg *m, const uint8_t *buf, size_t len, const
             abort();
         break;
     case KF__WS_MSG_CLOSE:
-        if (m->close_code < 1000 || m->close_code > 4999 || m->len > 123)
+        if (m->close_code < 1000 || m->close_code > 4999 || m->len > 125 ||
+            (m->close_code == 1005) != (m->len == 0))
             abort();
         break;
     default:

@@ -57,8 +57,8 @@ typedef enum kf__ws_msg_type {
 typedef struct kf__ws_msg {
     kf__ws_msg_type type;
     /* Into the caller's buffer or r->frag; valid until the next call (and, when
-     * into buf, until the caller drops those bytes). CLOSE: the reason after the
-     * 2-byte code. Text and close reasons are not UTF-8-validated here: the
+     * into buf, until the caller drops those bytes). CLOSE: the whole payload,
+     * 2-byte code then reason (0 bytes when close_code is 1005). Text and close reasons are not UTF-8-validated here: the
      * decoder validates the JSON it parses. */
     const uint8_t *data;
     size_t len;
