@@ -354,6 +354,8 @@ static bool next_member(kf__json *j, bool obj)
         j->p++;
         if (!more(j))
             return false;
+        if (*j->p == (obj ? '}' : ']'))
+            return kf__json_fail(j, "trailing comma");
     }
     j->more_bits |= bit;
     return true;
