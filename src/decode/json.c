@@ -3,12 +3,6 @@
 
 #include <string.h>
 
-/* 1 for bytes that end the fast path of a string scan: '"', '\\' and controls. */
-static const unsigned char str_stop[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, ['\\'] = 1,
-};
-
 static inline const char *ws(const char *p, const char *end)
 {
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
@@ -29,11 +23,7 @@ static inline int hexval(unsigned char c)
 const char *kf__json_skip_string(const char *p, const char *end, bool *escaped, const char **why)
 {
     for (;;) {
-        while (p + 4 <= end && !str_stop[(unsigned char)p[0]] && !str_stop[(unsigned char)p[1]] &&
-               !str_stop[(unsigned char)p[2]] && !str_stop[(unsigned char)p[3]])
-            p += 4;
-        while (p < end && !str_stop[(unsigned char)*p])
-            p++;
+        p = kf__json_scan_str(p, end);
         if (p >= end) {
             *why = "truncated";
             return NULL;
@@ -92,8 +82,7 @@ static const char *skip_number(const char *p, const char *end, const char **why)
     if (*p == '0') {
         p++;
     } else if ((unsigned)(*p - '1') <= 8u) {
-        while (p < end && (unsigned)(*p - '0') <= 9u)
-            p++;
+        p = kf__json_scan_digits(p + 1, end);
     } else {
         *why = "bad number";
         return NULL;
@@ -108,8 +97,7 @@ static const char *skip_number(const char *p, const char *end, const char **why)
             *why = "bad number";
             return NULL;
         }
-        while (p < end && (unsigned)(*p - '0') <= 9u)
-            p++;
+        p = kf__json_scan_digits(p, end);
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         p++;

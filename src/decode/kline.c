@@ -144,9 +144,19 @@ static inline void defer(dstate *st, const char *why)
         st->kwhy = why;
 }
 
-/* Skips one value at p (validating it); fatal on error. */
-static const char *skip(dstate *st, const char *p, int depth)
+/* Skips one value at p (validating it); fatal on error. Plain strings and integers inline. */
+static inline const char *skip(dstate *st, const char *p, int depth)
 {
+    const char *end = st->end;
+    if (*p == '"') {
+        const char *q = kf__json_scan_str(p + 1, end);
+        if (q < end && *q == '"')
+            return q + 1;
+    } else if ((unsigned)(*p - '1') <= 8u) {
+        const char *q = kf__json_scan_digits(p + 1, end);
+        if (q < end && *q != '.' && *q != 'e' && *q != 'E')
+            return q;
+    }
     const char *why = "truncated";
     const char *q = kf__json_skip(p, st->end, depth, &why);
     return q ? q : fail(st, why);
@@ -240,9 +250,7 @@ static inline const char *parse_dec(const char *p, const char *end, kf_dec *out)
 /* Plain string at p (opening quote): span without escapes; NULL if escaped or bad. */
 static inline const char *parse_plain_str(const char *p, const char *end, const char **s, size_t *n)
 {
-    const char *q = ++p;
-    while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
-        q++;
+    const char *q = kf__json_scan_str(++p, end);
     if (q >= end || *q != '"')
         return NULL;
     *s = p;
@@ -303,9 +311,14 @@ static inline const char *read_key(dstate *st, const char *p, const char **key, 
         return fail(st, "truncated");
     if (*p != '"')
         return fail(st, "expected a key string");
-    const char *q = ++p;
-    while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
-        q++;
+    /* fast path: a one-byte key directly followed by ':' ("t":) */
+    if (end - p >= 5 && p[2] == '"' && p[3] == ':' && p[1] != '\\' && p[1] != '"' &&
+        (unsigned char)p[1] >= 0x20) {
+        *key = p + 1;
+        *klen = 1;
+        return ws(p + 4, end);
+    }
+    const char *q = kf__json_scan_str(++p, end);
     if (q < end && *q == '"') {
         *key = p;
         *klen = (size_t)(q - p);
