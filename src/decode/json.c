@@ -5,6 +5,8 @@
 
 static inline const char *ws(const char *p, const char *end)
 {
+    if (p < end && (unsigned char)*p > ' ')
+        return p;
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
     return p;
@@ -141,11 +143,17 @@ value:
     if (p >= end)
         goto truncated;
     switch (*p) {
-    case '"':
+    case '"': {
+        const char *q = kf__json_scan_str(p + 1, end);
+        if (q < end && *q == '"') {
+            p = q + 1;
+            break;
+        }
         p = kf__json_skip_string(p + 1, end, NULL, why);
         if (!p)
             return NULL;
         break;
+    }
     case '{':
     case '[':
         if (depth + lvl >= KF__JSON_MAX_DEPTH) {
