@@ -838,27 +838,34 @@ HOT const char *fast_dec(const char *p, const char *end, kf_dec *out)
     return p;
 }
 
-/* p[0..n) == s[0..n) for a small constant n, with word loads instead of a memcmp call. */
+/* p[0..n) == s[0..n) for a small constant n: a few overlapping word loads, no memcmp call. */
 HOT bool lit_eq(const char *p, const char *s, size_t n)
 {
-    uint64_t diff = 0;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t a, b;
-        memcpy(&a, p + i, 8);
-        memcpy(&b, s + i, 8);
-        diff |= a ^ b;
+    uint64_t a8, b8, c8, d8;
+    uint32_t a4, b4, c4, d4;
+    if (n >= 8) {
+        uint64_t diff = 0;
+        size_t i = 0;
+        for (; i + 8 < n; i += 8) {
+            memcpy(&a8, p + i, 8);
+            memcpy(&b8, s + i, 8);
+            diff |= a8 ^ b8;
+        }
+        memcpy(&c8, p + n - 8, 8);
+        memcpy(&d8, s + n - 8, 8);
+        return (diff | (c8 ^ d8)) == 0;
     }
-    if (i + 4 <= n) {
-        uint32_t a, b;
-        memcpy(&a, p + i, 4);
-        memcpy(&b, s + i, 4);
-        diff |= a ^ b;
-        i += 4;
+    if (n >= 4) {
+        memcpy(&a4, p, 4);
+        memcpy(&b4, s, 4);
+        memcpy(&c4, p + n - 4, 4);
+        memcpy(&d4, s + n - 4, 4);
+        return ((a4 ^ b4) | (c4 ^ d4)) == 0;
     }
-    for (; i < n; i++)
-        diff |= (uint8_t)(p[i] ^ s[i]);
-    return diff == 0;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != s[i])
+            return false;
+    return true;
 }
 
 #define LIT(s)                                                                                     \
