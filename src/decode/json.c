@@ -211,6 +211,13 @@ after:
         p++;
         if ((objs >> (lvl - 1)) & 1)
             goto key;
+        if (p < end && *p == '"') { /* array of strings: no detour through the switch */
+            const char *q = kf__json_scan_str(p + 1, end);
+            if (q < end && *q == '"') {
+                p = q + 1;
+                goto after;
+            }
+        }
         goto value;
     }
     if (*p == ((objs >> (lvl - 1)) & 1 ? '}' : ']')) {
@@ -224,6 +231,13 @@ key:
     p = ws(p, end);
     if (p >= end)
         goto truncated;
+    if (*p == '"') { /* plain key directly followed by ':' */
+        const char *q = kf__json_scan_str(p + 1, end);
+        if (q + 1 < end && *q == '"' && q[1] == ':') {
+            p = q + 2;
+            goto value;
+        }
+    }
     if (*p != '"') {
         *why = "expected a key string";
         return NULL;

@@ -120,6 +120,8 @@ typedef struct dstate {
 
 HOT const char *ws(const char *p, const char *end)
 {
+    if (p < end && (unsigned char)*p > ' ')
+        return p;
     while (p < end && (unsigned char)*p <= ' ' &&
            (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
@@ -398,6 +400,12 @@ HOT const char *read_key(dstate *st, const char *p, const char **key, size_t *kl
 /* After a member's value: ',' -> next key (returns it, ws skipped), '}' -> *done. */
 HOT const char *after_member(dstate *st, const char *p, bool *done)
 {
+    if (p < st->end && *p == ',') { /* no whitespace: the usual case */
+        p++;
+        if (p < st->end && *p == '"')
+            return p;
+        return ws(p, st->end);
+    }
     p = ws(p, st->end);
     if (p >= st->end)
         return fail(st, "truncated");
