@@ -114,6 +114,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (kf_kline_decode(buf, size, &k) != KF_OK)
             abort();
+        /* the general parser (a leading space skips the canonical-layout fast path) agrees */
+        char *sp = malloc(size + 1);
+        kf_kline k2;
+        kf__frame f2;
+        if (sp) {
+            sp[0] = ' ';
+            memcpy(sp + 1, buf, size);
+            if (kf__decode(sp, size + 1, &f2, &k2) != KF__FRAME_KLINE ||
+                memcmp(k.symbol, k2.symbol, sizeof k.symbol) != 0 ||
+                k.interval_index != k2.interval_index || k.open_time != k2.open_time ||
+                k.close_time != k2.close_time || k.event_time != k2.event_time ||
+                k.trades != k2.trades || k.first_trade_id != k2.first_trade_id ||
+                k.last_trade_id != k2.last_trade_id || k.closed != k2.closed ||
+                k.open.mant != k2.open.mant || k.open.scale != k2.open.scale ||
+                k.quote_volume.mant != k2.quote_volume.mant ||
+                k.taker_buy_quote.scale != k2.taker_buy_quote.scale)
+                abort();
+            free(sp);
+        }
     }
     /* pointers handed out stay inside the buffer */
     if ((f.event && (f.event < buf || f.event + f.event_len > buf + size)) ||

@@ -128,7 +128,8 @@ long kf__json_unescape(const char *p, size_t len, char *out, size_t cap);
 /* ---- low level, shared with the frame decoder ---- */
 
 /* First byte in [p, end) that is '"', '\\' or a control byte, or end. */
-static inline __attribute__((always_inline)) const char *kf__json_scan_str(const char *p, const char *end)
+static inline __attribute__((always_inline)) const char *kf__json_scan_str(const char *p,
+                                                                           const char *end)
 {
 #ifdef __SSE2__
     const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), c1f = _mm_set1_epi8(0x1f);
@@ -148,7 +149,8 @@ static inline __attribute__((always_inline)) const char *kf__json_scan_str(const
 }
 
 /* First byte in [p, end) that is not an ASCII digit, or end. */
-static inline __attribute__((always_inline)) const char *kf__json_scan_digits(const char *p, const char *end)
+static inline __attribute__((always_inline)) const char *kf__json_scan_digits(const char *p,
+                                                                              const char *end)
 {
 #ifdef __SSE2__
     const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);

@@ -782,8 +782,8 @@ HOT bool eight_are_digits(const char *p)
 {
     uint64_t v;
     memcpy(&v, p, 8);
-    return (((v + 0x4646464646464646ULL) | (v - 0x3030303030303030ULL)) &
-            0x8080808080808080ULL) == 0;
+    return (((v + 0x4646464646464646ULL) | (v - 0x3030303030303030ULL)) & 0x8080808080808080ULL) ==
+           0;
 }
 
 /* JSON integer of 1..18 digits at p; returns the byte after it or NULL. */
