@@ -164,6 +164,8 @@ static inline void defer(dstate *st, const char *why)
 HOT const char *skip(dstate *st, const char *p, int depth)
 {
     const char *end = st->end;
+    if (p >= end)
+        return fail(st, "truncated");
     if (*p == '"') {
         const char *q = kf__json_scan_str(p + 1, end);
         if (q < end && *q == '"')

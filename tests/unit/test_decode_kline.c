@@ -421,6 +421,22 @@ static void test_truncation(void **state)
             checked++;
         }
     }
+    /* replies and hand-made shapes too */
+    static const char *more[] = {
+        "{\"result\":null,\"id\":1}",
+        "{\"result\":[\"btcusdt@kline_1m\"],\"id\":3}",
+        "{\"error\":{\"code\":2,\"msg\":\"Invalid request: \\\"x\\\"\",\"x\":[1,{}]},\"id\":7}",
+        "{\"id\":null,\"error\":{\"zz\":\"q\",\"msg\":\"m\",\"code\":-4}}",
+        "{\"e\":\"aggTrade\",\"x\":{\"a\":[true,false,null,-1.5e-3,\"\\u00e9\"]}}",
+    };
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+        kf__frame f;
+        kf_kline k;
+        size_t len = strlen(more[i]);
+        assert_int_not_equal(dec(more[i], len, &f, &k), KF__FRAME_MALFORMED);
+        for (size_t n = 0; n < len; n++)
+            assert_int_equal(dec(more[i], n, &f, &k), KF__FRAME_MALFORMED);
+    }
     assert_true(checked > 20000);
     assert_string_equal(why_of("{\"e\":\"kline\""), "truncated");
 }
@@ -955,6 +971,10 @@ static void test_replies(void **state)
                         "error.code not an integer");
     assert_string_equal(why_of("{\"error\":{\"code\":4,\"msg\":5}}"), "error.msg not a string");
     assert_string_equal(why_of("{\"error\":\"x\"}"), "error not an object");
+    /* fuzz finding: an unknown key of error truncated right after its ':' */
+    assert_string_equal(why_of("{\"error\":{\"sode\":"), "truncated");
+    assert_string_equal(why_of("{\"error\":{\"code\":"), "error.code not an integer");
+    assert_string_equal(why_of("{\"error\":{\"msg\":"), "truncated");
     assert_string_equal(why_of("{\"error\":{\"code\":4,\"msg\":\"x\"},\"result\":null,\"id\":1}"),
                         "both result and error");
     assert_string_equal(why_of("{\"id\":1}"), "unknown message");
