@@ -348,10 +348,8 @@ int server_run(void)
             sim_conn *c = conns[i];
             if (flood_running(c) || c->dead)
                 continue;
-            if (c->ws && !c->closing) {
+            if (c->ws && !c->closing && !flood_maybe_start(c, wake_pipe[1]))
                 ws_tick(c, now);
-                flood_maybe_start(c, wake_pipe[1]);
-            }
             if (!flood_running(c) && c->wb.len)
                 conn_flush(c);
             else if (!flood_running(c) && c->closing)
