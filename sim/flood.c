@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,7 +70,7 @@ static void build(sim_flood *f, const sim_conn *c)
         a.n = 5 + (u % 4) * 7;
         a.f = (FLOOD_BASE_MS / 250 + cand * 240) * 32;
         a.L = a.f + a.n - 1;
-        a.v = (int64_t)(r >> 40) % 100000 + a.n;
+        a.v = (int64_t)(r >> 40) % 1000 + a.n;
         a.V = a.v / 2;
         a.q = (__int128)a.v * a.c;
         a.Q = (__int128)a.V * a.c;
@@ -166,7 +167,15 @@ bool flood_maybe_start(sim_conn *c, int wake_fd)
     setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     fprintf(stderr, "klinefeed-sim: ws connection %llu: flooding %lld frames (%zu bytes/%d)\n",
             (unsigned long long)c->id, (long long)f->total, f->offs[f->nframes], f->nframes);
-    if (pthread_create(&f->th, NULL, flood_main, f) != 0) {
+    /* signals belong to the poll loop: block them in the flood thread */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int rc = pthread_create(&f->th, NULL, flood_main, f);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
         fprintf(stderr, "klinefeed-sim: pthread_create failed\n");
         sb_put(&c->wb, f->pre, f->npre);
         free(f->pre);
