@@ -59,11 +59,12 @@ trap 'exit 130' INT TERM
 # start_sim ARGS...: starts the simulator, sets SIM_PID and PORT.
 start_sim() {
     stop_sim
+    rm -f "$TMP/sim.out" # never read the previous simulator's port
     "$SIM" "$@" >"$TMP/sim.out" 2>"$TMP/sim.err" &
     SIM_PID=$!
     PORT=
     for _ in $(seq 100); do
-        PORT=$(sed -n 's/^port=//p' "$TMP/sim.out")
+        PORT=$(sed -n 's/^port=//p' "$TMP/sim.out" 2>/dev/null)
         [ -n "$PORT" ] && return 0
         kill -0 "$SIM_PID" 2>/dev/null || break
         sleep 0.05
