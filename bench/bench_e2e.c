@@ -1,6 +1,6 @@
 /*
  * klinefeed-bench e2e --url ws://HOST:PORT/market --streams a,b,... --count N
- *                     [--rest-url URL]
+ *                     [--rest-url URL] [--warmup W] [--timeout S]
  *
  * End to end through the real library path: WebSocket connection, frame
  * decode, per-stream state and ring, on_kline callback. No sinks. Symbol
@@ -15,6 +15,11 @@
  * line on stdout:
  *   messages=N seconds=S cpu=C sum_close=X
  * and a derived line on stderr: msgs_per_s and cpu_s_per_million.
+ *
+ * --warmup W (default 0): the first W klines are received but not measured; the
+ * snapshots are taken at kline W+1 and W+N and sum_close covers those N. The
+ * simulator's --flood starts only after it has sent a few normal updates (one
+ * per 250 ms), so without a warm-up the span includes ~0.25-1 s of waiting.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -29,7 +34,8 @@
 #include "klinefeed.h"
 
 typedef struct e2e_state {
-    uint64_t target;
+    uint64_t warmup;    /* klines before the measured span */
+    uint64_t target;    /* warmup + N */
     uint64_t count;     /* only touched on the I/O thread until done */
     double sum_close;   /* idem */
     double t_first_ns;  /* monotonic ns at the first kline */
@@ -54,7 +60,11 @@ static void on_kline(void *ud, const kf_kline *k)
     e2e_state *st = ud;
     if (st->count >= st->target)
         return; /* frames still in flight after the Nth */
-    if (st->count == 0) {
+    if (st->count < st->warmup) {
+        st->count++;
+        return;
+    }
+    if (st->count == st->warmup) {
         st->cpu_first_s = kfb_cpu_seconds();
         st->t_first_ns = kfb_now_ns();
     }
@@ -102,14 +112,14 @@ int kfb_add_streams(kf_config *cfg, const char *list)
 static int usage(void)
 {
     fprintf(stderr, "usage: klinefeed-bench e2e --url ws://HOST:PORT/market --streams a,b,... "
-                    "--count N [--rest-url URL] [--timeout S]\n");
+                    "--count N [--rest-url URL] [--warmup W] [--timeout S]\n");
     return 2;
 }
 
 int kfb_e2e(int argc, char **argv)
 {
     const char *url = NULL, *streams = NULL, *rest = NULL;
-    long long count = 0;
+    long long count = 0, warmup = 0;
     double timeout_s = 120;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--url") && i + 1 < argc)
@@ -118,6 +128,8 @@ int kfb_e2e(int argc, char **argv)
             streams = argv[++i];
         else if (!strcmp(argv[i], "--count") && i + 1 < argc)
             count = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--warmup") && i + 1 < argc)
+            warmup = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--rest-url") && i + 1 < argc)
             rest = argv[++i];
         else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
@@ -125,7 +137,7 @@ int kfb_e2e(int argc, char **argv)
         else
             return usage();
     }
-    if (!url || !streams || count < 1 || !(timeout_s > 0))
+    if (!url || !streams || count < 1 || warmup < 0 || !(timeout_s > 0))
         return usage();
 
     kf_config *cfg = kf_config_new();
@@ -135,7 +147,8 @@ int kfb_e2e(int argc, char **argv)
     }
     e2e_state st;
     memset(&st, 0, sizeof st);
-    st.target = (uint64_t)count;
+    st.warmup = (uint64_t)warmup;
+    st.target = (uint64_t)warmup + (uint64_t)count;
     pthread_mutex_init(&st.mu, NULL);
     pthread_cond_init(&st.cv, NULL);
 
@@ -180,9 +193,10 @@ int kfb_e2e(int argc, char **argv)
         fprintf(stderr,
                 "e2e: timeout after %.0f s: %llu of %lld klines (frames=%llu updates=%llu "
                 "unknown_streams=%llu acks=%llu disconnects=%llu)\n",
-                timeout_s, (unsigned long long)st.count, count, (unsigned long long)s.frames,
-                (unsigned long long)s.updates, (unsigned long long)s.unknown_streams,
-                (unsigned long long)s.acks, (unsigned long long)s.disconnects);
+                timeout_s, (unsigned long long)st.count, (long long)st.target,
+                (unsigned long long)s.frames, (unsigned long long)s.updates,
+                (unsigned long long)s.unknown_streams, (unsigned long long)s.acks,
+                (unsigned long long)s.disconnects);
         goto out;
     }
     /* the span covers klines 1..N: N-1 intervals between first and last */
@@ -195,6 +209,14 @@ int kfb_e2e(int argc, char **argv)
     fprintf(stderr, "e2e: msgs_per_s=%.0f cpu_s_per_million=%.4f msgs_per_cpu_s=%.0f\n",
             secs > 0 ? (double)count / secs : 0, cpu / (double)count * 1e6,
             cpu > 0 ? (double)count / cpu : 0);
+    kf_stats s;
+    kf_stats_get(c, &s);
+    fprintf(stderr,
+            "e2e: library stats: frames=%llu updates=%llu parse_errors=%llu unknown_streams=%llu "
+            "other_events=%llu disconnects=%llu\n",
+            (unsigned long long)s.frames, (unsigned long long)s.updates,
+            (unsigned long long)s.parse_errors, (unsigned long long)s.unknown_streams,
+            (unsigned long long)s.other_events, (unsigned long long)s.disconnects);
     rc = 0;
 out:
     kf_free(c);
