@@ -45,6 +45,20 @@ BENCH=$BUILD_DIR/klinefeed-bench
 SIM=$BUILD_DIR/klinefeed-sim
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/kfbench.XXXXXX")
 SIM_PID=
+CHILD_PID=
+
+# run_child OUT ERR CMD...: runs CMD in the background and waits for it, so that a signal to
+# this script is handled at once (bash defers traps while a foreground command runs).
+run_child() {
+    local out=$1 err=$2
+    shift 2
+    "$@" >"$out" 2>"$err" &
+    CHILD_PID=$!
+    local rc=0
+    wait "$CHILD_PID" || rc=$?
+    CHILD_PID=
+    return $rc
+}
 
 stop_sim() {
     if [ -n "$SIM_PID" ]; then
@@ -54,6 +68,10 @@ stop_sim() {
     fi
 }
 cleanup() {
+    if [ -n "$CHILD_PID" ]; then
+        kill "$CHILD_PID" 2>/dev/null || true
+        wait "$CHILD_PID" 2>/dev/null || true
+    fi
     stop_sim
     rm -rf "$TMP"
 }
@@ -78,7 +96,8 @@ start_sim() {
     exit 1
 }
 
-median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else printf "%.6g\n", (v[NR/2]+v[NR/2+1])/2}'; }
+# median FORMAT < values: median of one number per line, printed with the printf FORMAT
+median() { sort -g | awk -v f="$1\n" '{v[NR]=$1} END {if (NR==0) print "nan"; else printf f, NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
 # ---- build
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
@@ -109,10 +128,12 @@ if [ "$DO_E2E" = 1 ]; then
     : >"$TMP/rate" && : >"$TMP/cpu" && : >"$TMP/sum"
     for r in $(seq "$RUNS"); do
         start_sim --flood "$FLOOD"
-        line=$("$BENCH" e2e --url "ws://127.0.0.1:$PORT/market" "${E2E_ARGS[@]}" 2>"$TMP/e2e.err") || {
+        run_child "$TMP/e2e.out" "$TMP/e2e.err" \
+            "$BENCH" e2e --url "ws://127.0.0.1:$PORT/market" "${E2E_ARGS[@]}" || {
             cat "$TMP/e2e.err" >&2
             exit 1
         }
+        line=$(cat "$TMP/e2e.out")
         stop_sim
         echo "run $r: $line"
         set -- $line
@@ -121,7 +142,7 @@ if [ "$DO_E2E" = 1 ]; then
         awk -v n="$n" -v c="$c" 'BEGIN {printf "%.4f\n", c / n * 1e6}' >>"$TMP/cpu"
         echo "$x" >>"$TMP/sum"
     done
-    echo "e2e median msgs_per_s=$(median <"$TMP/rate") cpu_s_per_million=$(median <"$TMP/cpu") runs=$RUNS count=$COUNT"
+    echo "e2e median msgs_per_s=$(median %.0f <"$TMP/rate") cpu_s_per_million=$(median %.4f <"$TMP/cpu") runs=$RUNS count=$COUNT"
     if [ "$(sort -u "$TMP/sum" | wc -l)" != 1 ]; then
         # expected: the flood starts after a varying number (0-4) of normal updates, which
         # shifts the measured window within the flood's frame sequence
@@ -132,8 +153,8 @@ fi
 if [ "$DO_PERF" = 1 ]; then
     echo "== perf (one e2e run)"
     start_sim --flood "$FLOOD"
-    perf record -g -o "$TMP/perf.data" -- "$BENCH" e2e --url "ws://127.0.0.1:$PORT/market" \
-        "${E2E_ARGS[@]}" >/dev/null 2>"$TMP/perf.err" || cat "$TMP/perf.err" >&2
+    run_child /dev/null "$TMP/perf.err" perf record -g -o "$TMP/perf.data" -- \
+        "$BENCH" e2e --url "ws://127.0.0.1:$PORT/market" "${E2E_ARGS[@]}" || cat "$TMP/perf.err" >&2
     stop_sim
     perf report -i "$TMP/perf.data" --no-children --sort symbol --stdio 2>/dev/null |
         grep -E '^ +[0-9.]+%' | head -n 25 || true # head closes the pipe early: not a failure
@@ -148,11 +169,12 @@ if [ "$DO_FP" = 1 ]; then
         syms=$(awk -v m=$((n / k)) 'BEGIN {for (i = 0; i < m; i++) printf "%sS%04dUSDT", i ? "," : "", i}')
         echo "== footprint $n streams ($((n / k)) symbols x $k intervals), ${FP_SECONDS}s idle"
         start_sim --symbols "$syms"
-        "$BENCH" footprint --url "ws://127.0.0.1:$PORT/market" --rest-url "http://127.0.0.1:$PORT" \
-            --streams-count "$n" --seconds "$FP_SECONDS" 2>"$TMP/fp.err" || {
+        run_child "$TMP/fp.out" "$TMP/fp.err" "$BENCH" footprint --url "ws://127.0.0.1:$PORT/market" \
+            --rest-url "http://127.0.0.1:$PORT" --streams-count "$n" --seconds "$FP_SECONDS" || {
             cat "$TMP/fp.err" >&2
             exit 1
         }
+        cat "$TMP/fp.out"
         stop_sim
         grep '^footprint:' "$TMP/fp.err" | sed 's/^/  /'
     done
