@@ -45,6 +45,7 @@ static void collector_release(kf_collector *c)
     for (size_t i = 0; c->streams && i < c->nstreams; i++)
         kf__stream_destroy(&c->streams[i]);
     kf__free(c->streams);
+    kf__free(c->rings);
     kf__stream_index_free(&c->index);
     kf__free(c->writers);
     kf__logger_destroy(&c->log);
@@ -103,12 +104,14 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
     size_t per = cfg->streams_per_connection;
     c->nshards = (c->nstreams + per - 1) / per;
     c->shards = kf__calloc(c->nshards, sizeof *c->shards);
-    bool ok = c->streams && c->shards;
+    c->rings = kf__calloc(c->nstreams * cfg->ring_size, sizeof *c->rings);
+    bool ok = c->streams && c->shards && c->rings;
     size_t k = 0;
     for (size_t s = 0; ok && s < cfg->nsymbols; s++)
         for (int i = 0; ok && i < KF_INTERVAL_COUNT; i++)
             if (cfg->intervals[i]) {
-                ok = kf__stream_init(&c->streams[k], cfg->symbols[s], i, cfg->ring_size) == KF_OK;
+                ok = kf__stream_init(&c->streams[k], cfg->symbols[s], i,
+                                     c->rings + k * cfg->ring_size, cfg->ring_size) == KF_OK;
                 c->streams[k].shard = k / per;
                 k++;
             }

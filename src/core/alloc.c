@@ -23,15 +23,25 @@ void kf_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, si
     alloc_free = free_fn;
 }
 
-void *kf__malloc(size_t n) { return alloc_malloc(n ? n : 1); }
+void *kf__malloc(size_t n)
+{
+    return alloc_malloc(n ? n : 1);
+}
 
-void *kf__realloc(void *p, size_t n) { return alloc_realloc(p, n ? n : 1); }
+void *kf__realloc(void *p, size_t n)
+{
+    return alloc_realloc(p, n ? n : 1);
+}
 
 void *kf__calloc(size_t nmemb, size_t size)
 {
     if (size && nmemb > (size_t)-1 / size)
         return NULL;
     size_t total = nmemb * size;
+    /* libc's calloc maps large blocks as untouched zero pages: memory that is never written
+     * (ring slots of candles that have not arrived yet) costs no RSS. */
+    if (alloc_malloc == malloc)
+        return calloc(total ? total : 1, 1);
     void *p = alloc_malloc(total ? total : 1);
     if (p)
         memset(p, 0, total);

@@ -7,11 +7,11 @@
 
 #include "core/alloc.h"
 
-kf_err kf__stream_init(kf__stream *s, const char *symbol, int interval, size_t cap)
+kf_err kf__stream_init(kf__stream *s, const char *symbol, int interval, kf_kline *ring, size_t cap)
 {
     memset(s, 0, sizeof *s);
     size_t n = strlen(symbol);
-    if (n == 0 || n > KF_SYMBOL_MAX || !kf_interval_name(interval) || cap == 0)
+    if (n == 0 || n > KF_SYMBOL_MAX || !kf_interval_name(interval) || !ring || cap == 0)
         return KF_ERR_INVALID_ARG;
     memcpy(s->symbol, symbol, n + 1);
     s->interval = interval;
@@ -21,9 +21,7 @@ kf_err kf__stream_init(kf__stream *s, const char *symbol, int interval, size_t c
         s->name[o++] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
     }
     o += (size_t)snprintf(s->name + o, sizeof s->name - o, "@kline_%s", kf_interval_name(interval));
-    s->ring = kf__calloc(cap, sizeof *s->ring);
-    if (!s->ring)
-        return KF_ERR_NOMEM;
+    s->ring = ring;
     s->cap = cap;
     pthread_mutex_init(&s->mu, NULL);
     return KF_OK;
@@ -34,7 +32,6 @@ void kf__stream_destroy(kf__stream *s)
     if (!s->ring)
         return;
     pthread_mutex_destroy(&s->mu);
-    kf__free(s->ring);
     s->ring = NULL;
 }
 
@@ -156,8 +153,8 @@ long kf__stream_index_find(const kf__stream_index *ix, const kf__stream *streams
     size_t h = (size_t)index_hash(symbol, symlen, interval) & ix->mask;
     for (uint32_t v; (v = ix->slots[h]) != 0; h = (h + 1) & ix->mask) {
         const kf__stream *s = &streams[v - 1];
-        if (s->interval == interval && strncmp(s->symbol, symbol, symlen) == 0 &&
-            s->symbol[symlen] == 0)
+        if (s->interval == interval && s->symbol[symlen] == 0 &&
+            memcmp(s->symbol, symbol, symlen) == 0)
             return (long)(v - 1);
     }
     return -1;

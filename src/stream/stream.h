@@ -41,9 +41,10 @@ typedef enum kf__apply {
     KF__APPLY_STALE = 3,     /* an open update for a candle older than the newest closed one */
 } kf__apply;
 
-/* Initialises s for symbol (uppercase) and interval index with a ring of cap candles (memory
- * from kf__calloc; pages are touched only as candles arrive). KF_ERR_NOMEM on failure. */
-kf_err kf__stream_init(kf__stream *s, const char *symbol, int interval, size_t cap);
+/* Initialises s for symbol (uppercase) and interval index with a ring of cap zeroed candles
+ * owned by the caller (one arena for all streams: its pages are touched only as candles
+ * arrive). KF_ERR_INVALID_ARG for a bad symbol, interval or cap. */
+kf_err kf__stream_init(kf__stream *s, const char *symbol, int interval, kf_kline *ring, size_t cap);
 void kf__stream_destroy(kf__stream *s);
 
 /*

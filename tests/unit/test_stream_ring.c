@@ -10,6 +10,8 @@
 
 #include "stream/stream.h"
 
+static kf_kline ring[64];
+
 static kf_kline mk(int64_t t, int64_t close_mant, bool closed)
 {
     kf_kline k;
@@ -28,7 +30,7 @@ static void test_open_updated_in_place(void **st)
 {
     (void)st;
     kf__stream s;
-    assert_int_equal(kf__stream_init(&s, "BTCUSDT", 0, 10), KF_OK);
+    assert_int_equal(kf__stream_init(&s, "BTCUSDT", 0, ring, 10), KF_OK);
     assert_string_equal(s.name, "btcusdt@kline_1m");
     kf_kline out[4];
     for (int i = 0; i < 5; i++) {
@@ -46,7 +48,7 @@ static void test_closed_appended_once(void **st)
 {
     (void)st;
     kf__stream s;
-    assert_int_equal(kf__stream_init(&s, "BTCUSDT", 0, 10), KF_OK);
+    assert_int_equal(kf__stream_init(&s, "BTCUSDT", 0, ring, 10), KF_OK);
     kf_kline k = mk(60000, 100, false);
     kf__stream_apply(&s, &k, NULL);
     k = mk(60000, 101, true);
@@ -75,7 +77,7 @@ static void test_ring_wraps_and_query_caps(void **st)
 {
     (void)st;
     kf__stream s;
-    assert_int_equal(kf__stream_init(&s, "ETHUSDT", 0, 5), KF_OK);
+    assert_int_equal(kf__stream_init(&s, "ETHUSDT", 0, ring, 5), KF_OK);
     for (int i = 1; i <= 12; i++) {
         kf_kline k = mk(i * 60000LL, i, true);
         assert_int_equal(kf__stream_apply(&s, &k, NULL), KF__APPLY_CLOSED);
@@ -98,7 +100,7 @@ static void test_gap_counted(void **st)
 {
     (void)st;
     kf__stream s;
-    assert_int_equal(kf__stream_init(&s, "BTCUSDT", 0, 10), KF_OK);
+    assert_int_equal(kf__stream_init(&s, "BTCUSDT", 0, ring, 10), KF_OK);
     int64_t gap = -1;
     kf_kline k = mk(60000, 1, true);
     kf__stream_apply(&s, &k, &gap);
@@ -123,7 +125,7 @@ static void test_month_boundaries(void **st)
     assert_int_equal(kf__interval_next(m, 1772323200000LL), 1775001600000LL);
     assert_int_equal(kf__interval_next(0, 60000), 120000);
     kf__stream s;
-    assert_int_equal(kf__stream_init(&s, "BTCUSDT", m, 4), KF_OK);
+    assert_int_equal(kf__stream_init(&s, "BTCUSDT", m, ring, 4), KF_OK);
     assert_string_equal(s.name, "btcusdt@kline_1M");
     int64_t gap;
     kf_kline k = mk(1767225600000LL, 1, true);
@@ -140,7 +142,8 @@ static void test_index_lookup(void **st)
     kf__stream ss[6];
     const char *syms[] = {"BTCUSDT", "ETHUSDT", "币安人生USDT"};
     for (int i = 0; i < 6; i++)
-        assert_int_equal(kf__stream_init(&ss[i], syms[i / 2], i % 2 ? 14 : 0, 2), KF_OK);
+        assert_int_equal(kf__stream_init(&ss[i], syms[i / 2], i % 2 ? 14 : 0, ring + 2 * i, 2),
+                         KF_OK);
     kf__stream_index ix;
     assert_int_equal(kf__stream_index_build(&ix, ss, 6), KF_OK);
     for (int i = 0; i < 6; i++)
