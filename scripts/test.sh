@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs the whole suite twice: a normal build and an
-# AddressSanitizer + UBSan build. Exits non-zero on any failure.
+# The README's test command: sets up, builds and runs the whole suite three ways:
+# a normal build, an AddressSanitizer + UBSan build, and the integration tests under valgrind.
+# Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=$(nproc)
@@ -14,14 +15,14 @@ echo "== build (RelWithDebInfo)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$JOBS"
 echo "== tests"
-(cd build && ctest --output-on-failure -j "$JOBS")
+(cd build && ctest --output-on-failure -j "$JOBS" -LE valgrind)
 
 echo "== build (ASan + UBSan)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DKF_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$JOBS"
 echo "== tests under ASan + UBSan"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --output-on-failure -j "$JOBS")
+  ctest --output-on-failure -j "$JOBS" -LE valgrind)
 
 echo "== integration tests under valgrind"
-(cd build && KF_VALGRIND=1 ctest --output-on-failure -L valgrind)
+(cd build && ctest --output-on-failure -j "$JOBS" -L valgrind)
