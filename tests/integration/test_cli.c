@@ -682,12 +682,13 @@ static void test_run_sim_sigterm(void **state)
                   "this tree yet\n");
     skip();
 #else
-    kft_sim sim;
     const char *const sim_args[] = {"--speed", "120", "--symbols", "BTCUSDT,ETHUSDT", NULL};
-    assert_int_equal(kft_sim_start(&sim, sim_args), 0);
+    kft_sim *sim = kft_sim_start(sim_args);
+    assert_non_null(sim);
+    int port = kft_sim_port(sim);
     char ws[128], rest[128], db[600], jsonl[600], sink_db[620], sink_jsonl[620];
-    snprintf(ws, sizeof ws, "ws://127.0.0.1:%d/market", sim.port);
-    snprintf(rest, sizeof rest, "http://127.0.0.1:%d", sim.port);
+    snprintf(ws, sizeof ws, "ws://127.0.0.1:%d/market", port);
+    snprintf(rest, sizeof rest, "http://127.0.0.1:%d", port);
     snprintf(db, sizeof db, "%s", tmp_path("k.db"));
     snprintf(jsonl, sizeof jsonl, "%s", tmp_path("k.jsonl"));
     snprintf(sink_db, sizeof sink_db, "sqlite:%s", db);
@@ -700,6 +701,7 @@ static void test_run_sim_sigterm(void **state)
     if (!wait_for_text(tmp_path("cli.err"), "msg=running", 20000)) {
         kill(pid, SIGKILL);
         cli_wait(pid, 5000);
+        kft_sim_stop(sim);
         char *err = slurp(tmp_path("cli.err"), NULL);
         fail_msg("klinefeed did not start:\n%s", err);
     }
@@ -707,7 +709,7 @@ static void test_run_sim_sigterm(void **state)
     assert_int_equal(kill(pid, SIGTERM), 0);
     cli_result r;
     cli_collect(&r, cli_wait(pid, 30000));
-    kft_sim_stop(&sim);
+    kft_sim_stop(sim);
     if (r.code != 0)
         print_error("exit %d, stderr:\n%s", r.code, r.err);
     assert_int_equal(r.code, 0);
