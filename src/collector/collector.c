@@ -1,0 +1,489 @@
+/* kf_collector: create, start, stop, state, queries. The lifecycle around the shards. */
+#include "collector/collector.h"
+
+#include <errno.h>
+#include <openssl/ssl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "collector/validate.h"
+#include "core/alloc.h"
+
+#define KF__SINK_QUEUE 8192
+
+static void errbuf_set(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void errbuf_set(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    if (!errbuf || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+}
+
+void kf__collector_set_error(struct kf_collector *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&c->err_mu);
+    vsnprintf(c->errmsg, sizeof c->errmsg, fmt, ap);
+    pthread_mutex_unlock(&c->err_mu);
+    va_end(ap);
+}
+
+/* ---- create / free ---- */
+
+static void collector_release(kf_collector *c)
+{
+    for (size_t i = 0; c->shards && i < c->nshards; i++)
+        kf__shard_free(&c->shards[i]);
+    kf__free(c->shards);
+    for (size_t i = 0; c->streams && i < c->nstreams; i++)
+        kf__stream_destroy(&c->streams[i]);
+    kf__free(c->streams);
+    kf__stream_index_free(&c->index);
+    kf__free(c->writers);
+    kf__logger_destroy(&c->log);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->err_mu);
+    kf_config_free(c->cfg);
+    kf__free(c);
+}
+
+kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
+{
+    if (!cfg) {
+        errbuf_set(errbuf, errlen, "no configuration given");
+        return NULL;
+    }
+    size_t nint = 0;
+    for (int i = 0; i < KF_INTERVAL_COUNT; i++)
+        nint += cfg->intervals[i];
+    if (!cfg->nsymbols || !nint) {
+        errbuf_set(errbuf, errlen, "no %s configured: add at least one",
+                   !cfg->nsymbols ? "symbol" : "interval");
+        return NULL;
+    }
+    kf_collector *c = kf__calloc(1, sizeof *c);
+    if (!c || !(c->cfg = kf__config_dup(cfg))) {
+        kf__free(c);
+        errbuf_set(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    kf__logger_init(&c->log, cfg->log_fn, cfg->log_userdata, cfg->log_level);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    pthread_mutex_init(&c->err_mu, NULL);
+    c->next_id = 1;
+
+    snprintf(c->ws_base, sizeof c->ws_base, "%s",
+             cfg->ws_url    ? cfg->ws_url
+             : cfg->testnet ? KF_WS_TESTNET
+                            : KF_WS_MAINNET);
+    snprintf(c->rest_base, sizeof c->rest_base, "%s",
+             cfg->rest_url  ? cfg->rest_url
+             : cfg->testnet ? KF_REST_TESTNET
+                            : KF_REST_MAINNET);
+    char err[512];
+    if (kf__url_parse(c->ws_base, &c->ws_url, err, sizeof err) ||
+        kf__url_parse(c->rest_base, &c->rest_url, err, sizeof err)) {
+        errbuf_set(errbuf, errlen, "%s", err);
+        collector_release(c);
+        return NULL;
+    }
+    snprintf(c->ws_path, sizeof c->ws_path, "%s/ws", c->ws_url.path);
+
+    c->nstreams = cfg->nsymbols * nint;
+    c->streams = kf__calloc(c->nstreams, sizeof *c->streams);
+    size_t per = cfg->streams_per_connection;
+    c->nshards = (c->nstreams + per - 1) / per;
+    c->shards = kf__calloc(c->nshards, sizeof *c->shards);
+    bool ok = c->streams && c->shards;
+    size_t k = 0;
+    for (size_t s = 0; ok && s < cfg->nsymbols; s++)
+        for (int i = 0; ok && i < KF_INTERVAL_COUNT; i++)
+            if (cfg->intervals[i]) {
+                ok = kf__stream_init(&c->streams[k], cfg->symbols[s], i, cfg->ring_size) == KF_OK;
+                c->streams[k].shard = k / per;
+                k++;
+            }
+    ok = ok && kf__stream_index_build(&c->index, c->streams, c->nstreams) == KF_OK;
+    for (size_t i = 0; ok && i < c->nshards; i++) {
+        size_t first = i * per;
+        size_t n = c->nstreams - first < per ? c->nstreams - first : per;
+        ok = kf__shard_init(&c->shards[i], c, i, first, n) == KF_OK;
+    }
+    if (!ok) {
+        errbuf_set(errbuf, errlen, "out of memory for %zu streams", c->nstreams);
+        collector_release(c);
+        return NULL;
+    }
+    return c;
+}
+
+void kf_free(kf_collector *c)
+{
+    if (!c)
+        return;
+    kf_stop(c);
+    collector_release(c);
+}
+
+/* ---- the I/O thread ---- */
+
+static void collector_check_all_closed(kf_collector *c)
+{
+    for (size_t i = 0; i < c->nshards; i++)
+        if (c->shards[i].conn && !c->shards[i].closed)
+            return;
+    for (size_t i = 0; i < c->nshards; i++) {
+        kf__shard_close(&c->shards[i]);
+        kf__conn_destroy(c->shards[i].conn);
+        c->shards[i].conn = NULL;
+    }
+    if (!c->wake_closed) {
+        c->wake_closed = true;
+        uv_close((uv_handle_t *)&c->wake, NULL);
+    }
+}
+
+static void collector_on_wake(uv_async_t *a)
+{
+    kf_collector *c = a->data;
+    if (!atomic_load(&c->stopping))
+        return;
+    for (size_t i = 0; i < c->nshards; i++)
+        kf__shard_close(&c->shards[i]);
+    collector_check_all_closed(c);
+}
+
+static void start_signal(kf_collector *c, kf_err err)
+{
+    pthread_mutex_lock(&c->mu);
+    if (!c->start_done) {
+        c->start_done = true;
+        c->start_err = err;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+void kf__collector_shard_opened(struct kf_collector *c, kf__shard *sh)
+{
+    (void)sh;
+    if (++c->shards_opened == c->nshards)
+        start_signal(c, KF_OK);
+}
+
+void kf__collector_shard_closed(struct kf_collector *c, kf__shard *sh, kf_err err, const char *why)
+{
+    bool starting;
+    pthread_mutex_lock(&c->mu);
+    starting = !c->start_done;
+    pthread_mutex_unlock(&c->mu);
+    if (atomic_load(&c->stopping)) {
+        kf__log(&c->log, KF_LOG_DEBUG, "msg=\"connection closed\" shard=%zu why=\"%s\"", sh->index,
+                why);
+        collector_check_all_closed(c);
+        return;
+    }
+    kf__collector_set_error(c, "%s", why);
+    if (starting) {
+        kf__log(&c->log, KF_LOG_ERROR, "msg=\"connection failed\" shard=%zu err=\"%s\" why=\"%s\"",
+                sh->index, kf_strerror(err), why);
+        start_signal(c, err ? err : KF_ERR_CONNECT);
+        return;
+    }
+    kf__log(&c->log, KF_LOG_ERROR, "msg=\"connection lost\" shard=%zu err=\"%s\" why=\"%s\"",
+            sh->index, kf_strerror(err), why);
+}
+
+static void *collector_io_main(void *arg)
+{
+    kf_collector *c = arg;
+    pthread_setname_np(pthread_self(), "kf-io");
+    for (size_t i = 0; i < c->nshards; i++) {
+        kf_err e = kf__shard_connect(&c->shards[i]);
+        if (e == KF_ERR_NOMEM) {
+            kf__collector_set_error(c, "out of memory for connection %zu", i);
+            start_signal(c, e);
+        }
+    }
+    uv_run(&c->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+static SSL_CTX *collector_ssl_ctx(kf_collector *c, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        snprintf(err, errlen, "cannot create a TLS context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (c->cfg->tls_verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        int ok = c->cfg->ca_file ? SSL_CTX_load_verify_locations(ctx, c->cfg->ca_file, NULL)
+                                 : SSL_CTX_set_default_verify_paths(ctx);
+        if (!ok) {
+            snprintf(err, errlen, "cannot load CA certificates from %s",
+                     c->cfg->ca_file ? c->cfg->ca_file : "the system store");
+            SSL_CTX_free(ctx);
+            return NULL;
+        }
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+    return ctx;
+}
+
+/* Joins the I/O thread (after asking it to stop) and releases the loop. */
+static void collector_stop_io(kf_collector *c)
+{
+    if (!c->io_started)
+        return;
+    atomic_store(&c->stopping, true);
+    uv_async_send(&c->wake);
+    pthread_join(c->io_thread, NULL);
+    c->io_started = false;
+    uv_loop_close(&c->loop);
+    if (c->ssl_ctx)
+        SSL_CTX_free(c->ssl_ctx);
+    c->ssl_ctx = NULL;
+    atomic_store(&c->shards_subscribed, 0);
+}
+
+/* Stops every writer (draining and flushing its queue) and keeps its counters. */
+static void collector_close_writers(kf_collector *c)
+{
+    for (size_t i = 0; i < c->nwriters; i++)
+        kf__writer_stop(c->writers[i]);
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->nwriters; i++) {
+        kf__writer_stats ws;
+        kf__writer_get_stats(c->writers[i], &ws);
+        c->sink_rows_done += ws.rows;
+        c->sink_errors_done += ws.errors;
+        kf__writer_free(c->writers[i]);
+    }
+    c->nwriters = 0;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- start / stop ---- */
+
+kf_err kf_start(kf_collector *c)
+{
+    if (!c)
+        return KF_ERR_INVALID_ARG;
+    if (atomic_load(&c->running) || c->io_started) {
+        kf__log(&c->log, KF_LOG_WARN,
+                "msg=\"start ignored: the collector is already running\" connections=%zu",
+                c->nshards);
+        return KF_ERR_ALREADY_RUNNING;
+    }
+    char err[1024] = "";
+    kf__log(&c->log, KF_LOG_INFO,
+            "msg=\"starting\" version=%s streams=%zu connections=%zu ws=%s rest=%s sinks=%zu",
+            KF_VERSION_STRING, c->nstreams, c->nshards, c->ws_base, c->rest_base, c->cfg->nsinks);
+
+    kf_err e = kf__validate_symbols(c, err, sizeof err);
+    if (e) {
+        kf__collector_set_error(c, "%s", err);
+        kf__log(&c->log, KF_LOG_ERROR, "msg=\"start failed\" err=\"%s\" why=\"%s\"", kf_strerror(e),
+                err);
+        return e;
+    }
+
+    if (c->cfg->nsinks && !c->writers) {
+        c->writers = kf__calloc(c->cfg->nsinks, sizeof *c->writers);
+        if (!c->writers)
+            return KF_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < c->cfg->nsinks; i++) {
+        kf__writer *w = kf__writer_open(c->cfg->sinks[i], KF__SINK_QUEUE, &c->log, err, sizeof err);
+        if (!w || kf__writer_start(w, err, sizeof err) != KF_OK) {
+            kf__writer_free(w);
+            collector_close_writers(c);
+            kf__collector_set_error(c, "%s", err);
+            kf__log(&c->log, KF_LOG_ERROR, "msg=\"sink failed\" why=\"%s\"", err);
+            return KF_ERR_SINK;
+        }
+        pthread_mutex_lock(&c->mu);
+        c->writers[c->nwriters++] = w;
+        pthread_mutex_unlock(&c->mu);
+    }
+
+    if (c->ws_url.tls && !(c->ssl_ctx = collector_ssl_ctx(c, err, sizeof err))) {
+        collector_close_writers(c);
+        kf__collector_set_error(c, "%s", err);
+        return KF_ERR_TLS;
+    }
+    if (uv_loop_init(&c->loop) != 0) {
+        collector_close_writers(c);
+        kf__collector_set_error(c, "cannot create the event loop");
+        return KF_ERR_THREAD;
+    }
+    uv_async_init(&c->loop, &c->wake, collector_on_wake);
+    c->wake.data = c;
+    c->wake_closed = false;
+    atomic_store(&c->stopping, false);
+    c->shards_opened = 0;
+    c->start_done = false;
+    c->start_err = KF_OK;
+    if (pthread_create(&c->io_thread, NULL, collector_io_main, c) != 0) {
+        uv_close((uv_handle_t *)&c->wake, NULL);
+        uv_run(&c->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&c->loop);
+        collector_close_writers(c);
+        kf__collector_set_error(c, "cannot create the I/O thread: %s", strerror(errno));
+        return KF_ERR_THREAD;
+    }
+    c->io_started = true;
+
+    /* Each connection has its own deadline; this one only guards against a lost signal. */
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += c->cfg->connect_timeout_ms / 1000 + 5;
+    pthread_mutex_lock(&c->mu);
+    while (!c->start_done)
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT)
+            break;
+    e = c->start_done ? c->start_err : KF_ERR_TIMEOUT;
+    pthread_mutex_unlock(&c->mu);
+    if (e) {
+        if (e == KF_ERR_TIMEOUT && !c->start_done)
+            kf__collector_set_error(c, "%s: no WebSocket connection within %u ms", c->ws_base,
+                                    c->cfg->connect_timeout_ms);
+        collector_stop_io(c);
+        collector_close_writers(c);
+        return e;
+    }
+    atomic_store(&c->running, true);
+    kf__log(&c->log, KF_LOG_INFO, "msg=\"started\" connections=%zu", c->nshards);
+    return KF_OK;
+}
+
+kf_err kf_stop(kf_collector *c)
+{
+    if (!c)
+        return KF_ERR_INVALID_ARG;
+    if (c->io_started && pthread_equal(pthread_self(), c->io_thread)) {
+        kf__collector_set_error(c, "kf_stop() called from a callback on the I/O thread");
+        return KF_ERR_INVALID_ARG;
+    }
+    if (!c->io_started && !atomic_load(&c->running))
+        return KF_OK;
+    collector_stop_io(c);
+    collector_close_writers(c);
+    atomic_store(&c->running, false);
+    kf_stats s;
+    kf_stats_get(c, &s);
+    kf__log(&c->log, KF_LOG_INFO,
+            "msg=\"stopped\" frames=%llu updates=%llu closed=%llu duplicates=%llu "
+            "parse_errors=%llu",
+            (unsigned long long)s.frames, (unsigned long long)s.updates,
+            (unsigned long long)s.closed, (unsigned long long)s.duplicates,
+            (unsigned long long)s.parse_errors);
+    return KF_OK;
+}
+
+/* ---- state and queries ---- */
+
+bool kf_running(const kf_collector *c)
+{
+    return c && atomic_load(&c->running);
+}
+
+bool kf_connected(const kf_collector *c)
+{
+    return c && atomic_load(&c->running) &&
+           atomic_load(&((kf_collector *)c)->shards_subscribed) == c->nshards;
+}
+
+const char *kf_errmsg(const kf_collector *c)
+{
+    return c ? c->errmsg : "no collector";
+}
+const char *kf_ws_url(const kf_collector *c)
+{
+    return c ? c->ws_base : NULL;
+}
+const char *kf_rest_url(const kf_collector *c)
+{
+    return c ? c->rest_base : NULL;
+}
+size_t kf_stream_count(const kf_collector *c)
+{
+    return c ? c->nstreams : 0;
+}
+size_t kf_connection_count(const kf_collector *c)
+{
+    return c ? c->nshards : 0;
+}
+
+const char *kf_stream_name(const kf_collector *c, size_t i)
+{
+    return c && i < c->nstreams ? c->streams[i].name : NULL;
+}
+
+kf_err kf_recent(kf_collector *c, const char *symbol, const char *interval, kf_kline *out,
+                 size_t *n)
+{
+    if (!c || !symbol || !interval || !n || (*n && !out))
+        return KF_ERR_INVALID_ARG;
+    char up[KF_SYMBOL_MAX + 1];
+    size_t len = strlen(symbol);
+    int iv = kf_interval_index(interval, strlen(interval));
+    if (len == 0 || len > KF_SYMBOL_MAX || iv < 0)
+        return KF_ERR_NOT_FOUND;
+    for (size_t i = 0; i <= len; i++)
+        up[i] = (symbol[i] >= 'a' && symbol[i] <= 'z') ? (char)(symbol[i] - 'a' + 'A') : symbol[i];
+    long si = kf__stream_index_find(&c->index, c->streams, up, len, iv);
+    if (si < 0) {
+        *n = 0;
+        return KF_ERR_NOT_FOUND;
+    }
+    *n = kf__stream_recent(&c->streams[si], out, *n);
+    return KF_OK;
+}
+
+#define LOAD(f) atomic_load_explicit(&c->st.f, memory_order_relaxed)
+
+kf_err kf_stats_get(const kf_collector *cc, kf_stats *out)
+{
+    if (!cc || !out)
+        return KF_ERR_INVALID_ARG;
+    kf_collector *c = (kf_collector *)cc;
+    memset(out, 0, sizeof *out);
+    out->frames = LOAD(frames);
+    out->bytes = LOAD(bytes);
+    out->updates = LOAD(updates);
+    out->closed = LOAD(closed);
+    out->duplicates = LOAD(duplicates);
+    out->other_events = LOAD(other_events);
+    out->parse_errors = LOAD(parse_errors);
+    out->unknown_streams = LOAD(unknown_streams);
+    out->acks = LOAD(acks);
+    out->exchange_errors = LOAD(exchange_errors);
+    out->connects = LOAD(connects);
+    out->disconnects = LOAD(disconnects);
+    out->pings = LOAD(pings);
+    out->rest_requests = LOAD(rest_requests);
+    pthread_mutex_lock(&c->mu);
+    out->sink_rows = c->sink_rows_done;
+    out->sink_errors = c->sink_errors_done;
+    for (size_t i = 0; i < c->nwriters; i++) {
+        kf__writer_stats ws;
+        kf__writer_get_stats(c->writers[i], &ws);
+        out->sink_rows += ws.rows;
+        out->sink_errors += ws.errors;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return KF_OK;
+}

@@ -1,0 +1,388 @@
+/* kf_config: typed setters that check each value at once and name it when it is bad. */
+#include "collector/config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "sink/sink.h"
+
+static kf_err cfg_fail(kf_config *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static kf_err cfg_fail(kf_config *cfg, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cfg->errmsg, sizeof cfg->errmsg, fmt, ap);
+    va_end(ap);
+    return KF_ERR_CONFIG;
+}
+
+kf_config *kf_config_new(void)
+{
+    kf_config *cfg = kf__calloc(1, sizeof *cfg);
+    if (!cfg)
+        return NULL;
+    cfg->ring_size = 1000;
+    cfg->streams_per_connection = 1024;
+    cfg->names_per_subscribe = 200;
+    cfg->messages_per_second = 5;
+    cfg->connect_timeout_ms = 10000;
+    cfg->max_message_size = 1 << 20;
+    cfg->validate = KF_VALIDATE_IF_REACHABLE;
+    cfg->tls_verify = true;
+    cfg->log_level = KF_LOG_INFO;
+    return cfg;
+}
+
+static void cfg_free_strings(kf_config *cfg)
+{
+    kf__free(cfg->symbols);
+    if (cfg->api_secret)
+        memset(cfg->api_secret, 0, strlen(cfg->api_secret));
+    kf__free(cfg->api_key);
+    kf__free(cfg->api_secret);
+    kf__free(cfg->ws_url);
+    kf__free(cfg->rest_url);
+    kf__free(cfg->ca_file);
+    for (size_t i = 0; i < cfg->nsinks; i++)
+        kf__free(cfg->sinks[i]);
+    kf__free(cfg->sinks);
+}
+
+void kf_config_free(kf_config *cfg)
+{
+    if (!cfg)
+        return;
+    cfg_free_strings(cfg);
+    kf__free(cfg);
+}
+
+const char *kf_config_errmsg(const kf_config *cfg)
+{
+    return cfg ? cfg->errmsg : "no config";
+}
+
+/* Length of the valid UTF-8 sequence starting at s (n bytes left), 0 when invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len;
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        len = 2;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        len = 3;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        len = 4;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
+static kf_err add_symbol_n(kf_config *cfg, const char *sym, size_t n)
+{
+    char up[KF_SYMBOL_MAX + 1];
+    if (n == 0)
+        return cfg_fail(cfg, "symbol \"\" is empty");
+    if (n > KF_SYMBOL_MAX)
+        return cfg_fail(cfg, "symbol \"%.*s\" is over %d bytes", (int)(n > 64 ? 64 : n), sym,
+                        KF_SYMBOL_MAX);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)sym[i];
+        if (c < 0x20 || c == 0x7f || c == ' ' || strchr("/@?&\"\\,", c))
+            return cfg_fail(cfg, "symbol \"%.*s\" contains a forbidden character (0x%02x)", (int)n,
+                            sym, c);
+        size_t l = utf8_len((const unsigned char *)sym + i, n - i);
+        if (!l)
+            return cfg_fail(cfg, "symbol \"%.*s\" is not valid UTF-8", (int)n, sym);
+        for (size_t j = 0; j < l; j++) {
+            char b = sym[i + j];
+            up[i + j] = (b >= 'a' && b <= 'z') ? (char)(b - 'a' + 'A') : b;
+        }
+        i += l;
+    }
+    up[n] = 0;
+    for (size_t i = 0; i < cfg->nsymbols; i++)
+        if (strcmp(cfg->symbols[i], up) == 0)
+            return KF_OK;
+    if (cfg->nsymbols == cfg->symbols_cap) {
+        size_t cap = cfg->symbols_cap ? cfg->symbols_cap * 2 : 8;
+        void *p = kf__realloc(cfg->symbols, cap * sizeof *cfg->symbols);
+        if (!p)
+            return KF_ERR_NOMEM;
+        cfg->symbols = p;
+        cfg->symbols_cap = cap;
+    }
+    memcpy(cfg->symbols[cfg->nsymbols++], up, n + 1);
+    return KF_OK;
+}
+
+kf_err kf_config_add_symbol(kf_config *cfg, const char *sym)
+{
+    if (!cfg || !sym)
+        return KF_ERR_INVALID_ARG;
+    return add_symbol_n(cfg, sym, strlen(sym));
+}
+
+static kf_err add_interval_n(kf_config *cfg, const char *s, size_t n)
+{
+    int i = kf_interval_index(s, n);
+    if (i < 0)
+        return cfg_fail(cfg,
+                        "interval \"%.*s\" is not a Binance interval (1m 3m 5m 15m 30m 1h 2h 4h "
+                        "6h 8h 12h 1d 3d 1w 1M)",
+                        (int)(n > 32 ? 32 : n), s);
+    cfg->intervals[i] = true;
+    return KF_OK;
+}
+
+kf_err kf_config_add_interval(kf_config *cfg, const char *interval)
+{
+    if (!cfg || !interval)
+        return KF_ERR_INVALID_ARG;
+    return add_interval_n(cfg, interval, strlen(interval));
+}
+
+static kf_err add_csv(kf_config *cfg, const char *csv,
+                      kf_err (*add)(kf_config *, const char *, size_t))
+{
+    if (!cfg || !csv)
+        return KF_ERR_INVALID_ARG;
+    const char *p = csv;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        kf_err e = add(cfg, p, n);
+        if (e)
+            return e;
+        if (!comma)
+            return KF_OK;
+        p = comma + 1;
+    }
+}
+
+kf_err kf_config_add_symbols(kf_config *cfg, const char *csv)
+{
+    return add_csv(cfg, csv, add_symbol_n);
+}
+kf_err kf_config_add_intervals(kf_config *cfg, const char *csv)
+{
+    return add_csv(cfg, csv, add_interval_n);
+}
+
+kf_err kf_config_set_testnet(kf_config *cfg, bool testnet)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    cfg->testnet = testnet;
+    return KF_OK;
+}
+
+static kf_err set_str(char **dst, const char *src)
+{
+    char *d = NULL;
+    if (src && !(d = kf__strdup(src)))
+        return KF_ERR_NOMEM;
+    kf__free(*dst);
+    *dst = d;
+    return KF_OK;
+}
+
+kf_err kf_config_set_api_key(kf_config *cfg, const char *key, const char *secret)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    if (cfg->api_secret)
+        memset(cfg->api_secret, 0, strlen(cfg->api_secret));
+    kf_err e = set_str(&cfg->api_key, key);
+    return e ? e : set_str(&cfg->api_secret, secret);
+}
+
+static kf_err set_url(kf_config *cfg, char **dst, const char *url, const char *a, const char *b,
+                      const char *what)
+{
+    if (!cfg || !url)
+        return KF_ERR_INVALID_ARG;
+    size_t la = strlen(a), lb = strlen(b), n = strlen(url);
+    const char *host = NULL;
+    if (strncmp(url, a, la) == 0)
+        host = url + la;
+    else if (strncmp(url, b, lb) == 0)
+        host = url + lb;
+    if (!host)
+        return cfg_fail(cfg, "%s \"%.200s\" must start with %s or %s", what, url, a, b);
+    if (!*host || *host == '/' || *host == ':')
+        return cfg_fail(cfg, "%s \"%.200s\" has no host", what, url);
+    if (n > 1000)
+        return cfg_fail(cfg, "%s is over 1000 bytes", what);
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return cfg_fail(cfg, "%s \"%.200s\" contains whitespace or control bytes", what, url);
+    return set_str(dst, url);
+}
+
+kf_err kf_config_set_ws_url(kf_config *cfg, const char *url)
+{
+    return set_url(cfg, cfg ? &cfg->ws_url : NULL, url, "ws://", "wss://", "WebSocket URL");
+}
+
+kf_err kf_config_set_rest_url(kf_config *cfg, const char *url)
+{
+    return set_url(cfg, cfg ? &cfg->rest_url : NULL, url, "http://", "https://", "REST URL");
+}
+
+#define RANGE_SETTER(fn, field, type, lo, hi, what)                                                \
+    kf_err fn(kf_config *cfg, type v)                                                              \
+    {                                                                                              \
+        if (!cfg)                                                                                  \
+            return KF_ERR_INVALID_ARG;                                                             \
+        if (v < (lo) || v > (hi))                                                                  \
+            return cfg_fail(cfg, what " %llu is out of range %llu..%llu", (unsigned long long)v,   \
+                            (unsigned long long)(lo), (unsigned long long)(hi));                   \
+        cfg->field = v;                                                                            \
+        return KF_OK;                                                                              \
+    }
+
+RANGE_SETTER(kf_config_set_ring_size, ring_size, size_t, 1, 1000000, "ring size")
+RANGE_SETTER(kf_config_set_streams_per_connection, streams_per_connection, size_t, 1, 1024,
+             "streams per connection")
+RANGE_SETTER(kf_config_set_names_per_subscribe, names_per_subscribe, size_t, 1, 1024,
+             "names per SUBSCRIBE")
+RANGE_SETTER(kf_config_set_messages_per_second, messages_per_second, unsigned, 1, 10,
+             "messages per second")
+RANGE_SETTER(kf_config_set_connect_timeout_ms, connect_timeout_ms, unsigned, 100, 600000,
+             "connect timeout (ms)")
+RANGE_SETTER(kf_config_set_max_message_size, max_message_size, size_t, 4096, 64u << 20,
+             "max message size")
+
+kf_err kf_config_set_validate(kf_config *cfg, kf_validate mode)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    if (mode != KF_VALIDATE_IF_REACHABLE && mode != KF_VALIDATE_REQUIRED && mode != KF_VALIDATE_OFF)
+        return cfg_fail(cfg, "validate mode %d is not one of 0, 1, 2", (int)mode);
+    cfg->validate = mode;
+    return KF_OK;
+}
+
+kf_err kf_config_set_tls_verify(kf_config *cfg, bool verify)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    cfg->tls_verify = verify;
+    return KF_OK;
+}
+
+kf_err kf_config_set_ca_file(kf_config *cfg, const char *path)
+{
+    return cfg ? set_str(&cfg->ca_file, path) : KF_ERR_INVALID_ARG;
+}
+
+kf_err kf_config_set_log(kf_config *cfg, kf_log_fn fn, void *userdata, kf_log_level level)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    if ((int)level < KF_LOG_DEBUG || level > KF_LOG_OFF)
+        return cfg_fail(cfg, "log level %d is not one of 0..4", (int)level);
+    cfg->log_fn = fn;
+    cfg->log_userdata = userdata;
+    cfg->log_level = level;
+    return KF_OK;
+}
+
+kf_err kf_config_on_kline(kf_config *cfg, kf_kline_fn fn, void *userdata)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    cfg->on_kline = fn;
+    cfg->on_kline_ud = userdata;
+    return KF_OK;
+}
+
+kf_err kf_config_on_closed(kf_config *cfg, kf_kline_fn fn, void *userdata)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    cfg->on_closed = fn;
+    cfg->on_closed_ud = userdata;
+    return KF_OK;
+}
+
+kf_err kf_config_on_raw(kf_config *cfg, kf_raw_fn fn, void *userdata)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    cfg->on_raw = fn;
+    cfg->on_raw_ud = userdata;
+    return KF_OK;
+}
+
+kf_err kf_config_add_sink(kf_config *cfg, const char *spec)
+{
+    const char *target;
+    if (!cfg || !spec)
+        return KF_ERR_INVALID_ARG;
+    if (!kf__sink_lookup(spec, &target))
+        return cfg_fail(
+            cfg, "sink \"%.200s\" is not one of sqlite:PATH, jsonl:PATH, jsonl:-, csv:PATH", spec);
+    char **p = kf__realloc(cfg->sinks, (cfg->nsinks + 1) * sizeof *p);
+    if (!p)
+        return KF_ERR_NOMEM;
+    cfg->sinks = p;
+    if (!(p[cfg->nsinks] = kf__strdup(spec)))
+        return KF_ERR_NOMEM;
+    cfg->nsinks++;
+    return KF_OK;
+}
+
+kf_err kf_config_set_sink_all_updates(kf_config *cfg, bool all)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    cfg->sink_all_updates = all;
+    return KF_OK;
+}
+
+kf_config *kf__config_dup(const kf_config *src)
+{
+    kf_config *d = kf__calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    *d = *src;
+    d->symbols = NULL;
+    d->api_key = d->api_secret = d->ws_url = d->rest_url = d->ca_file = NULL;
+    d->sinks = NULL;
+    d->nsinks = 0;
+    int bad = 0;
+    if (src->nsymbols) {
+        d->symbols = kf__calloc(src->nsymbols, sizeof *d->symbols);
+        if (d->symbols)
+            memcpy(d->symbols, src->symbols, src->nsymbols * sizeof *d->symbols);
+        else
+            bad = 1;
+        d->symbols_cap = src->nsymbols;
+    }
+    bad |= set_str(&d->api_key, src->api_key) != KF_OK;
+    bad |= set_str(&d->api_secret, src->api_secret) != KF_OK;
+    bad |= set_str(&d->ws_url, src->ws_url) != KF_OK;
+    bad |= set_str(&d->rest_url, src->rest_url) != KF_OK;
+    bad |= set_str(&d->ca_file, src->ca_file) != KF_OK;
+    if (src->nsinks) {
+        d->sinks = kf__calloc(src->nsinks, sizeof *d->sinks);
+        for (size_t i = 0; d->sinks && i < src->nsinks; i++, d->nsinks++)
+            if (!(d->sinks[i] = kf__strdup(src->sinks[i])))
+                bad = 1;
+        bad |= !d->sinks;
+    }
+    if (bad) {
+        kf_config_free(d);
+        return NULL;
+    }
+    return d;
+}

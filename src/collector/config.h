@@ -1,0 +1,41 @@
+/* The configuration object behind kf_config: plain data, copied by kf_create(). */
+#ifndef KF_COLLECTOR_CONFIG_H
+#define KF_COLLECTOR_CONFIG_H
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "klinefeed.h"
+
+struct kf_config {
+    char (*symbols)[KF_SYMBOL_MAX + 1]; /* uppercase, in the order added */
+    size_t nsymbols, symbols_cap;
+    bool intervals[KF_INTERVAL_COUNT];
+    bool testnet;
+    char *api_key, *api_secret; /* never logged */
+    char *ws_url, *rest_url;    /* overrides, NULL when unset */
+    char *ca_file;
+    size_t ring_size;
+    size_t streams_per_connection;
+    size_t names_per_subscribe;
+    unsigned messages_per_second;
+    unsigned connect_timeout_ms;
+    size_t max_message_size;
+    kf_validate validate;
+    bool tls_verify;
+    kf_log_fn log_fn;
+    void *log_userdata;
+    kf_log_level log_level;
+    kf_kline_fn on_kline, on_closed;
+    void *on_kline_ud, *on_closed_ud;
+    kf_raw_fn on_raw;
+    void *on_raw_ud;
+    char **sinks;
+    size_t nsinks;
+    bool sink_all_updates;
+    char errmsg[256];
+};
+
+/* Deep copy (NULL on out of memory). */
+kf_config *kf__config_dup(const kf_config *src);
+
+#endif

@@ -1,0 +1,122 @@
+/* kf_start()'s symbol check: every configured symbol must be listed and TRADING. */
+#include "collector/validate.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "collector/collector.h"
+#include "core/alloc.h"
+#include "decode/json.h"
+#include "transport/rest.h"
+
+/* Status text per configured symbol, "" while not seen. */
+typedef char validate_status[16];
+
+static bool validate_parse(kf_collector *c, const char *body, size_t len, validate_status *st,
+                           const char **why)
+{
+    kf__json j;
+    kf__json_span key, v;
+    kf__json_init(&j, body, len);
+    if (!kf__json_enter_object(&j))
+        goto bad;
+    while (kf__json_next_key(&j, &key)) {
+        if (!kf__json_key_eq(&key, "symbols")) {
+            kf__json_skip_value(&j, NULL);
+            continue;
+        }
+        if (!kf__json_enter_array(&j))
+            goto bad;
+        while (kf__json_next_elem(&j)) {
+            char sym[KF_SYMBOL_MAX + 1] = "", status[16] = "";
+            if (!kf__json_enter_object(&j))
+                goto bad;
+            while (kf__json_next_key(&j, &key)) {
+                bool is_sym = kf__json_key_eq(&key, "symbol");
+                bool is_status = kf__json_key_eq(&key, "status");
+                if ((is_sym || is_status) && kf__json_peek(&j) == KF__JSON_STRING) {
+                    kf__json_read_string(&j, &v);
+                    char *dst = is_sym ? sym : status;
+                    size_t cap = is_sym ? sizeof sym : sizeof status;
+                    if (kf__json_unescape(v.p, v.len, dst, cap) < 0)
+                        dst[0] = 0;
+                } else {
+                    kf__json_skip_value(&j, NULL);
+                }
+            }
+            for (size_t i = 0; sym[0] && i < c->cfg->nsymbols; i++)
+                if (strcmp(c->cfg->symbols[i], sym) == 0)
+                    snprintf(st[i], sizeof st[i], "%s", status[0] ? status : "?");
+        }
+    }
+    if (kf__json_finish(&j))
+        return true;
+bad:
+    *why = j.err ? j.err : "not the expected object";
+    return false;
+}
+
+kf_err kf__validate_symbols(kf_collector *c, char *err, size_t errlen)
+{
+    const kf_config *cfg = c->cfg;
+    if (cfg->validate == KF_VALIDATE_OFF)
+        return KF_OK;
+    kf__rest_opts o = {
+        .base = c->rest_base,
+        .tls_verify = cfg->tls_verify,
+        .ca_file = cfg->ca_file,
+        .timeout_ms = (long)cfg->connect_timeout_ms,
+        .max_body = 64u << 20,
+        .log = &c->log,
+    };
+    kf__rest *rest = kf__rest_new(&o, err, errlen);
+    if (!rest)
+        return KF_ERR_NOMEM;
+    validate_status *st = kf__calloc(cfg->nsymbols, sizeof *st);
+    if (!st) {
+        kf__rest_free(rest);
+        snprintf(err, errlen, "out of memory");
+        return KF_ERR_NOMEM;
+    }
+    kf__rest_resp resp;
+    char why[768] = "";
+    const char *perr = NULL;
+    kf_err e = kf__rest_get(rest, "/fapi/v1/exchangeInfo", &resp, why, sizeof why);
+    KF__STAT_INC(c, rest_requests);
+    if (!e && resp.status != 200) {
+        snprintf(why, sizeof why, "GET %s/fapi/v1/exchangeInfo: HTTP %ld", c->rest_base,
+                 resp.status);
+        e = KF_ERR_REST;
+    } else if (!e && !validate_parse(c, resp.body, resp.len, st, &perr)) {
+        snprintf(why, sizeof why, "GET %s/fapi/v1/exchangeInfo: malformed body (%s)", c->rest_base,
+                 perr);
+        e = KF_ERR_REST;
+    }
+    kf__rest_free(rest);
+    if (e) {
+        kf__free(st);
+        if (cfg->validate == KF_VALIDATE_REQUIRED) {
+            snprintf(err, errlen, "symbols could not be validated: %s", why);
+            return e;
+        }
+        kf__log(&c->log, KF_LOG_WARN,
+                "msg=\"symbols not validated: exchangeInfo unreachable\" why=\"%s\"", why);
+        return KF_OK;
+    }
+    kf_err result = KF_OK;
+    for (size_t i = 0; i < cfg->nsymbols && !result; i++) {
+        if (!st[i][0]) {
+            snprintf(err, errlen, "symbol \"%s\" is not listed by %s/fapi/v1/exchangeInfo",
+                     cfg->symbols[i], c->rest_base);
+            result = KF_ERR_SYMBOL;
+        } else if (strcmp(st[i], "TRADING") != 0) {
+            snprintf(err, errlen, "symbol \"%s\" is not trading (status %s) on %s", cfg->symbols[i],
+                     st[i], c->rest_base);
+            result = KF_ERR_SYMBOL;
+        }
+    }
+    kf__free(st);
+    if (!result)
+        kf__log(&c->log, KF_LOG_INFO, "msg=\"symbols validated\" symbols=%zu", cfg->nsymbols);
+    return result;
+}
