@@ -698,7 +698,7 @@ static void test_run_sim_sigterm(void **state)
                                 "--ws-url", ws,          "--rest-url",      rest,          "--sink",
                                 sink_db,    "--sink",    sink_jsonl,        NULL};
     pid_t pid = cli_spawn(args, NULL, NULL);
-    if (!wait_for_text(tmp_path("cli.err"), "msg=running", 20000)) {
+    if (!wait_for_text(tmp_path("cli.err"), "msg=\"running\"", 20000)) {
         kill(pid, SIGKILL);
         cli_wait(pid, 5000);
         kft_sim_stop(sim);
@@ -714,7 +714,7 @@ static void test_run_sim_sigterm(void **state)
         print_error("exit %d, stderr:\n%s", r.code, r.err);
     assert_int_equal(r.code, 0);
     assert_int_equal(r.out_len, 0);
-    const char *final_line = strstr(r.err, "msg=stopped signal=SIGTERM");
+    const char *final_line = strstr(r.err, "msg=\"exiting\" signal=SIGTERM code=0");
     assert_non_null(final_line);
     long long closed = log_counter(final_line, "closed");
     assert_true(closed >= 4); /* 2 streams x several minutes */
