@@ -726,6 +726,7 @@ static void test_run_sim_sigterm(void **state)
     assert_true(lines >= 4);
     assert_int_equal(count_substr(jl, "\"closed\":true"), lines);
     assert_int_equal(count_substr(jl, "\"closed\":false"), 0);
+    assert_int_equal((long long)lines, closed); /* each distinct closed candle exactly once */
 
     /* sqlite: the same candles, closed, with the same text */
     assert_int_equal(sqlite_count(db, "SELECT count(*) FROM klines"), (long long)lines);
