@@ -770,6 +770,48 @@ static void test_run_sim_sigterm(void **state)
 #endif
 }
 
+/* SIGINT, --sink jsonl:- and --all-updates: open and closed updates on stdout, logs on stderr. */
+static void test_run_sim_sigint_stdout(void **state)
+{
+    (void)state;
+#if !HAVE_SIM_PROC
+    print_message("skipped: tests/common/sim_proc.h (klinefeed-sim test helpers) is not in "
+                  "this tree yet\n");
+    skip();
+#else
+    const char *const sim_args[] = {"--speed", "120", "--symbols", "ETHUSDT", NULL};
+    kft_sim *sim = kft_sim_start(sim_args);
+    assert_non_null(sim);
+    char ws[128], rest[128];
+    snprintf(ws, sizeof ws, "ws://127.0.0.1:%d/market", kft_sim_port(sim));
+    snprintf(rest, sizeof rest, "http://127.0.0.1:%d", kft_sim_port(sim));
+    const char *const args[] = {
+        "--symbols=ETHUSDT", "--intervals=1m", "--ws-url",    ws,     "--rest-url", rest, "--sink",
+        "jsonl:-",           "--all-updates",  "--log-level", "warn", NULL};
+    pid_t pid = cli_spawn(args, NULL, NULL);
+    bool started = wait_for_text(tmp_path("cli.out"), "\"closed\":true", 20000);
+    kill(pid, SIGINT);
+    cli_result r;
+    cli_collect(&r, cli_wait(pid, 30000));
+    kft_sim_stop(sim);
+    if (!started || r.code != 0)
+        print_error("exit %d, stderr:\n%s", r.code, r.err);
+    assert_true(started);
+    assert_int_equal(r.code, 0);
+    assert_true(count_substr(r.out, "\"closed\":false") > 0);
+    assert_true(count_substr(r.out, "\"closed\":true") > 0);
+    for (const char *p = r.out; *p;) {
+        const char *e = strchr(p, '\n');
+        assert_non_null(e);
+        expect_kline_json(p, (size_t)(e - p));
+        p = e + 1;
+    }
+    /* --log-level warn: no info lines, not even the CLI's own */
+    assert_null(strstr(r.err, "level=info"));
+    result_free(&r);
+#endif
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -801,6 +843,7 @@ int main(void)
         cmocka_unit_test(test_secret_never_printed),
         cmocka_unit_test(test_run_connect_refused),
         cmocka_unit_test(test_run_sim_sigterm),
+        cmocka_unit_test(test_run_sim_sigint_stdout),
     };
     return cmocka_run_group_tests_name("cli", tests, group_setup, group_teardown);
 }
