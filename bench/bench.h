@@ -17,7 +17,8 @@ typedef struct {
 int kfb_decode(int argc, char **argv);
 
 /* Helpers shared by commands */
-double kfb_now_ns(void);
+double kfb_now_ns(void);    /* CLOCK_MONOTONIC */
+double kfb_thread_ns(void); /* CPU time of the calling thread: robust on a loaded machine */
 /* Median of n values (sorts v in place); 0 when n == 0. */
 double kfb_median(double *v, size_t n);
 

@@ -3,14 +3,10 @@
 
 #include <string.h>
 
-/* 1 for bytes that end the fast path of a string scan: '"', '\\' and controls. */
-static const unsigned char str_stop[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, ['\\'] = 1,
-};
-
 static inline const char *ws(const char *p, const char *end)
 {
+    if (p < end && (unsigned char)*p > ' ')
+        return p;
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
     return p;
@@ -29,11 +25,7 @@ static inline int hexval(unsigned char c)
 const char *kf__json_skip_string(const char *p, const char *end, bool *escaped, const char **why)
 {
     for (;;) {
-        while (p + 4 <= end && !str_stop[(unsigned char)p[0]] && !str_stop[(unsigned char)p[1]] &&
-               !str_stop[(unsigned char)p[2]] && !str_stop[(unsigned char)p[3]])
-            p += 4;
-        while (p < end && !str_stop[(unsigned char)*p])
-            p++;
+        p = kf__json_scan_str(p, end);
         if (p >= end) {
             *why = "truncated";
             return NULL;
@@ -92,8 +84,7 @@ static const char *skip_number(const char *p, const char *end, const char **why)
     if (*p == '0') {
         p++;
     } else if ((unsigned)(*p - '1') <= 8u) {
-        while (p < end && (unsigned)(*p - '0') <= 9u)
-            p++;
+        p = kf__json_scan_digits(p + 1, end);
     } else {
         *why = "bad number";
         return NULL;
@@ -108,8 +99,7 @@ static const char *skip_number(const char *p, const char *end, const char **why)
             *why = "bad number";
             return NULL;
         }
-        while (p < end && (unsigned)(*p - '0') <= 9u)
-            p++;
+        p = kf__json_scan_digits(p, end);
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         p++;
@@ -153,11 +143,17 @@ value:
     if (p >= end)
         goto truncated;
     switch (*p) {
-    case '"':
+    case '"': {
+        const char *q = kf__json_scan_str(p + 1, end);
+        if (q < end && *q == '"') {
+            p = q + 1;
+            break;
+        }
         p = kf__json_skip_string(p + 1, end, NULL, why);
         if (!p)
             return NULL;
         break;
+    }
     case '{':
     case '[':
         if (depth + lvl >= KF__JSON_MAX_DEPTH) {
@@ -215,6 +211,13 @@ after:
         p++;
         if ((objs >> (lvl - 1)) & 1)
             goto key;
+        if (p < end && *p == '"') { /* array of strings: no detour through the switch */
+            const char *q = kf__json_scan_str(p + 1, end);
+            if (q < end && *q == '"') {
+                p = q + 1;
+                goto after;
+            }
+        }
         goto value;
     }
     if (*p == ((objs >> (lvl - 1)) & 1 ? '}' : ']')) {
@@ -228,6 +231,13 @@ key:
     p = ws(p, end);
     if (p >= end)
         goto truncated;
+    if (*p == '"') { /* plain key directly followed by ':' */
+        const char *q = kf__json_scan_str(p + 1, end);
+        if (q + 1 < end && *q == '"' && q[1] == ':') {
+            p = q + 2;
+            goto value;
+        }
+    }
     if (*p != '"') {
         *why = "expected a key string";
         return NULL;
@@ -354,6 +364,8 @@ static bool next_member(kf__json *j, bool obj)
         j->p++;
         if (!more(j))
             return false;
+        if (*j->p == (obj ? '}' : ']'))
+            return kf__json_fail(j, "trailing comma");
     }
     j->more_bits |= bit;
     return true;

@@ -41,6 +41,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "klinefeed.h"
 
@@ -121,6 +124,48 @@ bool kf__json_finish(kf__json *j);
  * for a bad escape, a lone surrogate, \u0000, or when cap is too small.
  */
 long kf__json_unescape(const char *p, size_t len, char *out, size_t cap);
+
+/* ---- low level, shared with the frame decoder ---- */
+
+/* First byte in [p, end) that is '"', '\\' or a control byte, or end. */
+static inline __attribute__((always_inline)) const char *kf__json_scan_str(const char *p,
+                                                                           const char *end)
+{
+#ifdef __SSE2__
+    const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'), c1f = _mm_set1_epi8(0x1f);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, q), _mm_cmpeq_epi8(v, bs)),
+                                 _mm_cmpeq_epi8(_mm_min_epu8(v, c1f), v));
+        unsigned mask = (unsigned)_mm_movemask_epi8(m);
+        if (mask)
+            return p + __builtin_ctz(mask);
+        p += 16;
+    }
+#endif
+    while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+        p++;
+    return p;
+}
+
+/* First byte in [p, end) that is not an ASCII digit, or end. */
+static inline __attribute__((always_inline)) const char *kf__json_scan_digits(const char *p,
+                                                                              const char *end)
+{
+#ifdef __SSE2__
+    const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9);
+    while (end - p >= 16) {
+        __m128i v = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)(const void *)p), zero);
+        unsigned digits = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, nine), v));
+        if (digits != 0xFFFF)
+            return p + __builtin_ctz(~digits);
+        p += 16;
+    }
+#endif
+    while (p < end && (unsigned)(*p - '0') <= 9u)
+        p++;
+    return p;
+}
 
 /*
  * Low level: skips one value starting at p (leading whitespace allowed) with

@@ -24,6 +24,7 @@
 #include "decode/json.h"
 
 #define MAX_DEPTH KF__JSON_MAX_DEPTH
+#define HOT static inline __attribute__((always_inline))
 
 /* k.* fields */
 enum {
@@ -117,8 +118,10 @@ typedef struct dstate {
     kf_kline *k;
 } dstate;
 
-static inline const char *ws(const char *p, const char *end)
+HOT const char *ws(const char *p, const char *end)
 {
+    if (p < end && (unsigned char)*p > ' ')
+        return p;
     while (p < end && (unsigned char)*p <= ' ' &&
            (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
@@ -128,6 +131,19 @@ static inline const char *ws(const char *p, const char *end)
 static inline bool is_digit(char c)
 {
     return (unsigned)(c - '0') <= 9u;
+}
+
+/* Value of 8 ASCII digits at p (the caller checked they are digits). */
+HOT uint64_t eight_digits(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    v -= 0x3030303030303030ULL;
+    v = (v * 10) + (v >> 8);
+    v = (((v & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32))) +
+         (((v >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >>
+        32;
+    return v;
 }
 
 /* Fails the frame; returns NULL so callers can `return fail(...)`. */
@@ -144,54 +160,107 @@ static inline void defer(dstate *st, const char *why)
         st->kwhy = why;
 }
 
-/* Skips one value at p (validating it); fatal on error. */
-static const char *skip(dstate *st, const char *p, int depth)
+/* Skips one value at p (validating it); fatal on error. Plain strings and integers inline. */
+HOT const char *skip(dstate *st, const char *p, int depth)
 {
+    const char *end = st->end;
+    if (p >= end)
+        return fail(st, "truncated");
+    if (*p == '"') {
+        const char *q = kf__json_scan_str(p + 1, end);
+        if (q < end && *q == '"')
+            return q + 1;
+    } else if ((unsigned)(*p - '1') <= 8u) {
+        const char *q = kf__json_scan_digits(p + 1, end);
+        if (q < end && *q != '.' && *q != 'e' && *q != 'E')
+            return q;
+    }
     const char *why = "truncated";
     const char *q = kf__json_skip(p, st->end, depth, &why);
     return q ? q : fail(st, why);
 }
 
+static const uint64_t pow10_u64[20] = {1ULL,
+                                       10ULL,
+                                       100ULL,
+                                       1000ULL,
+                                       10000ULL,
+                                       100000ULL,
+                                       1000000ULL,
+                                       10000000ULL,
+                                       100000000ULL,
+                                       1000000000ULL,
+                                       10000000000ULL,
+                                       100000000000ULL,
+                                       1000000000000ULL,
+                                       10000000000000ULL,
+                                       100000000000000ULL,
+                                       1000000000000000ULL,
+                                       10000000000000000ULL,
+                                       100000000000000000ULL,
+                                       1000000000000000000ULL,
+                                       10000000000000000000ULL};
+
+/* Value of the n (0..19) ASCII digits at p (checked by the caller); end bounds the reads. */
+HOT uint64_t digits_u64(const char *p, size_t n, const char *end)
+{
+    uint64_t m = 0;
+    while (n >= 8) {
+        m = m * 100000000 + eight_digits(p);
+        p += 8;
+        n -= 8;
+    }
+    if (n == 0)
+        return m;
+    if (end - p >= 8) { /* n < 8 digits, padded in front with '0's: one SWAR step */
+        uint64_t v;
+        memcpy(&v, p, 8);
+        v = (v << (8 * (8 - n))) | (0x3030303030303030ULL >> (8 * n));
+        v -= 0x3030303030303030ULL;
+        v = (v * 10) + (v >> 8);
+        v = (((v & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32))) +
+             (((v >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >>
+            32;
+        return m * pow10_u64[n] + v;
+    }
+    while (n--)
+        m = m * 10 + (uint64_t)(*p++ - '0');
+    return m;
+}
+
 /*
  * Integer at p (a JSON number without fraction/exponent). Returns the byte
- * after it, or NULL when it is not such a number (bad == type error) or
- * overflows (bad == overflow message). Nothing consumed on NULL.
+ * after it, or NULL when it is not such a number (bad == NULL: type error)
+ * or overflows (bad == the overflow message). Nothing consumed on NULL.
  */
-static inline const char *parse_i64(const char *p, const char *end, int64_t *out, const char **bad)
+HOT const char *parse_i64(const char *p, const char *end, int64_t *out, const char **bad)
 {
     bool neg = false;
+    *bad = NULL;
     if (p < end && *p == '-') {
         neg = true;
         p++;
     }
-    if (p >= end || !is_digit(*p)) {
-        *bad = NULL;
+    if (p >= end || !is_digit(*p))
         return NULL;
-    }
-    const char *start = p;
-    uint64_t m = (uint64_t)(*p++ - '0');
-    if (m != 0) {
-        while (p < end && is_digit(*p) && p - start < 18)
-            m = m * 10 + (uint64_t)(*p++ - '0');
-        if (p < end && is_digit(*p)) { /* 19th digit and beyond: check */
-            uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-            while (p < end && is_digit(*p)) {
-                unsigned d = (unsigned)(*p - '0');
-                if (m > (limit - d) / 10) {
-                    *bad = "number overflows int64";
-                    return NULL;
-                }
-                m = m * 10 + d;
-                p++;
-            }
+    const char *de = kf__json_scan_digits(p, end);
+    size_t n = (size_t)(de - p);
+    if (n > 1 && *p == '0')
+        return NULL; /* "01" is not JSON */
+    if (de < end && (*de == '.' || *de == 'e' || *de == 'E'))
+        return NULL;
+    uint64_t m;
+    if (n <= 18) {
+        m = digits_u64(p, n, end);
+    } else {
+        uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+        if (n > 19 || (m = digits_u64(p, 19, end)) > limit || m < pow10_u64[18]) {
+            *bad = "number overflows int64";
+            return NULL;
         }
     }
-    if (p < end && (*p == '.' || *p == 'e' || *p == 'E' || is_digit(*p))) {
-        *bad = NULL;
-        return NULL;
-    }
     *out = neg ? (int64_t)(0 - m) : (int64_t)m;
-    return p;
+    return de;
 }
 
 /*
@@ -199,7 +268,7 @@ static inline const char *parse_i64(const char *p, const char *end, int64_t *out
  * kf_dec_parse (which it calls for the rare > 18 digit texts). Returns the
  * byte after the closing quote or NULL (nothing consumed).
  */
-static inline const char *parse_dec(const char *p, const char *end, kf_dec *out)
+HOT const char *parse_dec(const char *p, const char *end, kf_dec *out)
 {
     const char *s = ++p; /* after the quote */
     bool neg = false;
@@ -208,28 +277,29 @@ static inline const char *parse_dec(const char *p, const char *end, kf_dec *out)
         p++;
     }
     const char *d0 = p;
-    uint64_t m = 0;
-    while (p < end && is_digit(*p))
-        m = m * 10 + (uint64_t)(*p++ - '0');
+    p = kf__json_scan_digits(p, end);
     size_t nint = (size_t)(p - d0);
     if (nint == 0 || (*d0 == '0' && nint > 1))
         return NULL;
     size_t scale = 0;
+    const char *f0 = p;
     if (p < end && *p == '.') {
-        const char *f0 = ++p;
-        while (p < end && is_digit(*p))
-            m = m * 10 + (uint64_t)(*p++ - '0');
+        f0 = ++p;
+        p = kf__json_scan_digits(p, end);
         scale = (size_t)(p - f0);
         if (scale == 0)
             return NULL;
     }
     if (p >= end || *p != '"')
         return NULL;
-    if (nint + scale > 18) { /* m may have wrapped: let the reference parser decide */
+    if (nint + scale > 18) { /* leading zeros may still fit: the reference parser decides */
         if (kf_dec_parse(s, (size_t)(p - s), out) != KF_OK)
             return NULL;
         return p + 1;
     }
+    uint64_t m = digits_u64(d0, nint, end);
+    if (scale)
+        m = m * pow10_u64[scale] + digits_u64(f0, scale, end);
     if (neg && m == 0)
         return NULL;
     out->mant = neg ? -(int64_t)m : (int64_t)m;
@@ -238,11 +308,9 @@ static inline const char *parse_dec(const char *p, const char *end, kf_dec *out)
 }
 
 /* Plain string at p (opening quote): span without escapes; NULL if escaped or bad. */
-static inline const char *parse_plain_str(const char *p, const char *end, const char **s, size_t *n)
+HOT const char *parse_plain_str(const char *p, const char *end, const char **s, size_t *n)
 {
-    const char *q = ++p;
-    while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
-        q++;
+    const char *q = kf__json_scan_str(++p, end);
     if (q >= end || *q != '"')
         return NULL;
     *s = p;
@@ -250,7 +318,7 @@ static inline const char *parse_plain_str(const char *p, const char *end, const 
     return q + 1;
 }
 
-static inline int interval_index(const char *s, size_t n)
+HOT int interval_index(const char *s, size_t n)
 {
     if (n == 2) {
         switch (s[0]) {
@@ -296,16 +364,21 @@ static inline int interval_index(const char *s, size_t n)
 
 /* Reads a key at p (just past ws, must be '"'): sets *key and *klen (klen = SIZE_MAX when the
  * key has escapes) and returns the byte after ':' (and ws). */
-static inline const char *read_key(dstate *st, const char *p, const char **key, size_t *klen)
+HOT const char *read_key(dstate *st, const char *p, const char **key, size_t *klen)
 {
     const char *end = st->end;
     if (p >= end)
         return fail(st, "truncated");
     if (*p != '"')
         return fail(st, "expected a key string");
-    const char *q = ++p;
-    while (q < end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20)
-        q++;
+    /* fast path: a one-byte key directly followed by ':' ("t":) */
+    if (end - p >= 5 && p[2] == '"' && p[3] == ':' && p[1] != '\\' && p[1] != '"' &&
+        (unsigned char)p[1] >= 0x20) {
+        *key = p + 1;
+        *klen = 1;
+        return ws(p + 4, end);
+    }
+    const char *q = kf__json_scan_str(++p, end);
     if (q < end && *q == '"') {
         *key = p;
         *klen = (size_t)(q - p);
@@ -327,8 +400,14 @@ static inline const char *read_key(dstate *st, const char *p, const char **key, 
 }
 
 /* After a member's value: ',' -> next key (returns it, ws skipped), '}' -> *done. */
-static inline const char *after_member(dstate *st, const char *p, bool *done)
+HOT const char *after_member(dstate *st, const char *p, bool *done)
 {
+    if (p < st->end && *p == ',') { /* no whitespace: the usual case */
+        p++;
+        if (p < st->end && *p == '"')
+            return p;
+        return ws(p, st->end);
+    }
     p = ws(p, st->end);
     if (p >= st->end)
         return fail(st, "truncated");
@@ -341,7 +420,7 @@ static inline const char *after_member(dstate *st, const char *p, bool *done)
     return fail(st, "expected ',' or '}'");
 }
 
-static inline bool mark(dstate *st, unsigned *seen, unsigned bit)
+HOT bool mark(dstate *st, unsigned *seen, unsigned bit)
 {
     if (*seen & bit) {
         fail(st, "duplicate key");
@@ -692,6 +771,235 @@ static kf__frame_kind finish_kline(dstate *st, kf_kline *out)
     return KF__FRAME_KLINE;
 }
 
+/*
+ * Fast path for the exact layout Binance sends (PROTOCOL.md section 2, optionally in the
+ * combined wrapper): keys and separators compared in order, no dispatch, scalar digit loops
+ * (fewest instructions for the short numbers of a kline). Returns false on the first deviation
+ * (other key order, whitespace, escapes, more than 18 digits, anything unusual) and the general
+ * parser then decides, so both paths accept exactly the same frames with the same result.
+ */
+
+/* 8 bytes at p are all ASCII digits. */
+HOT bool eight_are_digits(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return (((v + 0x4646464646464646ULL) | (v - 0x3030303030303030ULL)) & 0x8080808080808080ULL) ==
+           0;
+}
+
+/* JSON integer of 1..18 digits at p; returns the byte after it or NULL. */
+HOT const char *fast_int(const char *p, const char *end, int64_t *out)
+{
+    if (p >= end)
+        return NULL;
+    bool neg = *p == '-';
+    p += neg;
+    const char *s = p;
+    uint64_t m = 0;
+    unsigned d;
+    if (end - p >= 16 && eight_are_digits(p)) {
+        m = eight_digits(p);
+        p += 8;
+    }
+    while (p < end && (d = (unsigned)(*p - '0')) <= 9) {
+        m = m * 10 + d;
+        p++;
+    }
+    size_t n = (size_t)(p - s);
+    if (n == 0 || n > 18 || (*s == '0' && n > 1))
+        return NULL;
+    *out = neg ? -(int64_t)m : (int64_t)m;
+    return p;
+}
+
+/* Decimal text at p (after the opening quote) with at most 18 digits in all; returns the byte
+ * after it (the caller checks the closing quote) or NULL. Same rules as kf_dec_parse. */
+HOT const char *fast_dec(const char *p, const char *end, kf_dec *out)
+{
+    if (p >= end)
+        return NULL;
+    bool neg = *p == '-';
+    p += neg;
+    const char *s = p;
+    uint64_t m = 0;
+    unsigned d;
+    while (p < end && (d = (unsigned)(*p - '0')) <= 9) {
+        m = m * 10 + d;
+        p++;
+    }
+    size_t nint = (size_t)(p - s), scale = 0;
+    if (nint == 0 || (*s == '0' && nint > 1))
+        return NULL;
+    if (p < end && *p == '.') {
+        const char *f0 = ++p;
+        while (p < end && (d = (unsigned)(*p - '0')) <= 9) {
+            m = m * 10 + d;
+            p++;
+        }
+        scale = (size_t)(p - f0);
+        if (scale == 0)
+            return NULL;
+    }
+    if (nint + scale > 18 || (neg && m == 0))
+        return NULL;
+    out->mant = neg ? -(int64_t)m : (int64_t)m;
+    out->scale = (int32_t)scale;
+    return p;
+}
+
+/* p[0..n) == s[0..n) for a small constant n: a few overlapping word loads, no memcmp call. */
+HOT bool lit_eq(const char *p, const char *s, size_t n)
+{
+    uint64_t a8, b8, c8, d8;
+    uint32_t a4, b4, c4, d4;
+    if (n >= 8) {
+        uint64_t diff = 0;
+        size_t i = 0;
+        for (; i + 8 < n; i += 8) {
+            memcpy(&a8, p + i, 8);
+            memcpy(&b8, s + i, 8);
+            diff |= a8 ^ b8;
+        }
+        memcpy(&c8, p + n - 8, 8);
+        memcpy(&d8, s + n - 8, 8);
+        return (diff | (c8 ^ d8)) == 0;
+    }
+    if (n >= 4) {
+        memcpy(&a4, p, 4);
+        memcpy(&b4, s, 4);
+        memcpy(&c4, p + n - 4, 4);
+        memcpy(&d4, s + n - 4, 4);
+        return ((a4 ^ b4) | (c4 ^ d4)) == 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != s[i])
+            return false;
+    return true;
+}
+
+#define LIT(s)                                                                                     \
+    do {                                                                                           \
+        if (end - p < (ptrdiff_t)sizeof(s) - 1 || !lit_eq(p, s, sizeof(s) - 1))                    \
+            return false;                                                                          \
+        p += sizeof(s) - 1;                                                                        \
+    } while (0)
+#define INT(field)                                                                                 \
+    do {                                                                                           \
+        if (!(p = fast_int(p, end, &w.field)))                                                     \
+            return false;                                                                          \
+    } while (0)
+#define DEC(field)                                                                                 \
+    do {                                                                                           \
+        if (!(p = fast_dec(p, end, &w.field)))                                                     \
+            return false;                                                                          \
+    } while (0)
+/* A string without escapes or control bytes up to its closing quote (p stays on it). */
+#define STR(s, n)                                                                                  \
+    do {                                                                                           \
+        const char *q_ = kf__json_scan_str(p, end);                                                \
+        if (q_ >= end || *q_ != '"')                                                               \
+            return false;                                                                          \
+        s = p;                                                                                     \
+        n = (size_t)(q_ - p);                                                                      \
+        p = q_;                                                                                    \
+    } while (0)
+
+static bool fast_kline(const char *buf, size_t len, kf__frame *f, kf_kline *out)
+{
+    const char *p = buf, *end = buf + len;
+    const char *stream = NULL, *sym, *ksym, *ival, *b;
+    size_t stream_len = 0, sym_len, ksym_len, ival_len, b_len;
+    kf_kline w;
+    bool wrapped = false;
+    if (len >= 11 && lit_eq(p, "{\"stream\":\"", 11)) {
+        p += 11;
+        STR(stream, stream_len);
+        LIT("\",\"data\":");
+        wrapped = true;
+    }
+    LIT("{\"e\":\"kline\",\"E\":");
+    const char *event = p - 11;
+    INT(event_time);
+    LIT(",\"s\":\"");
+    STR(sym, sym_len);
+    LIT("\",\"k\":{\"t\":");
+    INT(open_time);
+    LIT(",\"T\":");
+    INT(close_time);
+    LIT(",\"s\":\"");
+    STR(ksym, ksym_len);
+    LIT("\",\"i\":\"");
+    STR(ival, ival_len);
+    LIT("\",\"f\":");
+    INT(first_trade_id);
+    LIT(",\"L\":");
+    INT(last_trade_id);
+    LIT(",\"o\":\"");
+    DEC(open);
+    LIT("\",\"c\":\"");
+    DEC(close);
+    LIT("\",\"h\":\"");
+    DEC(high);
+    LIT("\",\"l\":\"");
+    DEC(low);
+    LIT("\",\"v\":\"");
+    DEC(volume);
+    LIT("\",\"n\":");
+    INT(trades);
+    LIT(",\"x\":");
+    if (end - p >= 4 && lit_eq(p, "true", 4)) {
+        w.closed = true;
+        p += 4;
+    } else if (end - p >= 5 && lit_eq(p, "false", 5)) {
+        w.closed = false;
+        p += 5;
+    } else {
+        return false;
+    }
+    LIT(",\"q\":\"");
+    DEC(quote_volume);
+    LIT("\",\"V\":\"");
+    DEC(taker_buy_base);
+    LIT("\",\"Q\":\"");
+    DEC(taker_buy_quote);
+    LIT("\",\"B\":\"");
+    STR(b, b_len);
+    (void)b;
+    (void)b_len;
+    LIT("\"}}");
+    if (wrapped)
+        LIT("}");
+    if (p != end && ws(p, end) != end)
+        return false;
+    /* the checks of finish_kline() */
+    if (sym_len == 0 || sym_len > KF_SYMBOL_MAX || ksym_len != sym_len ||
+        memcmp(sym, ksym, sym_len) != 0)
+        return false;
+    for (size_t i = 0; i < sym_len; i++)
+        if (sym_bad[(unsigned char)sym[i]])
+            return false;
+    int iv = interval_index(ival, ival_len);
+    if (iv < 0)
+        return false;
+    memset(w.symbol, 0, sizeof w.symbol);
+    memcpy(w.symbol, sym, sym_len);
+    memset(w.interval, 0, sizeof w.interval);
+    memcpy(w.interval, ival, ival_len);
+    w.interval_index = iv;
+    *out = w;
+    f->kind = KF__FRAME_KLINE;
+    f->event = event;
+    f->event_len = 5;
+    f->stream = stream;
+    f->stream_len = stream_len;
+    return true;
+}
+#undef LIT
+#undef INT
+#undef DEC
+#undef STR
+
 kf__frame_kind kf__decode(const char *buf, size_t len, kf__frame *f, kf_kline *k)
 {
     kf__frame fdummy;
@@ -703,6 +1011,8 @@ kf__frame_kind kf__decode(const char *buf, size_t len, kf__frame *f, kf_kline *k
     memset(f, 0, sizeof *f);
     if (!buf)
         return malformed(f, len ? "null buffer" : "empty frame");
+    if (fast_kline(buf, len, f, k))
+        return KF__FRAME_KLINE;
     dstate st;
     memset(&st, 0, sizeof st);
     st.end = buf + len;

@@ -60,7 +60,8 @@ typedef struct kf__writer kf__writer;
 typedef struct kf__writer_stats {
     uint64_t rows;       /* rows stored */
     uint64_t batches;    /* write() calls that succeeded */
-    uint64_t errors;     /* failed write()/flush() attempts (retried) */
+    uint64_t errors;     /* failed write()/flush() attempts (retried), refused pushes,
+                            rows lost at the stop deadline */
     uint64_t full_waits; /* pushes that had to wait for room */
 } kf__writer_stats;
 
@@ -76,12 +77,19 @@ kf_err kf__writer_start(kf__writer *w, char *err, size_t errlen);
 /*
  * Queues a copy of k. Called from one producer thread (the I/O thread). Never
  * drops: when the queue is full it waits for room (counted in full_waits).
- * No allocation.
+ * No allocation; takes no lock unless the queue is full or the writer sleeps.
+ * Push at most queue_cap rows before kf__writer_start (nothing drains them yet).
+ * Refused (counted in errors and logged, not queued): a push after
+ * kf__writer_stop began, and a row no sink can store (a decimal scale outside
+ * 0..18, symbol or interval without its NUL), which would otherwise fail every retry.
  */
 void kf__writer_push(kf__writer *w, const kf_kline *k);
-/* Drains the queue, writes, flushes and joins the thread. Idempotent. A write that keeps
- * failing is retried with backoff until it succeeds or the stop deadline (10 s) passes; rows
- * still unstored then are counted as errors and logged. */
+/* Drains the queue, writes, flushes and joins the thread (drains on the calling thread when
+ * never started). Idempotent: later calls return the first call's result. A write or flush
+ * that keeps failing is retried with backoff until it succeeds or the stop deadline (10 s)
+ * passes; rows still unstored then (queued, or written but not flushed) are counted as
+ * errors and logged, and KF_ERR_SINK is returned; KF_OK when everything was stored. Call
+ * after the producer has made its last push. */
 kf_err kf__writer_stop(kf__writer *w);
 /* Closes the sink and frees everything (stops first if needed). NULL ignored. */
 void kf__writer_free(kf__writer *w);

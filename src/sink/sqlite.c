@@ -29,8 +29,9 @@ static const char SQ_CREATE[] =
     "close_time INTEGER NOT NULL, open TEXT NOT NULL, high TEXT NOT NULL, low TEXT NOT NULL, "
     "close TEXT NOT NULL, volume TEXT NOT NULL, quote_volume TEXT NOT NULL, "
     "trades INTEGER NOT NULL, taker_buy_base TEXT NOT NULL, taker_buy_quote TEXT NOT NULL, "
-    "closed INTEGER NOT NULL, PRIMARY KEY(symbol, interval, open_time)) WITHOUT ROWID;"
-    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);";
+    "closed INTEGER NOT NULL, PRIMARY KEY(symbol, interval, open_time)) WITHOUT ROWID";
+static const char SQ_CREATE_META[] =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)";
 
 /* An open update (closed=0) never replaces a row already stored closed. */
 static const char SQ_UPSERT[] =
@@ -158,7 +159,8 @@ static kf_err sq_check_klines(sq *s, char *err, size_t errlen)
  * processes opening a new file at once do not both create it. */
 static kf_err sq_schema(sq *s, char *err, size_t errlen)
 {
-    char buf[64] = "";
+    char buf[64] = "", want[16];
+    snprintf(want, sizeof want, "%d", SQ_SCHEMA_VERSION);
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return sq_fail(s, "BEGIN IMMEDIATE", err, errlen);
     kf_err rc = KF_OK;
@@ -170,12 +172,9 @@ static kf_err sq_schema(sq *s, char *err, size_t errlen)
             rc = sq_fail(s, "CREATE TABLE klines", err, errlen);
     } else {
         rc = sq_check_klines(s, err, errlen);
-        if (!rc && sqlite3_exec(s->db,
-                                "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY NOT NULL, "
-                                "value TEXT NOT NULL)",
-                                NULL, NULL, NULL) != SQLITE_OK)
-            rc = sq_fail(s, "CREATE TABLE meta", err, errlen);
     }
+    if (!rc && sqlite3_exec(s->db, SQ_CREATE_META, NULL, NULL, NULL) != SQLITE_OK)
+        rc = sq_fail(s, "CREATE TABLE meta", err, errlen);
     if (!rc) {
         buf[0] = 0;
         if (sq_exec1(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf) !=
@@ -183,11 +182,11 @@ static kf_err sq_schema(sq *s, char *err, size_t errlen)
             rc = sq_fail(s, "reading meta", err, errlen);
         } else if (buf[0] == 0) {
             char sql[128];
-            snprintf(sql, sizeof sql, "INSERT INTO meta(key, value) VALUES('schema_version', '%d')",
-                     SQ_SCHEMA_VERSION);
+            snprintf(sql, sizeof sql, "INSERT INTO meta(key, value) VALUES('schema_version', '%s')",
+                     want);
             if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
                 rc = sq_fail(s, "INSERT INTO meta", err, errlen);
-        } else if (strcmp(buf, "1") != 0) {
+        } else if (strcmp(buf, want) != 0) {
             snprintf(err, errlen,
                      "%s: incompatible schema: meta.schema_version is \"%s\", this klinefeed "
                      "reads version %d",
@@ -217,7 +216,6 @@ static kf_err sq_open(const char *target, void **state, char *err, size_t errlen
     int rc = sqlite3_open_v2(
         target, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
     kf_err out = KF_OK;
-    char mode[16] = "";
     if (rc != SQLITE_OK) {
         if (!s->db)
             snprintf(err, errlen, "%s: out of memory", s->name);
@@ -226,7 +224,7 @@ static kf_err sq_open(const char *target, void **state, char *err, size_t errlen
         out = KF_ERR_SINK;
     } else if (sqlite3_busy_timeout(s->db, SQ_BUSY_MS) != SQLITE_OK) {
         out = sq_fail(s, "busy_timeout", err, errlen);
-    } else if (sq_exec1(s, "PRAGMA journal_mode=WAL", mode, sizeof mode) != SQLITE_OK) {
+    } else if (sq_exec1(s, "PRAGMA journal_mode=WAL", NULL, 0) != SQLITE_OK) {
         out = sq_fail(s, "PRAGMA journal_mode=WAL", err, errlen);
     } else if (sq_exec1(s, "PRAGMA synchronous=NORMAL", NULL, 0) != SQLITE_OK) {
         out = sq_fail(s, "PRAGMA synchronous=NORMAL", err, errlen);

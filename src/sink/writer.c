@@ -230,6 +230,27 @@ static void wr_release(kf__writer *w, size_t h, size_t n)
     }
 }
 
+/*
+ * The stop deadline passed with the sink still failing: counts as errors every row not
+ * stored - those still queued, and those written but not flushed (dirty) unless one last
+ * flush takes them (try_flush: the failure was a write, not the flush) - logs, and empties
+ * the queue.
+ */
+static kf_err wr_give_up(kf__writer *w, size_t h, size_t dirty, int try_flush)
+{
+    char err[512];
+    size_t queued = atomic_load(&w->tail) - h;
+    if (dirty && try_flush && w->ops->flush(w->state, err, sizeof err) == KF_OK)
+        dirty = 0;
+    atomic_fetch_add_explicit(&w->errors, queued + dirty, memory_order_relaxed);
+    kf__log(w->lg, KF_LOG_ERROR,
+            "msg=\"sink rows not stored at stop deadline\" spec=%s rows=%zu queued=%zu "
+            "unflushed=%zu",
+            w->spec, queued + dirty, queued, dirty);
+    wr_release(w, h, queued);
+    return KF_ERR_SINK;
+}
+
 /* The writer loop; also run inline by kf__writer_stop when never started. */
 static kf_err wr_run(kf__writer *w)
 {
@@ -239,14 +260,8 @@ static kf_err wr_run(kf__writer *w)
         size_t t = atomic_load_explicit(&w->tail, memory_order_acquire);
         if (h == t) {
             if (dirty) {
-                if (wr_until_ok(w, NULL, 0) != 0) {
-                    /* written into the sink's buffer but never made durable */
-                    atomic_fetch_add_explicit(&w->errors, dirty, memory_order_relaxed);
-                    kf__log(w->lg, KF_LOG_ERROR,
-                            "msg=\"sink rows not flushed at stop deadline\" spec=%s rows=%zu",
-                            w->spec, dirty);
-                    return KF_ERR_SINK;
-                }
+                if (wr_until_ok(w, NULL, 0) != 0)
+                    return wr_give_up(w, h, dirty, 0);
                 dirty = 0;
                 continue;
             }
@@ -268,15 +283,8 @@ static kf_err wr_run(kf__writer *w)
             n = w->cap - slot; /* contiguous part; the rest is the next batch */
         if (n > WR_BATCH)
             n = WR_BATCH;
-        if (wr_until_ok(w, &w->ring[slot], n) != 0) {
-            size_t lost = atomic_load(&w->tail) - h;
-            atomic_fetch_add_explicit(&w->errors, lost, memory_order_relaxed);
-            kf__log(w->lg, KF_LOG_ERROR,
-                    "msg=\"sink rows not stored at stop deadline\" spec=%s rows=%zu", w->spec,
-                    lost);
-            wr_release(w, h, lost);
-            return KF_ERR_SINK;
-        }
+        if (wr_until_ok(w, &w->ring[slot], n) != 0)
+            return wr_give_up(w, h, dirty, 1);
         atomic_fetch_add_explicit(&w->rows, n, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->batches, 1, memory_order_relaxed);
         dirty += n;

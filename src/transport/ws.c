@@ -216,8 +216,8 @@ kf__ws_result kf__ws_reader_next(kf__ws_reader *r, const uint8_t *buf, size_t le
                     return ws_fail(why, close_code, "invalid close code", 1002);
                 }
                 m->close_code = (uint16_t)code;
-                m->data = f.payload + 2; /* the reason, not validated as UTF-8 */
-                m->len = plen - 2;
+                m->data = f.payload; /* code + reason (not validated as UTF-8) */
+                m->len = plen;
             }
             m->type = KF__WS_MSG_CLOSE;
             *consumed = off;

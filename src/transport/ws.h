@@ -37,7 +37,10 @@ typedef struct kf__ws_frame {
  * *consumed (header + payload). Rejects (KF__WS_ERROR, *why static text,
  * *close_code 1002 or 1009): RSV bits set, a masked frame, an unknown opcode,
  * a control frame longer than 125 bytes or not FIN, a non-minimal or 2^63+
- * length, a payload over max_payload (1009).
+ * length, a payload over max_payload (1009). Every check the bytes present
+ * allow is made before KF__WS_NEED_MORE, so a bad header fails on its first
+ * bytes and a too-big frame is refused before its payload is buffered.
+ * Costs a few ns; reads nothing past buf[len).
  */
 kf__ws_result kf__ws_parse_frame(const uint8_t *buf, size_t len, uint64_t max_payload,
                                  kf__ws_frame *f, size_t *consumed, const char **why,
@@ -53,7 +56,11 @@ typedef enum kf__ws_msg_type {
 
 typedef struct kf__ws_msg {
     kf__ws_msg_type type;
-    const uint8_t *data; /* into the caller's buffer or r->frag; valid until the next call */
+    /* Into the caller's buffer or r->frag; valid until the next call (and, when
+     * into buf, until the caller drops those bytes). CLOSE: the whole payload,
+     * 2-byte code then reason (0 bytes when close_code is 1005). Text and close reasons are not UTF-8-validated here: the
+     * decoder validates the JSON it parses. */
+    const uint8_t *data;
     size_t len;
     uint16_t close_code; /* CLOSE: code sent by the server, 1005 when none */
 } kf__ws_msg;
@@ -78,6 +85,14 @@ typedef struct kf__ws_reader {
  * dropped from the buffer by the caller); KF__WS_ERROR with *why and
  * *close_code (1002 protocol error: continuation without start, data frame
  * inside a fragmented message, bad close payload; 1009 too big).
+ * On KF__WS_OK *consumed covers the frame that completed the message and any
+ * fragments absorbed before it; on KF__WS_ERROR it stops before the offending
+ * frame. An unfragmented text/binary message and every control frame is handed
+ * out in place (no copy); only fragments are copied into frag. A close payload
+ * of 1 byte or with a code outside RFC 6455 §7.4 (1000-1003, 1007-1011,
+ * 3000-4999) is a 1002 error; an empty one gives close_code 1005. With frag
+ * NULL a fragmented message is refused (1009). max_message also bounds control
+ * payloads, so keep it >= 125. buf may be NULL when len is 0.
  */
 kf__ws_result kf__ws_reader_next(kf__ws_reader *r, const uint8_t *buf, size_t len,
                                  size_t *consumed, kf__ws_msg *m, const char **why,
@@ -88,7 +103,9 @@ kf__ws_result kf__ws_reader_next(kf__ws_reader *r, const uint8_t *buf, size_t le
 
 /*
  * Writes one masked client frame with FIN set. Returns bytes written or 0 if
- * cap is too small. mask is the 4-byte masking key.
+ * cap is too small, the opcode is reserved or a control payload is over 125
+ * bytes. mask is the 4-byte masking key (callers draw it at random per frame,
+ * RFC 6455 §5.3). payload must not overlap out.
  */
 size_t kf__ws_encode(uint8_t *out, size_t cap, uint8_t opcode, const void *payload, size_t len,
                      const uint8_t mask[4]);
@@ -101,8 +118,9 @@ void kf__ws_accept_for(const char *key, char out[29]);
 
 /*
  * Writes the HTTP/1.1 upgrade request for GET path on host_header (host or
- * host:port as it should appear in Host:). Returns length or 0 if cap is too
- * small.
+ * host:port as it should appear in Host:). Returns length (out is
+ * NUL-terminated) or 0 if cap is too small or host, path or key is empty or
+ * holds a space or control character (no header injection).
  */
 size_t kf__ws_request(char *out, size_t cap, const char *host_header, const char *path,
                       const char *key);
@@ -114,7 +132,12 @@ size_t kf__ws_request(char *out, size_t cap, const char *host_header, const char
  * tokens case-insensitive), with *hdr_len the length of the head (bytes after
  * it are already frames); KF__WS_ERROR otherwise, with *status (0 if not
  * HTTP) and a message naming the problem in why ("HTTP 404 Not Found",
- * "missing Sec-WebSocket-Accept"). A head over 16 KiB is an error.
+ * "missing Sec-WebSocket-Accept"). A head over 16 KiB (blank line included)
+ * is an error, and so is a response that does not start with "HTTP/" (found on
+ * its first bytes), a non-empty Sec-WebSocket-Extensions or -Protocol (none was
+ * requested) and a duplicate Sec-WebSocket-Accept. Lines may end in CRLF or
+ * LF. *status is the HTTP status once the status line parsed. why may be
+ * NULL/whylen 0; the message is cut to whylen.
  */
 kf__ws_result kf__ws_response_check(const char *buf, size_t len, const char *key, int *status,
                                     size_t *hdr_len, char *why, size_t whylen);

@@ -350,6 +350,61 @@ static void test_spot(void **state)
     assert_int_equal(closes, 4);
 }
 
+/* The canonical-layout fast path and the general parser agree: a space after the first '{'
+ * sends a frame down the general path. */
+static void test_fast_vs_general(void **state)
+{
+    (void)state;
+    size_t klines = 0;
+    for (size_t i = 0; i < nframes; i++) {
+        kf__frame f1, f2;
+        kf_kline k1, k2;
+        memset(&k1, 0xAA, sizeof k1);
+        memset(&k2, 0x55, sizeof k2);
+        kf__frame_kind a = dec(frames[i].p, frames[i].len, &f1, &k1);
+        char *sp = malloc(frames[i].len + 1);
+        sp[0] = '{';
+        sp[1] = ' ';
+        memcpy(sp + 2, frames[i].p + 1, frames[i].len - 1);
+        kf__frame_kind b = dec(sp, frames[i].len + 1, &f2, &k2);
+        assert_int_equal(a, b);
+        if (a == KF__FRAME_KLINE) {
+            klines++;
+            assert_memory_equal(k1.symbol, k2.symbol, sizeof k1.symbol);
+            assert_memory_equal(k1.interval, k2.interval, sizeof k1.interval);
+            assert_int_equal(k1.interval_index, k2.interval_index);
+            assert_true(k1.closed == k2.closed && k1.event_time == k2.event_time &&
+                        k1.open_time == k2.open_time && k1.close_time == k2.close_time &&
+                        k1.first_trade_id == k2.first_trade_id &&
+                        k1.last_trade_id == k2.last_trade_id && k1.trades == k2.trades);
+            const kf_dec *d1[] = {&k1.open,           &k1.high,           &k1.low,
+                                  &k1.close,          &k1.volume,         &k1.quote_volume,
+                                  &k1.taker_buy_base, &k1.taker_buy_quote};
+            const kf_dec *d2[] = {&k2.open,           &k2.high,           &k2.low,
+                                  &k2.close,          &k2.volume,         &k2.quote_volume,
+                                  &k2.taker_buy_base, &k2.taker_buy_quote};
+            for (size_t d = 0; d < 8; d++)
+                assert_true(d1[d]->mant == d2[d]->mant && d1[d]->scale == d2[d]->scale);
+            assert_int_equal(f1.stream_len, f2.stream_len);
+            assert_memory_equal(f1.stream, frames[i].p + 11, f1.stream_len);
+            assert_int_equal(f1.event_len, f2.event_len);
+            assert_memory_equal(f1.event, "kline", 5);
+        }
+        free(sp);
+    }
+    assert_int_equal(klines, 67);
+    /* long numbers leave the fast path's short cuts but decode the same */
+    kf__frame f;
+    kf_kline k;
+    assert_int_equal(decs(rep("\"q\":\"3957.89900\"", "\"q\":\"412345678901.12345\""), &f, &k),
+                     KF__FRAME_KLINE);
+    assert_true(k.quote_volume.mant == 41234567890112345LL && k.quote_volume.scale == 5);
+    assert_int_equal(decs(rep("\"n\":48", "\"n\":1234567890123456789"), &f, &k), KF__FRAME_KLINE);
+    assert_true(k.trades == 1234567890123456789LL);
+    assert_int_equal(decs(rep("\"v\":\"3917\"", "\"v\":\"0.00000001\""), &f, &k), KF__FRAME_KLINE);
+    assert_true(k.volume.mant == 1 && k.volume.scale == 8);
+}
+
 static void test_truncation(void **state)
 {
     (void)state;
@@ -365,6 +420,22 @@ static void test_truncation(void **state)
             assert_non_null(f.why);
             checked++;
         }
+    }
+    /* replies and hand-made shapes too */
+    static const char *more[] = {
+        "{\"result\":null,\"id\":1}",
+        "{\"result\":[\"btcusdt@kline_1m\"],\"id\":3}",
+        "{\"error\":{\"code\":2,\"msg\":\"Invalid request: \\\"x\\\"\",\"x\":[1,{}]},\"id\":7}",
+        "{\"id\":null,\"error\":{\"zz\":\"q\",\"msg\":\"m\",\"code\":-4}}",
+        "{\"e\":\"aggTrade\",\"x\":{\"a\":[true,false,null,-1.5e-3,\"\\u00e9\"]}}",
+    };
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+        kf__frame f;
+        kf_kline k;
+        size_t len = strlen(more[i]);
+        assert_int_not_equal(dec(more[i], len, &f, &k), KF__FRAME_MALFORMED);
+        for (size_t n = 0; n < len; n++)
+            assert_int_equal(dec(more[i], n, &f, &k), KF__FRAME_MALFORMED);
     }
     assert_true(checked > 20000);
     assert_string_equal(why_of("{\"e\":\"kline\""), "truncated");
@@ -900,6 +971,10 @@ static void test_replies(void **state)
                         "error.code not an integer");
     assert_string_equal(why_of("{\"error\":{\"code\":4,\"msg\":5}}"), "error.msg not a string");
     assert_string_equal(why_of("{\"error\":\"x\"}"), "error not an object");
+    /* fuzz finding: an unknown key of error truncated right after its ':' */
+    assert_string_equal(why_of("{\"error\":{\"sode\":"), "truncated");
+    assert_string_equal(why_of("{\"error\":{\"code\":"), "error.code not an integer");
+    assert_string_equal(why_of("{\"error\":{\"msg\":"), "truncated");
     assert_string_equal(why_of("{\"error\":{\"code\":4,\"msg\":\"x\"},\"result\":null,\"id\":1}"),
                         "both result and error");
     assert_string_equal(why_of("{\"id\":1}"), "unknown message");
@@ -954,6 +1029,7 @@ int main(void)
         cmocka_unit_test(test_base),
         cmocka_unit_test(test_samples),
         cmocka_unit_test(test_spot),
+        cmocka_unit_test(test_fast_vs_general),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_bad_types),

@@ -1,0 +1,156 @@
+/*
+ * Fuzz target: kf__decode on arbitrary bytes (exact-size copy so ASan sees
+ * over-reads), invariants on every KLINE, and the JSON cursor skipping /
+ * walking the same input.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode/decode.h"
+#include "decode/json.h"
+
+/* Walks any value with the cursor, reading scalars with the typed readers. */
+static void walk(kf__json *j, int budget)
+{
+    kf__json_span s;
+    char buf[64];
+    switch (kf__json_peek(j)) {
+    case KF__JSON_OBJECT:
+        if (kf__json_enter_object(j))
+            while (kf__json_next_key(j, &s)) {
+                if (budget > 0)
+                    walk(j, budget - 1);
+                else
+                    kf__json_skip_value(j, NULL);
+            }
+        break;
+    case KF__JSON_ARRAY:
+        if (kf__json_enter_array(j)) {
+            int n = 0;
+            while (kf__json_next_elem(j)) {
+                if (++n == 3 && budget > 0) { /* leave early sometimes */
+                    kf__json_skip_value(j, NULL);
+                    kf__json_leave(j);
+                    break;
+                }
+                if (budget > 0)
+                    walk(j, budget - 1);
+                else
+                    kf__json_skip_value(j, NULL);
+            }
+        }
+        break;
+    case KF__JSON_STRING: {
+        kf_dec d;
+        kf__json tmp = *j;
+        if (!kf__json_read_dec(&tmp, &d)) {
+            if (kf__json_read_string(j, &s))
+                (void)kf__json_unescape(s.p, s.len, buf, sizeof buf);
+        } else {
+            *j = tmp;
+        }
+        break;
+    }
+    case KF__JSON_NUMBER: {
+        int64_t v;
+        kf__json tmp = *j;
+        if (!kf__json_read_i64(&tmp, &v))
+            kf__json_skip_value(j, NULL);
+        else
+            *j = tmp;
+        break;
+    }
+    case KF__JSON_TRUE:
+    case KF__JSON_FALSE: {
+        bool b;
+        kf__json_read_bool(j, &b);
+        break;
+    }
+    case KF__JSON_NULL:
+        kf__json_read_null(j);
+        break;
+    default:
+        kf__json_skip_value(j, NULL);
+        break;
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *buf = malloc(size ? size : 1);
+    if (!buf)
+        return 0;
+    memcpy(buf, data, size);
+
+    kf__frame f;
+    kf_kline k;
+    kf__frame_kind kind = kf__decode(buf, size, &f, &k);
+    if (kind != f.kind || kind > KF__FRAME_MALFORMED)
+        abort();
+    if (kind == KF__FRAME_MALFORMED && !f.why)
+        abort();
+    if (kind == KF__FRAME_KLINE) {
+        if (k.interval_index < 0 || k.interval_index >= KF_INTERVAL_COUNT)
+            abort();
+        if (strcmp(k.interval, kf_interval_name(k.interval_index)) != 0)
+            abort();
+        size_t n = strnlen(k.symbol, sizeof k.symbol);
+        if (n == 0 || n > KF_SYMBOL_MAX)
+            abort();
+        char js[KF_KLINE_JSON_MAX];
+        if (kf_kline_to_json(&k, js, sizeof js) == 0)
+            abort();
+        const kf_dec *decs[] = {&k.open,           &k.high,           &k.low,
+                                &k.close,          &k.volume,         &k.quote_volume,
+                                &k.taker_buy_base, &k.taker_buy_quote};
+        for (size_t i = 0; i < 8; i++) {
+            char t[KF_DEC_MAXLEN];
+            kf_dec back;
+            size_t tl = kf_dec_format(*decs[i], t, sizeof t);
+            if (tl == 0 || kf_dec_parse(t, tl, &back) != KF_OK || back.mant != decs[i]->mant ||
+                back.scale != decs[i]->scale)
+                abort();
+        }
+        if (kf_kline_decode(buf, size, &k) != KF_OK)
+            abort();
+        /* the general parser (a leading space skips the canonical-layout fast path) agrees */
+        char *sp = malloc(size + 1);
+        kf_kline k2;
+        kf__frame f2;
+        if (sp) {
+            sp[0] = ' ';
+            memcpy(sp + 1, buf, size);
+            if (kf__decode(sp, size + 1, &f2, &k2) != KF__FRAME_KLINE ||
+                memcmp(k.symbol, k2.symbol, sizeof k.symbol) != 0 ||
+                k.interval_index != k2.interval_index || k.open_time != k2.open_time ||
+                k.close_time != k2.close_time || k.event_time != k2.event_time ||
+                k.trades != k2.trades || k.first_trade_id != k2.first_trade_id ||
+                k.last_trade_id != k2.last_trade_id || k.closed != k2.closed ||
+                k.open.mant != k2.open.mant || k.open.scale != k2.open.scale ||
+                k.quote_volume.mant != k2.quote_volume.mant ||
+                k.taker_buy_quote.scale != k2.taker_buy_quote.scale)
+                abort();
+            free(sp);
+        }
+    }
+    /* pointers handed out stay inside the buffer */
+    if ((f.event && (f.event < buf || f.event + f.event_len > buf + size)) ||
+        (f.stream && (f.stream < buf || f.stream + f.stream_len > buf + size)) ||
+        (f.err_msg && (f.err_msg < buf || f.err_msg + f.err_msg_len > buf + size)) ||
+        (f.result && (f.result < buf || f.result + f.result_len > buf + size)))
+        abort();
+
+    /* the cursor: a validating skip must agree with a full walk on validity */
+    kf__json j1, j2;
+    kf__json_init(&j1, buf, size);
+    bool ok1 = kf__json_skip_value(&j1, NULL) && kf__json_finish(&j1);
+    kf__json_init(&j2, buf, size);
+    walk(&j2, 8);
+    (void)kf__json_finish(&j2);
+    /* any frame the decoder accepted is valid JSON */
+    if (kind != KF__FRAME_MALFORMED && !ok1)
+        abort();
+    free(buf);
+    return 0;
+}
