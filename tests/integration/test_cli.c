@@ -286,6 +286,10 @@ static void test_help(void **state)
     assert_int_equal(r.code, 0);
     assert_non_null(strstr(r.out, "Exit codes"));
     result_free(&r);
+    CLI(&r, "decode", "-h");
+    assert_int_equal(r.code, 0);
+    assert_non_null(strstr(r.out, "decoded=N skipped=N malformed=N"));
+    result_free(&r);
 }
 
 static void test_version(void **state)
@@ -299,6 +303,11 @@ static void test_version(void **state)
     assert_string_equal(r.out, want);
     assert_int_equal(r.err_len, 0);
     result_free(&r);
+    CLI(&r, "version");
+    assert_int_equal(r.code, 0);
+    assert_string_equal(r.out, want);
+    result_free(&r);
+    assert_string_equal(kf_version(), KF_VERSION_STRING);
 }
 
 /* ---- usage errors ---- */
