@@ -15,11 +15,21 @@ typedef struct {
 
 /* Commands */
 int kfb_decode(int argc, char **argv);
+int kfb_e2e(int argc, char **argv);
+int kfb_footprint(int argc, char **argv);
 
 /* Helpers shared by commands */
 double kfb_now_ns(void);    /* CLOCK_MONOTONIC */
 double kfb_thread_ns(void); /* CPU time of the calling thread: robust on a loaded machine */
 /* Median of n values (sorts v in place); 0 when n == 0. */
 double kfb_median(double *v, size_t n);
+/* Process CPU seconds so far (getrusage RUSAGE_SELF, user + sys). */
+double kfb_cpu_seconds(void);
+/* VmRSS of this process in kB (/proc/self/status), or -1. */
+long kfb_rss_kb(void);
+/* Adds "sym@kline_iv,..." to cfg as symbols and intervals (the library subscribes
+ * their product). Returns the number of names, or -1 (message on stderr). */
+struct kf_config;
+int kfb_add_streams(struct kf_config *cfg, const char *list);
 
 #endif

@@ -8,6 +8,11 @@
 
 static const kfb_cmd commands[] = {
     {"decode", kfb_decode, "decode [FILE] [--rounds N]: kf__decode ns per frame on a capture"},
+    {"e2e", kfb_e2e,
+     "e2e --url WS --streams a,b --count N [--rest-url URL]: klines/s and CPU through the "
+     "library"},
+    {"footprint", kfb_footprint,
+     "footprint --url WS --rest-url URL --streams-count N [--seconds S]: RSS and idle CPU"},
 };
 
 double kfb_now_ns(void)

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@ struct sim_flood {
     int fd;
     int wake_fd;
     char *buf;
+    char *pre; /* bytes already queued on the connection (101, acks), written first */
+    size_t npre;
     size_t *offs; /* offs[i] = start of frame i, offs[nframes] = end */
     int nframes;
     int64_t total;
@@ -67,7 +70,7 @@ static void build(sim_flood *f, const sim_conn *c)
         a.n = 5 + (u % 4) * 7;
         a.f = (FLOOD_BASE_MS / 250 + cand * 240) * 32;
         a.L = a.f + a.n - 1;
-        a.v = (int64_t)(r >> 40) % 100000 + a.n;
+        a.v = (int64_t)(r >> 40) % 1000 + a.n;
         a.V = a.v / 2;
         a.q = (__int128)a.v * a.c;
         a.Q = (__int128)a.V * a.c;
@@ -118,6 +121,8 @@ static void *flood_main(void *arg)
     sim_flood *f = arg;
     int64_t left = f->total;
     size_t whole = f->offs[f->nframes];
+    if (f->npre)
+        f->error = !write_all(f, f->pre, f->npre);
     while (left > 0 && !f->error) {
         if (atomic_load(&flood_abort)) {
             f->error = true;
@@ -142,7 +147,7 @@ static void *flood_main(void *arg)
 bool flood_maybe_start(sim_conn *c, int wake_fd)
 {
     if (g_opt.flood <= 0 || c->flood_done || c->flood || !c->routed || c->nvalid <= 0 ||
-        c->wb.len > 0 || c->closing || c->dead)
+        c->closing || c->dead)
         return false;
     c->flood_done = true;
     sim_flood *f = sim_xmalloc(sizeof *f);
@@ -152,12 +157,28 @@ bool flood_maybe_start(sim_conn *c, int wake_fd)
     f->wake_fd = wake_fd;
     f->total = g_opt.flood;
     build(f, c);
+    if (c->wb.len) {
+        f->pre = sim_xmalloc(c->wb.len);
+        memcpy(f->pre, c->wb.p, c->wb.len);
+        f->npre = c->wb.len;
+        c->wb.len = 0;
+    }
     int sz = 4 << 20;
     setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
     fprintf(stderr, "klinefeed-sim: ws connection %llu: flooding %lld frames (%zu bytes/%d)\n",
             (unsigned long long)c->id, (long long)f->total, f->offs[f->nframes], f->nframes);
-    if (pthread_create(&f->th, NULL, flood_main, f) != 0) {
+    /* signals belong to the poll loop: block them in the flood thread */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int rc = pthread_create(&f->th, NULL, flood_main, f);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
         fprintf(stderr, "klinefeed-sim: pthread_create failed\n");
+        sb_put(&c->wb, f->pre, f->npre);
+        free(f->pre);
         free(f->buf);
         free(f->offs);
         free(f);
@@ -184,6 +205,7 @@ bool flood_reap(sim_conn *c)
         g_stats.frames_sent += (uint64_t)f->total;
     fprintf(stderr, "klinefeed-sim: ws connection %llu: flood %s\n", (unsigned long long)c->id,
             f->error ? "aborted" : "done");
+    free(f->pre);
     free(f->buf);
     free(f->offs);
     free(f);

@@ -120,8 +120,14 @@ int main(int argc, char **argv)
             const char *colon = strrchr(val, ':');
             if (!colon || (size_t)(colon - val) >= sizeof g_opt.host)
                 bad(name, "expected HOST:PORT");
-            memcpy(g_opt.host, val, (size_t)(colon - val));
-            g_opt.host[colon - val] = 0;
+            const char *h = val;
+            size_t hl = (size_t)(colon - val);
+            if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [::1]:0 */
+                h++;
+                hl -= 2;
+            }
+            memcpy(g_opt.host, h, hl);
+            g_opt.host[hl] = 0;
             if (!g_opt.host[0])
                 snprintf(g_opt.host, sizeof g_opt.host, "0.0.0.0");
             g_opt.port = (int)parse_int(name, colon + 1, 0, 65535);

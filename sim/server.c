@@ -144,8 +144,20 @@ static bool http_request(sim_conn *c, size_t hlen)
 
     char *save = NULL;
     char *line = strtok_r(head, "\r\n", &save);
-    char method[16] = "", target[8192] = "", version[16] = "";
-    if (!line || sscanf(line, "%15s %8191s %15s", method, target, version) != 3) {
+    char method[16] = "", version[16] = "";
+    char *target = NULL; /* points into head; may be long (/market/stream?streams=...) */
+    if (line) {
+        char *sp1 = strchr(line, ' ');
+        char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+        if (sp1 && sp2 && (size_t)(sp1 - line) < sizeof method &&
+            strlen(sp2 + 1) < sizeof version) {
+            memcpy(method, line, (size_t)(sp1 - line));
+            *sp2 = 0;
+            target = sp1 + 1;
+            snprintf(version, sizeof version, "%s", sp2 + 1);
+        }
+    }
+    if (!target || !*target || strncmp(version, "HTTP/1.", 7) != 0) {
         c->want_close_after_http = true;
         http_simple(c, 400, "Bad Request", "{\"code\":-1,\"msg\":\"bad request line\"}");
         c->closing = true;
@@ -176,7 +188,6 @@ static bool http_request(sim_conn *c, size_t hlen)
         else if (strcasecmp(line, "Content-Length") == 0)
             clen = atoll(v);
     }
-    free(head);
     if (strcmp(version, "HTTP/1.0") == 0)
         c->want_close_after_http = !header_has_token(connection, "keep-alive");
     if (header_has_token(connection, "close"))
@@ -193,8 +204,10 @@ static bool http_request(sim_conn *c, size_t hlen)
         strncmp(target, "/stream", 7) == 0 || strncmp(target, "/public", 7) == 0 ||
         strncmp(target, "/private", 8) == 0) {
         int status = 400;
-        if (strcmp(method, "GET") == 0 &&
-            ws_try_upgrade(c, target, upgrade, connection, wsver, wskey, &status))
+        bool up = strcmp(method, "GET") == 0 &&
+                  ws_try_upgrade(c, target, upgrade, connection, wsver, wskey, &status);
+        free(head);
+        if (up)
             return false; /* now a websocket: remaining bytes are frames */
         c->want_close_after_http = true;
         http_simple(c, 400, "Bad Request", "{\"code\":-1,\"msg\":\"websocket upgrade required\"}");
@@ -206,6 +219,7 @@ static bool http_request(sim_conn *c, size_t hlen)
     } else {
         rest_handle(c, target);
     }
+    free(head);
     if (c->want_close_after_http) {
         c->closing = true;
         return false;
@@ -348,10 +362,8 @@ int server_run(void)
             sim_conn *c = conns[i];
             if (flood_running(c) || c->dead)
                 continue;
-            if (c->ws && !c->closing) {
+            if (c->ws && !c->closing && !flood_maybe_start(c, wake_pipe[1]))
                 ws_tick(c, now);
-                flood_maybe_start(c, wake_pipe[1]);
-            }
             if (!flood_running(c) && c->wb.len)
                 conn_flush(c);
             else if (!flood_running(c) && c->closing)

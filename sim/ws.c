@@ -155,7 +155,9 @@ bool ws_try_upgrade(sim_conn *c, const char *target, const char *upgrade, const 
         hist = sim_xrealloc(hist, sizeof(hist_ent) * (size_t)caphist);
     }
     c->hist = nhist;
-    hist[nhist++] = (hist_ent){c->id, sim_xstrdup(target), 0, true};
+    /* ids in /sim/state number the websocket connections 1, 2, ... */
+    hist[nhist] = (hist_ent){(uint64_t)nhist + 1, sim_xstrdup(target), 0, true};
+    nhist++;
     if (nopen_ws == capopen_ws) {
         capopen_ws = capopen_ws ? capopen_ws * 2 : 64;
         open_ws = sim_xrealloc(open_ws, sizeof(sim_conn *) * (size_t)capopen_ws);

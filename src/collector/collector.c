@@ -192,7 +192,11 @@ void kf__collector_shard_closed(struct kf_collector *c, kf__shard *sh, kf_err er
         collector_check_all_closed(c);
         return;
     }
-    kf__collector_set_error(c, "%s", why);
+    if (sh->last_error[0])
+        kf__collector_set_error(c, "%s (after the exchange's error reply: %s)", why,
+                                sh->last_error);
+    else
+        kf__collector_set_error(c, "%s", why);
     if (starting) {
         kf__log(&c->log, KF_LOG_ERROR, "msg=\"connection failed\" shard=%zu err=\"%s\" why=\"%s\"",
                 sh->index, kf_strerror(err), why);

@@ -36,6 +36,7 @@ typedef struct kf__shard {
     char *req;            /* SUBSCRIBE request buffer */
     size_t req_cap;
     bool opened, subscribed, closed;
+    char last_error[256]; /* the exchange's last error reply on this connection */
 } kf__shard;
 
 /* Counters written by one thread (the I/O thread) and read by any: relaxed atomics. */

@@ -82,6 +82,7 @@ static void shard_on_open(void *ud, kf__conn *conn)
     struct kf_collector *c = sh->col;
     (void)conn;
     sh->opened = true;
+    sh->last_error[0] = 0;
     sh->next = sh->sent = sh->acked = 0;
     memset(sh->batch_acked, 0, sh->batches);
     sh->id_base = c->next_id;
@@ -132,9 +133,10 @@ static void shard_on_error(kf__shard *sh, const kf__frame *f)
                 "msg=\"exchange error reply\" shard=%zu id=%" PRIu64 " code=%" PRId64
                 " error=\"%.*s\"",
                 sh->index, f->id, f->err_code, ml, f->err_msg ? f->err_msg : "");
-        kf__collector_set_error(
-            c, "subscription request %" PRIu64 " refused by %s: code %" PRId64 ": %.*s", f->id,
-            kf__conn_url(sh->conn), f->err_code, ml, f->err_msg ? f->err_msg : "");
+        snprintf(sh->last_error, sizeof sh->last_error,
+                 "request %" PRIu64 " refused with code %" PRId64 ": %.*s", f->id, f->err_code, ml,
+                 f->err_msg ? f->err_msg : "");
+        kf__collector_set_error(c, "%s: %s", kf__conn_url(sh->conn), sh->last_error);
     } else {
         kf__log(&c->log, KF_LOG_ERROR,
                 "msg=\"exchange error reply\" shard=%zu code=%" PRId64 " error=\"%.*s\"", sh->index,

@@ -1,0 +1,700 @@
+/*
+ * The collector against klinefeed-sim on real loopback sockets: the original design's eight
+ * cases (URLs, stream names, one subscription per stream, running/connected after the acks,
+ * clear connection errors, idempotent start, sharding over connections) plus symbol
+ * validation and the recent-candle query.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "kftest.h"
+#include "sim_proc.h"
+#include "transport/ws.h"
+
+static kft_sim_state state; /* large: keep off the stack */
+
+static kft_sim *start_sim(const char *speed, const char *symbols)
+{
+    const char *args[] = {"--speed", speed, symbols ? "--symbols" : NULL, symbols, NULL};
+    kft_sim *s = kft_sim_start(args);
+    assert_non_null(s);
+    return s;
+}
+
+static bool is_connected(void *c)
+{
+    return kf_connected(c);
+}
+
+/* 1, 2: endpoint choice */
+static void test_testnet_url(void **st)
+{
+    (void)st;
+    kf_config *cfg = kf_config_new();
+    assert_int_equal(kf_config_add_symbols(cfg, "BTCUSDT"), KF_OK);
+    assert_int_equal(kf_config_add_intervals(cfg, "1m"), KF_OK);
+    assert_int_equal(kf_config_set_testnet(cfg, true), KF_OK);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_non_null(c);
+    assert_string_equal(kf_ws_url(c), "wss://demo-fstream.binance.com/market");
+    assert_string_equal(kf_rest_url(c), "https://demo-fapi.binance.com");
+    kf_free(c);
+    /* an explicit override still wins over testnet */
+    assert_int_equal(kf_config_set_ws_url(cfg, "ws://127.0.0.1:1/market"), KF_OK);
+    c = kf_create(cfg, NULL, 0);
+    assert_string_equal(kf_ws_url(c), "ws://127.0.0.1:1/market");
+    kf_free(c);
+    kf_config_free(cfg);
+}
+
+static void test_mainnet_url(void **st)
+{
+    (void)st;
+    kf_config *cfg = kf_config_new();
+    kf_config_add_symbols(cfg, "BTCUSDT");
+    kf_config_add_intervals(cfg, "1m");
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_non_null(c);
+    assert_string_equal(kf_ws_url(c), "wss://fstream.binance.com/market");
+    assert_string_equal(kf_rest_url(c), "https://fapi.binance.com");
+    assert_false(kf_running(c));
+    assert_false(kf_connected(c));
+    kf_free(c);
+    kf_config_free(cfg);
+}
+
+/* 3: names */
+static void test_stream_names(void **st)
+{
+    (void)st;
+    kf_config *cfg = kf_config_new();
+    assert_int_equal(kf_config_add_symbols(cfg, "btcusdt,EthUsdt,BTCUSDT_261225"), KF_OK);
+    assert_int_equal(kf_config_add_symbol(cfg, "币安人生usdt"), KF_OK);
+    assert_int_equal(kf_config_add_intervals(cfg, "1m,1M,15m"), KF_OK);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_non_null(c);
+    assert_int_equal(kf_stream_count(c), 12);
+    const char *want[] = {
+        "btcusdt@kline_1m",        "btcusdt@kline_15m",        "btcusdt@kline_1M",
+        "ethusdt@kline_1m",        "ethusdt@kline_15m",        "ethusdt@kline_1M",
+        "btcusdt_261225@kline_1m", "btcusdt_261225@kline_15m", "btcusdt_261225@kline_1M",
+        "币安人生usdt@kline_1m",   "币安人生usdt@kline_15m",   "币安人生usdt@kline_1M"};
+    for (size_t i = 0; i < 12; i++)
+        assert_string_equal(kf_stream_name(c, i), want[i]);
+    assert_null(kf_stream_name(c, 12));
+    kf_free(c);
+    kf_config_free(cfg);
+}
+
+static void test_bad_config_named(void **st)
+{
+    (void)st;
+    kf_config *cfg = kf_config_new();
+    assert_int_equal(kf_config_add_symbols(cfg, "BTCUSDT,BTC/USDT"), KF_ERR_CONFIG);
+    assert_non_null(strstr(kf_config_errmsg(cfg), "BTC/USDT"));
+    assert_int_equal(kf_config_add_symbol(cfg, ""), KF_ERR_CONFIG);
+    assert_int_equal(kf_config_add_symbol(cfg, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456"), KF_ERR_CONFIG);
+    assert_non_null(strstr(kf_config_errmsg(cfg), "over 32 bytes"));
+    assert_int_equal(kf_config_add_symbol(cfg, "BTC USDT"), KF_ERR_CONFIG);
+    assert_int_equal(kf_config_add_symbol(cfg, "BTC\x01"), KF_ERR_CONFIG);
+    assert_int_equal(kf_config_add_symbol(cfg, "a@b"), KF_ERR_CONFIG);
+    assert_int_equal(kf_config_add_symbol(cfg, "a?b"), KF_ERR_CONFIG);
+    assert_int_equal(kf_config_add_symbol(cfg, "a&b"), KF_ERR_CONFIG);
+    assert_int_equal(kf_config_add_symbol(cfg, "\xff\xfe"), KF_ERR_CONFIG);
+    assert_int_equal(kf_config_add_interval(cfg, "7m"), KF_ERR_CONFIG);
+    assert_non_null(strstr(kf_config_errmsg(cfg), "\"7m\""));
+    assert_int_equal(kf_config_add_interval(cfg, "1s"), KF_ERR_CONFIG);
+    assert_int_equal(kf_config_set_ws_url(cfg, "http://x"), KF_ERR_CONFIG);
+    assert_int_equal(kf_config_set_rest_url(cfg, "ftp://x"), KF_ERR_CONFIG);
+    assert_int_equal(kf_config_add_sink(cfg, "nosuch:x"), KF_ERR_CONFIG);
+    assert_non_null(strstr(kf_config_errmsg(cfg), "nosuch:x"));
+    assert_int_equal(kf_config_set_streams_per_connection(cfg, 1025), KF_ERR_CONFIG);
+    assert_non_null(strstr(kf_config_errmsg(cfg), "1025"));
+    char err[256] = "";
+    assert_null(kf_create(cfg, err, sizeof err)); /* the good symbol alone, no interval */
+    assert_non_null(strstr(err, "interval"));
+    kf_config_free(cfg);
+}
+
+/* 4: the simulator sees exactly one subscription per symbol x interval */
+static void test_one_subscription_per_stream(void **st)
+{
+    (void)st;
+    kft_sim *sim = start_sim("1", NULL);
+    kf_config *cfg =
+        kft_sim_config(kft_sim_port(sim), "BTCUSDT,ETHUSDT,BNBUSDT", "1m,5m,1h,1M", NULL);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_int_equal(kf_start(c), KF_OK);
+    assert_true(kft_wait(is_connected, c, 5000));
+    assert_true(kft_sim_state_get(kft_sim_port(sim), &state));
+    assert_int_equal(state.nstreams, 12);
+    const char *syms[] = {"btcusdt", "ethusdt", "bnbusdt"};
+    const char *ivs[] = {"1m", "5m", "1h", "1M"};
+    for (int s = 0; s < 3; s++)
+        for (int i = 0; i < 4; i++) {
+            char name[64];
+            snprintf(name, sizeof name, "%s@kline_%s", syms[s], ivs[i]);
+            assert_int_equal(kft_sim_state_count(&state, name), 1);
+        }
+    assert_int_equal(state.connections_open, 1);
+    assert_int_equal(state.connections_total, 1);
+    assert_int_equal(kf_connection_count(c), 1);
+    assert_int_equal(kf_stop(c), KF_OK);
+    assert_int_equal(kf_stop(c), KF_OK); /* idempotent */
+    assert_false(kf_running(c));
+    assert_false(kf_connected(c));
+    kf_free(c);
+    kf_config_free(cfg);
+    kft_sim_stop(sim);
+}
+
+/* 5: running at once, connected only after every batch is acknowledged */
+static void test_connected_after_acks(void **st)
+{
+    (void)st;
+    kft_sim *sim = start_sim("1", NULL);
+    kft_logcap *cap = calloc(1, sizeof *cap);
+    kft_logcap_init(cap, false);
+    kf_config *cfg = kft_sim_config(kft_sim_port(sim), "BTCUSDT,ETHUSDT,SOLUSDT", "1m", cap);
+    /* one name per SUBSCRIBE at one message per second: three batches over two seconds */
+    kf_config_set_names_per_subscribe(cfg, 1);
+    kf_config_set_messages_per_second(cfg, 1);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_false(kf_running(c));
+    assert_int_equal(kf_start(c), KF_OK);
+    assert_true(kf_running(c));
+    assert_false(kf_connected(c));
+    assert_true(kft_sim_state_get(kft_sim_port(sim), &state));
+    assert_true(state.nstreams < 3);
+    assert_true(kft_wait(is_connected, c, 6000));
+    assert_true(kft_sim_state_get(kft_sim_port(sim), &state));
+    assert_int_equal(state.nstreams, 3);
+    assert_int_equal(state.subscribe_requests, 3);
+    kf_stats s;
+    kf_stats_get(c, &s);
+    assert_int_equal(s.acks, 3);
+    assert_true(kft_logcap_has(cap, "all streams subscribed", NULL));
+    kf_free(c);
+    kf_config_free(cfg);
+    kft_sim_stop(sim);
+    free(cap);
+}
+
+/* 6: clear connection errors */
+static void expect_start_error(const char *ws_url, kf_err want, const char *needle,
+                               unsigned timeout_ms)
+{
+    kft_logcap *cap = calloc(1, sizeof *cap);
+    kft_logcap_init(cap, false);
+    kf_config *cfg = kf_config_new();
+    kf_config_add_symbols(cfg, "BTCUSDT");
+    kf_config_add_intervals(cfg, "1m");
+    kf_config_set_ws_url(cfg, ws_url);
+    kf_config_set_validate(cfg, KF_VALIDATE_OFF);
+    kf_config_set_connect_timeout_ms(cfg, timeout_ms);
+    kf_config_set_log(cfg, kft_log_fn, cap, KF_LOG_INFO);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_non_null(c);
+    kf_err e = kf_start(c);
+    if (e != want)
+        fprintf(stderr, "start(%s) = %s: %s\n", ws_url, kf_strerror(e), kf_errmsg(c));
+    assert_int_equal(e, want);
+    const char *msg = kf_errmsg(c);
+    assert_non_null(strstr(msg, needle));
+    /* the message names the URL, and the failure is logged with it */
+    char url_part[128];
+    snprintf(url_part, sizeof url_part, "%s/ws", ws_url + (strncmp(ws_url, "wss", 3) ? 0 : 0));
+    assert_non_null(strstr(msg, url_part));
+    assert_true(kft_logcap_has(cap, "level=error", "connection failed", needle, NULL));
+    assert_false(kf_running(c));
+    assert_false(kf_connected(c));
+    kf_free(c);
+    kf_config_free(cfg);
+    free(cap);
+}
+
+/* A loopback TCP server that answers every connection with a fixed text (or nothing). */
+typedef struct fake_server {
+    int fd, port;
+    const char *reply;
+    pthread_t th;
+} fake_server;
+
+static void *fake_main(void *arg)
+{
+    fake_server *f = arg;
+    int cfd = accept(f->fd, NULL, NULL);
+    if (cfd >= 0) {
+        char buf[4096];
+        ssize_t n = recv(cfd, buf, sizeof buf, 0);
+        (void)n;
+        if (f->reply)
+            send(cfd, f->reply, strlen(f->reply), MSG_NOSIGNAL);
+        else
+            sleep(3);
+        close(cfd);
+    }
+    return NULL;
+}
+
+static void fake_start(fake_server *f, const char *reply)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    f->reply = reply;
+    f->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(f->fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(f->fd, 4), 0);
+    getsockname(f->fd, (struct sockaddr *)&a, &al);
+    f->port = ntohs(a.sin_port);
+    pthread_create(&f->th, NULL, fake_main, f);
+}
+
+static void fake_stop(fake_server *f)
+{
+    shutdown(f->fd, SHUT_RDWR);
+    pthread_join(f->th, NULL);
+    close(f->fd);
+}
+
+static void test_refused_endpoint(void **st)
+{
+    (void)st;
+    /* bind a port, then close it: nothing listens there */
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    close(fd);
+    char url[128];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/market", ntohs(a.sin_port));
+    expect_start_error(url, KF_ERR_CONNECT, "Connection refused", 3000);
+}
+
+static void test_upgrade_refused(void **st)
+{
+    (void)st;
+    fake_server f;
+    fake_start(&f, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+    char url[128];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/market", f.port);
+    expect_start_error(url, KF_ERR_HANDSHAKE, "404", 3000);
+    fake_stop(&f);
+}
+
+static void test_upgrade_timeout(void **st)
+{
+    (void)st;
+    fake_server f;
+    fake_start(&f, NULL); /* accepts, reads, never answers */
+    char url[128];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/market", f.port);
+    expect_start_error(url, KF_ERR_TIMEOUT, "within 500 ms", 500);
+    fake_stop(&f);
+}
+
+static void test_tls_failure(void **st)
+{
+    (void)st;
+    fake_server f;
+    fake_start(&f, "HTTP/1.1 400 Bad Request\r\n\r\n"); /* not TLS */
+    char url[128];
+    snprintf(url, sizeof url, "wss://127.0.0.1:%d/market", f.port);
+    expect_start_error(url, KF_ERR_TLS, "TLS handshake", 3000);
+    fake_stop(&f);
+}
+
+/* 7: a second start is ignored */
+static void test_second_start_ignored(void **st)
+{
+    (void)st;
+    kft_sim *sim = start_sim("1", NULL);
+    kft_logcap *cap = calloc(1, sizeof *cap);
+    kft_logcap_init(cap, false);
+    kf_config *cfg = kft_sim_config(kft_sim_port(sim), "BTCUSDT", "1m,5m", cap);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_int_equal(kf_start(c), KF_OK);
+    assert_true(kft_wait(is_connected, c, 5000));
+    assert_int_equal(kf_start(c), KF_ERR_ALREADY_RUNNING);
+    assert_true(kft_logcap_has(cap, "level=warn", "already running", NULL));
+    usleep(300000);
+    assert_true(kft_sim_state_get(kft_sim_port(sim), &state));
+    assert_int_equal(state.connections_total, 1);
+    assert_int_equal(state.nstreams, 2);
+    assert_true(kf_running(c));
+    assert_true(kf_connected(c));
+    /* after a stop, start works again and opens one connection */
+    assert_int_equal(kf_stop(c), KF_OK);
+    assert_int_equal(kf_start(c), KF_OK);
+    assert_true(kft_wait(is_connected, c, 5000));
+    assert_true(kft_sim_state_get(kft_sim_port(sim), &state));
+    assert_int_equal(state.connections_total, 2);
+    assert_int_equal(state.connections_open, 1);
+    kf_free(c);
+    kf_config_free(cfg);
+    kft_sim_stop(sim);
+    free(cap);
+}
+
+/* 8: subscription counts, over one or several connections */
+static void check_combo(kft_sim *sim, const char *symbols, const char *intervals, size_t per,
+                        size_t want_streams, size_t want_conns)
+{
+    kf_config *cfg = kft_sim_config(kft_sim_port(sim), symbols, intervals, NULL);
+    if (per)
+        kf_config_set_streams_per_connection(cfg, per);
+    kf_config_set_log(cfg, NULL, NULL, KF_LOG_WARN);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_non_null(c);
+    assert_int_equal(kf_stream_count(c), want_streams);
+    assert_int_equal(kf_connection_count(c), want_conns);
+    assert_int_equal(kf_start(c), KF_OK);
+    assert_true(kft_wait(is_connected, c, 10000));
+    assert_true(kft_sim_state_get(kft_sim_port(sim), &state));
+    assert_int_equal(state.nstreams, want_streams);
+    assert_int_equal(state.connections_open, (long)want_conns);
+    size_t cap = per ? per : 1024;
+    for (size_t i = 0; i < state.nconns; i++)
+        assert_true(state.conn_streams[i] <= (long)cap);
+    for (size_t i = 0; i < want_streams; i++)
+        assert_int_equal(kft_sim_state_count(&state, kf_stream_name(c, i)), 1);
+    kf_free(c);
+    kf_config_free(cfg);
+}
+
+static void test_subscription_counts(void **st)
+{
+    (void)st;
+    static char syms[69 * 12];
+    size_t o = 0;
+    for (int i = 0; i < 69; i++)
+        o += (size_t)snprintf(syms + o, sizeof syms - o, "%sS%03dUSDT", i ? "," : "", i);
+    kft_sim *sim = start_sim("1", syms);
+    check_combo(sim, "S001USDT", "1m", 0, 1, 1);
+    check_combo(sim, "S001USDT,S002USDT,S003USDT,S004USDT,S005USDT", "1m,3m,1d", 0, 15, 1);
+    check_combo(sim, "S001USDT,S002USDT,S003USDT,S004USDT", "1m,5m,15m,1h,1w", 10, 20, 2);
+    /* 69 x 15 = 1035 streams: more than Binance's 1024 per connection */
+    check_combo(sim, syms, "1m,3m,5m,15m,30m,1h,2h,4h,6h,8h,12h,1d,3d,1w,1M", 0, 1035, 2);
+    kft_sim_stop(sim);
+}
+
+/* validation against exchangeInfo */
+static void test_unknown_symbol_rejected(void **st)
+{
+    (void)st;
+    const char *args[] = {"--delisted", "OLDUSDT", NULL};
+    kft_sim *sim = kft_sim_start(args);
+    assert_non_null(sim);
+    kf_config *cfg = kft_sim_config(kft_sim_port(sim), "BTCUSDT,NOPEUSDT", "1m", NULL);
+    kf_config_set_log(cfg, NULL, NULL, KF_LOG_OFF);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_int_equal(kf_start(c), KF_ERR_SYMBOL);
+    assert_non_null(strstr(kf_errmsg(c), "NOPEUSDT"));
+    assert_false(kf_running(c));
+    kf_free(c);
+    kf_config_free(cfg);
+    cfg = kft_sim_config(kft_sim_port(sim), "OLDUSDT", "1m", NULL);
+    kf_config_set_log(cfg, NULL, NULL, KF_LOG_OFF);
+    c = kf_create(cfg, NULL, 0);
+    assert_int_equal(kf_start(c), KF_ERR_SYMBOL);
+    assert_non_null(strstr(kf_errmsg(c), "OLDUSDT"));
+    assert_non_null(strstr(kf_errmsg(c), "SETTLING"));
+    kf_free(c);
+    kf_config_free(cfg);
+    assert_true(kft_sim_state_get(kft_sim_port(sim), &state));
+    assert_int_equal(state.connections_total, 0); /* rejected before any connection */
+    kft_sim_stop(sim);
+}
+
+/* recent candles and callbacks */
+typedef struct cb_counts {
+    pthread_mutex_t mu;
+    long updates, closed;
+    int64_t last_closed_open[4];
+} cb_counts;
+
+static void on_update(void *ud, const kf_kline *k)
+{
+    cb_counts *n = ud;
+    (void)k;
+    pthread_mutex_lock(&n->mu);
+    n->updates++;
+    pthread_mutex_unlock(&n->mu);
+}
+
+static void on_closed(void *ud, const kf_kline *k)
+{
+    cb_counts *n = ud;
+    pthread_mutex_lock(&n->mu);
+    n->closed++;
+    pthread_mutex_unlock(&n->mu);
+    assert_true(k->closed);
+}
+
+static bool three_closed(void *arg)
+{
+    cb_counts *n = arg;
+    pthread_mutex_lock(&n->mu);
+    bool ok = n->closed >= 6;
+    pthread_mutex_unlock(&n->mu);
+    return ok;
+}
+
+static void test_recent_and_callbacks(void **st)
+{
+    (void)st;
+    kft_sim *sim = start_sim("60", NULL);
+    kf_config *cfg = kft_sim_config(kft_sim_port(sim), "BTCUSDT,ETHUSDT", "1m", NULL);
+    kf_config_set_log(cfg, NULL, NULL, KF_LOG_WARN);
+    kf_config_set_ring_size(cfg, 3);
+    cb_counts n = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    kf_config_on_kline(cfg, on_update, &n);
+    kf_config_on_closed(cfg, on_closed, &n);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_int_equal(kf_start(c), KF_OK);
+    assert_true(kft_wait(three_closed, &n, 20000));
+    kf_kline out[10];
+    size_t cnt = 10;
+    assert_int_equal(kf_recent(c, "btcusdt", "1m", out, &cnt), KF_OK);
+    assert_true(cnt >= 2 && cnt <= 4); /* at most 3 closed + the open one */
+    for (size_t i = 0; i + 1 < cnt; i++) {
+        assert_true(out[i].open_time < out[i + 1].open_time);
+        assert_string_equal(out[i].symbol, "BTCUSDT");
+    }
+    for (size_t i = 0; i + 1 < cnt; i++)
+        assert_true(out[i].closed);
+    cnt = 10;
+    assert_int_equal(kf_recent(c, "BTCUSDT", "5m", out, &cnt), KF_ERR_NOT_FOUND);
+    assert_int_equal(cnt, 0);
+    kf_stop(c);
+    kf_stats s;
+    kf_stats_get(c, &s);
+    assert_int_equal((long)s.closed, n.closed);
+    assert_int_equal((long)s.updates, n.updates);
+    assert_int_equal(s.parse_errors, 0);
+    kf_free(c);
+    kf_config_free(cfg);
+    kft_sim_stop(sim);
+}
+
+/* an error reply is surfaced with Binance's code and message */
+static bool has_error(void *c)
+{
+    kf_stats s;
+    kf_stats_get(c, &s);
+    return s.exchange_errors > 0 && s.disconnects > 0;
+}
+
+static void test_subscription_error_surfaced(void **st)
+{
+    (void)st;
+    const char *args[] = {"--max-streams", "3", NULL};
+    kft_sim *sim = kft_sim_start(args);
+    assert_non_null(sim);
+    kft_logcap *cap = calloc(1, sizeof *cap);
+    kft_logcap_init(cap, false);
+    kf_config *cfg = kft_sim_config(kft_sim_port(sim), "BTCUSDT,ETHUSDT", "1m,5m", cap);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_int_equal(kf_start(c), KF_OK);
+    assert_true(kft_wait(has_error, c, 5000));
+    assert_false(kf_connected(c));
+    if (!strstr(kf_errmsg(c), "code 4"))
+        fprintf(stderr, "errmsg: %s\n%s", kf_errmsg(c), cap->buf);
+    assert_non_null(strstr(kf_errmsg(c), "code 4"));
+    assert_true(kft_logcap_has(cap, "level=error", "code=4", "Too many subscriptions", NULL));
+    assert_true(kft_logcap_has(cap, "connection lost", "1008", NULL));
+    kf_free(c);
+    kf_config_free(cfg);
+    kft_sim_stop(sim);
+    free(cap);
+}
+
+/* server pings are answered with their payload */
+static bool three_pongs(void *port)
+{
+    return kft_sim_state_get(*(int *)port, &state) && state.pongs >= 3;
+}
+
+static void test_server_pings_answered(void **st)
+{
+    (void)st;
+    const char *args[] = {"--ping-ms", "100", NULL};
+    kft_sim *sim = kft_sim_start(args);
+    assert_non_null(sim);
+    int port = kft_sim_port(sim);
+    kf_config *cfg = kft_sim_config(port, "BTCUSDT", "1m", NULL);
+    kf_config_set_log(cfg, NULL, NULL, KF_LOG_WARN);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_int_equal(kf_start(c), KF_OK);
+    assert_true(kft_wait(three_pongs, &port, 5000));
+    kf_stats s;
+    kf_stats_get(c, &s);
+    assert_true(s.pings >= 3);
+    kf_free(c);
+    kf_config_free(cfg);
+    kft_sim_stop(sim);
+}
+
+/*
+ * Hostile input on a live connection: a scripted WebSocket server sends garbage, truncated
+ * JSON, a binary frame, an unknown event, a kline of a stream we did not subscribe and an
+ * oversized number between two good klines. Both good klines arrive, the bad frames are
+ * counted and logged with a sample, and the connection stays up.
+ */
+static void ws_send(int fd, uint8_t opcode, const char *text)
+{
+    uint8_t hdr[10];
+    size_t n = strlen(text), h = 0;
+    hdr[h++] = (uint8_t)(0x80 | opcode);
+    if (n < 126) {
+        hdr[h++] = (uint8_t)n;
+    } else {
+        hdr[h++] = 126;
+        hdr[h++] = (uint8_t)(n >> 8);
+        hdr[h++] = (uint8_t)n;
+    }
+    send(fd, hdr, h, MSG_NOSIGNAL);
+    send(fd, text, n, MSG_NOSIGNAL);
+}
+
+static const char *kline_frame(char *buf, size_t cap, long t, const char *sym)
+{
+    snprintf(buf, cap,
+             "{\"e\":\"kline\",\"E\":%ld,\"s\":\"%s\",\"k\":{\"t\":%ld,\"T\":%ld,\"s\":\"%s\","
+             "\"i\":\"1m\",\"f\":1,\"L\":2,\"o\":\"1.0\",\"c\":\"2.0\",\"h\":\"3.0\",\"l\":"
+             "\"0.5\",\"v\":\"10\",\"n\":2,\"x\":true,\"q\":\"20.0\",\"V\":\"5\",\"Q\":\"10.0\","
+             "\"B\":\"0\"}}",
+             t + 60500, sym, t, t + 59999, sym);
+    return buf;
+}
+
+static void *hostile_main(void *arg)
+{
+    fake_server *f = arg;
+    int cfd = accept(f->fd, NULL, NULL);
+    if (cfd < 0)
+        return NULL;
+    char req[4096], key[64] = "", resp[512], accept_key[29], frame[1024];
+    ssize_t n = recv(cfd, req, sizeof req - 1, 0);
+    req[n > 0 ? n : 0] = 0;
+    const char *k = strstr(req, "Sec-WebSocket-Key: ");
+    if (k)
+        sscanf(k + 19, "%63[^\r]", key);
+    kf__ws_accept_for(key, accept_key);
+    snprintf(resp, sizeof resp,
+             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Accept: %s\r\n\r\n",
+             accept_key);
+    send(cfd, resp, strlen(resp), MSG_NOSIGNAL);
+    n = recv(cfd, req, sizeof req, 0); /* the SUBSCRIBE (id 1) */
+    ws_send(cfd, 1, "{\"result\":null,\"id\":1}");
+    ws_send(cfd, 1, kline_frame(frame, sizeof frame, 60000, "BTCUSDT"));
+    ws_send(cfd, 1, "this is not json \x01\x02");
+    ws_send(cfd, 1, "{\"e\":\"kline\",\"E\":1,\"s\":\"BTCUSDT\",\"k\":{\"t\":");
+    ws_send(cfd, 2, "binary");
+    ws_send(cfd, 1, "{\"e\":\"aggTrade\",\"E\":1,\"s\":\"BTCUSDT\"}");
+    ws_send(cfd, 1, kline_frame(frame, sizeof frame, 60000, "XRPUSDT"));
+    ws_send(cfd, 1,
+            "{\"e\":\"kline\",\"E\":1,\"s\":\"BTCUSDT\",\"k\":{\"t\":99999999999999999999999}}");
+    ws_send(cfd, 1, kline_frame(frame, sizeof frame, 120000, "BTCUSDT"));
+    /* wait for the client's close frame, then answer it */
+    while ((n = recv(cfd, req, sizeof req, 0)) > 0)
+        if ((req[0] & 0x0f) == 8) {
+            uint8_t close_frame[4] = {0x88, 2, 0x03, 0xe8};
+            send(cfd, close_frame, 4, MSG_NOSIGNAL);
+            break;
+        }
+    close(cfd);
+    return NULL;
+}
+
+static bool two_closed(void *c)
+{
+    kf_stats s;
+    kf_stats_get(c, &s);
+    return s.closed >= 2;
+}
+
+static void test_hostile_frames_skipped(void **st)
+{
+    (void)st;
+    fake_server f;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    f.fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(f.fd, (struct sockaddr *)&a, sizeof a), 0);
+    listen(f.fd, 1);
+    getsockname(f.fd, (struct sockaddr *)&a, &al);
+    f.port = ntohs(a.sin_port);
+    pthread_create(&f.th, NULL, hostile_main, &f);
+    kft_logcap *cap = calloc(1, sizeof *cap);
+    kft_logcap_init(cap, false);
+    kf_config *cfg = kf_config_new();
+    char url[128];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/market", f.port);
+    kf_config_set_ws_url(cfg, url);
+    kf_config_add_symbols(cfg, "BTCUSDT");
+    kf_config_add_intervals(cfg, "1m");
+    kf_config_set_validate(cfg, KF_VALIDATE_OFF);
+    kf_config_set_log(cfg, kft_log_fn, cap, KF_LOG_INFO);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_int_equal(kf_start(c), KF_OK);
+    assert_true(kft_wait(two_closed, c, 5000));
+    assert_true(kf_connected(c));
+    kf_stats s;
+    kf_stats_get(c, &s);
+    assert_int_equal(s.closed, 2);
+    assert_int_equal(s.parse_errors, 3);
+    assert_int_equal(s.other_events, 1);
+    assert_int_equal(s.unknown_streams, 1);
+    assert_int_equal(s.disconnects, 0);
+    assert_true(kft_logcap_has(cap, "level=warn", "malformed frame skipped",
+                               "sample=\"this is not json", NULL));
+    kf_kline out[4];
+    size_t cnt = 4;
+    assert_int_equal(kf_recent(c, "BTCUSDT", "1m", out, &cnt), KF_OK);
+    assert_int_equal(cnt, 2);
+    assert_int_equal(out[1].open_time, 120000);
+    kf_free(c);
+    kf_config_free(cfg);
+    pthread_join(f.th, NULL);
+    close(f.fd);
+    free(cap);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_testnet_url),
+        cmocka_unit_test(test_mainnet_url),
+        cmocka_unit_test(test_stream_names),
+        cmocka_unit_test(test_bad_config_named),
+        cmocka_unit_test(test_one_subscription_per_stream),
+        cmocka_unit_test(test_connected_after_acks),
+        cmocka_unit_test(test_refused_endpoint),
+        cmocka_unit_test(test_upgrade_refused),
+        cmocka_unit_test(test_upgrade_timeout),
+        cmocka_unit_test(test_tls_failure),
+        cmocka_unit_test(test_second_start_ignored),
+        cmocka_unit_test(test_subscription_counts),
+        cmocka_unit_test(test_unknown_symbol_rejected),
+        cmocka_unit_test(test_recent_and_callbacks),
+        cmocka_unit_test(test_subscription_error_surfaced),
+        cmocka_unit_test(test_server_pings_answered),
+        cmocka_unit_test(test_hostile_frames_skipped),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,915 @@
+/* test_sim.c - self-test of klinefeed-sim over real loopback sockets: handshake, live requests,
+ * limits, kline delivery on routed and unrouted paths, REST/WS agreement, REST limits and
+ * weights, /sim/state, thin symbols, flood mode. Uses a minimal WebSocket client below. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sim_proc.h"
+
+/* ---- helpers */
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int tcp_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((unsigned short)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* raw HTTP exchange on a fresh connection: full response (head + body) into out */
+static int http_raw(int port, const char *req, char *out, size_t cap)
+{
+    int fd = tcp_connect(port);
+    if (fd < 0)
+        return -1;
+    if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0) {
+        close(fd);
+        return -1;
+    }
+    size_t len = 0;
+    long long deadline = now_ms() + 10000;
+    while (len + 1 < cap) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        long long left = deadline - now_ms();
+        if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
+            break;
+        ssize_t r = recv(fd, out + len, cap - 1 - len, 0);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    out[len] = 0;
+    close(fd);
+    int status = -1;
+    if (sscanf(out, "HTTP/1.1 %d", &status) != 1)
+        return -1;
+    return status;
+}
+
+/* GET with headers kept; returns status */
+static int http_get_full(int port, const char *path, char *out, size_t cap)
+{
+    char req[1024];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    return http_raw(port, req, out, cap);
+}
+
+static long header_long(const char *resp, const char *name)
+{
+    const char *p = strcasestr(resp, name);
+    if (!p)
+        return -1;
+    p += strlen(name);
+    while (*p == ':' || *p == ' ')
+        p++;
+    return atol(p);
+}
+
+/* ---- minimal websocket client */
+typedef struct wsc {
+    int fd;
+    unsigned char *buf;
+    size_t len, cap;
+    int close_code;
+    char close_reason[128];
+    unsigned seq;
+} wsc;
+
+static wsc *wsc_open(int port, const char *path)
+{
+    int fd = tcp_connect(port);
+    if (fd < 0)
+        return NULL;
+    char req[2048];
+    snprintf(req, sizeof req,
+             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: "
+             "Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             "Sec-WebSocket-Version: 13\r\n\r\n",
+             path);
+    if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0) {
+        close(fd);
+        return NULL;
+    }
+    wsc *c = calloc(1, sizeof *c);
+    c->fd = fd;
+    c->cap = 1 << 20;
+    c->buf = malloc(c->cap);
+    long long deadline = now_ms() + 5000;
+    char *end = NULL;
+    while (!end) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        long long left = deadline - now_ms();
+        if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
+            break;
+        ssize_t r = recv(fd, c->buf + c->len, c->cap - 1 - c->len, 0);
+        if (r <= 0)
+            break;
+        c->len += (size_t)r;
+        c->buf[c->len] = 0;
+        end = strstr((char *)c->buf, "\r\n\r\n");
+    }
+    if (!end || strncmp((char *)c->buf, "HTTP/1.1 101", 12) != 0 ||
+        !strstr((char *)c->buf, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n")) {
+        fprintf(stderr, "handshake failed: %s\n", c->buf);
+        close(fd);
+        free(c->buf);
+        free(c);
+        return NULL;
+    }
+    size_t hl = (size_t)(end - (char *)c->buf) + 4;
+    memmove(c->buf, c->buf + hl, c->len - hl);
+    c->len -= hl;
+    return c;
+}
+
+static void wsc_free(wsc *c)
+{
+    if (!c)
+        return;
+    close(c->fd);
+    free(c->buf);
+    free(c);
+}
+
+static int wsc_send(wsc *c, int op, bool fin, const void *p, size_t n)
+{
+    unsigned char *f = malloc(n + 14);
+    size_t hl;
+    f[0] = (unsigned char)((fin ? 0x80 : 0) | op);
+    if (n < 126) {
+        f[1] = (unsigned char)(0x80 | n);
+        hl = 2;
+    } else if (n < 65536) {
+        f[1] = 0x80 | 126;
+        f[2] = (unsigned char)(n >> 8);
+        f[3] = (unsigned char)n;
+        hl = 4;
+    } else {
+        f[1] = 0x80 | 127;
+        for (int i = 0; i < 8; i++)
+            f[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
+        hl = 10;
+    }
+    unsigned m = 0x9a3b7c11u * ++c->seq;
+    unsigned char mask[4] = {(unsigned char)m, (unsigned char)(m >> 8), (unsigned char)(m >> 16),
+                             (unsigned char)(m >> 24)};
+    memcpy(f + hl, mask, 4);
+    for (size_t i = 0; i < n; i++)
+        f[hl + 4 + i] = ((const unsigned char *)p)[i] ^ mask[i & 3];
+    ssize_t w = send(c->fd, f, hl + 4 + n, MSG_NOSIGNAL);
+    free(f);
+    return w == (ssize_t)(hl + 4 + n) ? 0 : -1;
+}
+
+static int wsc_text_send(wsc *c, const char *s)
+{
+    return wsc_send(c, 1, true, s, strlen(s));
+}
+
+/* next frame: 1 ok (payload malloc'd, NUL-terminated), 0 timeout, -1 closed */
+static int wsc_frame(wsc *c, int timeout_ms, int *op, char **pl, size_t *pn)
+{
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        if (c->len >= 2) {
+            size_t hl = 2;
+            uint64_t n = c->buf[1] & 0x7f;
+            if (n == 126 && c->len >= 4) {
+                n = ((uint64_t)c->buf[2] << 8) | c->buf[3];
+                hl = 4;
+            } else if (n == 127 && c->len >= 10) {
+                n = 0;
+                for (int i = 0; i < 8; i++)
+                    n = (n << 8) | c->buf[2 + i];
+                hl = 10;
+            } else if (n >= 126) {
+                hl = 100000000; /* need more header */
+            }
+            if (hl < 100000000 && c->len >= hl + n) {
+                *op = c->buf[0] & 0x0f;
+                *pl = malloc(n + 1);
+                memcpy(*pl, c->buf + hl, n);
+                (*pl)[n] = 0;
+                *pn = n;
+                memmove(c->buf, c->buf + hl + n, c->len - hl - n);
+                c->len -= hl + n;
+                return 1;
+            }
+            if (hl < 100000000 && hl + n > c->cap) {
+                c->cap = hl + n + 1;
+                c->buf = realloc(c->buf, c->cap);
+            }
+        }
+        long long left = deadline - now_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd pf = {c->fd, POLLIN, 0};
+        if (poll(&pf, 1, (int)left) <= 0)
+            return 0;
+        ssize_t r = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        if (r <= 0)
+            return -1;
+        c->len += (size_t)r;
+    }
+}
+
+/* next text message (answers pings, records close); NULL on timeout or close */
+static char *wsc_text(wsc *c, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int op;
+        char *pl;
+        size_t n;
+        long long left = deadline - now_ms();
+        int rc = wsc_frame(c, left < 0 ? 0 : (int)left, &op, &pl, &n);
+        if (rc <= 0)
+            return NULL;
+        if (op == 1)
+            return pl;
+        if (op == 9)
+            wsc_send(c, 0xA, true, pl, n);
+        if (op == 8) {
+            c->close_code = n >= 2 ? ((unsigned char)pl[0] << 8 | (unsigned char)pl[1]) : 1005;
+            snprintf(c->close_reason, sizeof c->close_reason, "%s", n > 2 ? pl + 2 : "");
+            free(pl);
+            return NULL;
+        }
+        free(pl);
+    }
+}
+
+/* raw value of "key": in a JSON text (string contents without quotes) */
+static bool jfield(const char *js, const char *key, char *out, size_t cap)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(js, pat);
+    if (!p)
+        return false;
+    p += strlen(pat);
+    size_t n = 0;
+    if (*p == '"') {
+        p++;
+        while (p[n] && p[n] != '"')
+            n++;
+    } else {
+        while (p[n] && p[n] != ',' && p[n] != '}')
+            n++;
+    }
+    if (n >= cap)
+        return false;
+    memcpy(out, p, n);
+    out[n] = 0;
+    return true;
+}
+
+/* the REST row the closing event stands for */
+static void event_to_row(const char *ev, char *row, size_t cap)
+{
+    char t[32], T[32], o[64], h[64], l[64], c[64], v[64], q[64], n[32], V[64], Q[64];
+    assert_true(jfield(ev, "t", t, sizeof t) && jfield(ev, "T", T, sizeof T));
+    assert_true(jfield(ev, "o", o, sizeof o) && jfield(ev, "h", h, sizeof h));
+    assert_true(jfield(ev, "l", l, sizeof l) && jfield(ev, "c", c, sizeof c));
+    assert_true(jfield(ev, "v", v, sizeof v) && jfield(ev, "q", q, sizeof q));
+    assert_true(jfield(ev, "n", n, sizeof n) && jfield(ev, "V", V, sizeof V));
+    assert_true(jfield(ev, "Q", Q, sizeof Q));
+    snprintf(row, cap, "[%s,\"%s\",\"%s\",\"%s\",\"%s\",\"%s\",%s,\"%s\",%s,\"%s\",\"%s\",\"0\"]",
+             t, o, h, l, c, v, T, q, n, V, Q);
+}
+
+static kft_sim *g_sim; /* stopped by the teardown even when an assertion fails */
+
+static int teardown(void **state)
+{
+    (void)state;
+    kft_sim_stop(g_sim);
+    g_sim = NULL;
+    return 0;
+}
+
+static kft_sim *start_sim(const char *a0, ...)
+{
+    const char *args[32];
+    int n = 0;
+    va_list ap;
+    va_start(ap, a0);
+    for (const char *a = a0; a && n < 31; a = va_arg(ap, const char *))
+        args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    kft_sim_stop(g_sim);
+    kft_sim *s = kft_sim_start(args);
+    g_sim = s;
+    assert_non_null(s);
+    return s;
+}
+
+static char *big_buf(void)
+{
+    return malloc(1 << 21);
+}
+
+/* ---- tests */
+static void test_upgrade_and_requests(void **state)
+{
+    (void)state;
+    kft_sim *s = start_sim(NULL);
+    int port = kft_sim_port(s);
+    char *resp = big_buf();
+
+    /* missing key -> 400 */
+    int st = http_raw(port,
+                      "GET /market/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: "
+                      "Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                      resp, 1 << 21);
+    assert_int_equal(st, 400);
+
+    wsc *c = wsc_open(port, "/market/ws");
+    assert_non_null(c);
+    assert_int_equal(wsc_text_send(c, "{\"method\":\"SUBSCRIBE\",\"params\":[\"btcusdt@kline_1m\","
+                                      "\"ethusdt@kline_5m\",\"BTCUSDT@kline_1m\"],\"id\":7}"),
+                     0);
+    char *m = wsc_text(c, 3000);
+    /* updates may follow the ack; the ack comes first */
+    assert_non_null(m);
+    assert_string_equal(m, "{\"result\":null,\"id\":7}");
+    free(m);
+    wsc_text_send(c, "{\"method\":\"LIST_SUBSCRIPTIONS\",\"id\":8}");
+    for (;;) {
+        m = wsc_text(c, 3000);
+        assert_non_null(m);
+        if (strstr(m, "\"id\":8"))
+            break;
+        free(m);
+    }
+    assert_string_equal(m, "{\"result\":[\"btcusdt@kline_1m\",\"ethusdt@kline_5m\","
+                           "\"BTCUSDT@kline_1m\"],\"id\":8}");
+    free(m);
+    wsc_text_send(c, "hello");
+    for (;;) {
+        m = wsc_text(c, 3000);
+        assert_non_null(m);
+        if (strstr(m, "\"error\""))
+            break;
+        free(m);
+    }
+    assert_string_equal(m, "{\"error\":{\"code\":3,\"msg\":\"Invalid JSON: expected value at line "
+                           "1 column 1\"}}");
+    free(m);
+    wsc_text_send(c, "{\"method\":\"FOO\",\"params\":[],\"id\":9}");
+    for (;;) {
+        m = wsc_text(c, 3000);
+        assert_non_null(m);
+        if (strstr(m, "\"error\""))
+            break;
+        free(m);
+    }
+    assert_non_null(strstr(m, "{\"error\":{\"code\":2,\"msg\":\"Invalid request: "));
+    assert_non_null(strstr(m, "},\"id\":9}"));
+    free(m);
+    /* properties, in a fragmented message */
+    const char *part1 = "{\"method\":\"GET_PROP",
+               *part2 = "ERTY\",\"params\":[\"combined\"],\"id\":10}";
+    wsc_send(c, 1, false, part1, strlen(part1));
+    wsc_send(c, 0, true, part2, strlen(part2));
+    for (;;) {
+        m = wsc_text(c, 3000);
+        assert_non_null(m);
+        if (strstr(m, "\"id\":10"))
+            break;
+        free(m);
+    }
+    assert_string_equal(m, "{\"result\":false,\"id\":10}");
+    free(m);
+    wsc_text_send(c, "{\"method\":\"SET_PROPERTY\",\"params\":[\"colour\",true],\"id\":11}");
+    for (;;) {
+        m = wsc_text(c, 3000);
+        assert_non_null(m);
+        if (strstr(m, "\"id\":11"))
+            break;
+        free(m);
+    }
+    assert_string_equal(m, "{\"error\":{\"code\":0,\"msg\":\"Unknown property\"},\"id\":11}");
+    free(m);
+    /* ping -> pong with the same payload */
+    wsc_send(c, 9, true, "abc", 3);
+    for (;;) {
+        int op;
+        char *pl;
+        size_t n;
+        assert_int_equal(wsc_frame(c, 3000, &op, &pl, &n), 1);
+        if (op == 0xA) {
+            assert_string_equal(pl, "abc");
+            free(pl);
+            break;
+        }
+        free(pl);
+    }
+    wsc_free(c);
+
+    /* unmasked client frame -> close 1002 */
+    c = wsc_open(port, "/market/ws");
+    assert_non_null(c);
+    unsigned char raw[] = {0x81, 0x02, '{', '}'};
+    assert_int_equal(send(c->fd, raw, sizeof raw, MSG_NOSIGNAL), 4);
+    while ((m = wsc_text(c, 3000)))
+        free(m);
+    assert_int_equal(c->close_code, 1002);
+    wsc_free(c);
+    free(resp);
+    teardown(NULL);
+}
+
+static void test_updates_and_combined(void **state)
+{
+    (void)state;
+    kft_sim *s = start_sim("--speed", "10", NULL);
+    int port = kft_sim_port(s);
+    wsc *c = wsc_open(port, "/market/ws");
+    assert_non_null(c);
+    wsc_text_send(c, "{\"method\":\"SUBSCRIBE\",\"params\":[\"btcusdt@kline_1m\"],\"id\":1}");
+    char *m = wsc_text(c, 3000);
+    assert_string_equal(m, "{\"result\":null,\"id\":1}");
+    free(m);
+    m = wsc_text(c, 3000);
+    assert_non_null(m);
+    const char *keys[] = {"{\"e\":\"kline\",\"E\":",
+                          ",\"s\":\"BTCUSDT\",\"k\":{\"t\":",
+                          ",\"T\":",
+                          ",\"s\":\"BTCUSDT\",\"i\":\"1m\",\"f\":",
+                          ",\"L\":",
+                          ",\"o\":\"",
+                          "\",\"c\":\"",
+                          "\",\"h\":\"",
+                          "\",\"l\":\"",
+                          "\",\"v\":\"",
+                          "\",\"n\":",
+                          ",\"x\":false,\"q\":\"",
+                          "\",\"V\":\"",
+                          "\",\"Q\":\"",
+                          "\",\"B\":\"0\"}}"};
+    const char *p = m;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *q = strstr(p, keys[i]);
+        assert_non_null(q);
+        p = q + strlen(keys[i]);
+    }
+    assert_int_equal(*p, 0);
+    free(m);
+    wsc_free(c);
+
+    c = wsc_open(port, "/market/stream?streams=ethusdt@kline_1m/bnbusdt@kline_3m");
+    assert_non_null(c);
+    m = wsc_text(c, 3000);
+    assert_non_null(m);
+    assert_true(strncmp(m, "{\"stream\":\"ethusdt@kline_1m\",\"data\":{\"e\":\"kline\"", 48) == 0 ||
+                strncmp(m, "{\"stream\":\"bnbusdt@kline_3m\",\"data\":{\"e\":\"kline\"", 48) == 0);
+    free(m);
+    wsc_free(c);
+    teardown(NULL);
+}
+
+static void test_unrouted_silent(void **state)
+{
+    (void)state;
+    kft_sim *s = start_sim("--speed", "600", NULL);
+    wsc *c = wsc_open(kft_sim_port(s), "/ws/btcusdt@kline_1m");
+    assert_non_null(c);
+    wsc_text_send(c, "{\"method\":\"SUBSCRIBE\",\"params\":[\"ethusdt@kline_1m\"],\"id\":3}");
+    char *m = wsc_text(c, 3000);
+    assert_string_equal(m, "{\"result\":null,\"id\":3}");
+    free(m);
+    m = wsc_text(c, 1500); /* 15 simulated minutes */
+    assert_null(m);
+    assert_int_equal(c->close_code, 0);
+    wsc_free(c);
+    teardown(NULL);
+}
+
+static void test_stream_cap(void **state)
+{
+    (void)state;
+    kft_sim *s = start_sim(NULL);
+    wsc *c = wsc_open(kft_sim_port(s), "/market/ws");
+    assert_non_null(c);
+    size_t cap = 64 * 1100;
+    char *req = malloc(cap);
+    size_t n = (size_t)snprintf(req, cap, "{\"method\":\"SUBSCRIBE\",\"params\":[");
+    for (int i = 0; i < 1024; i++)
+        n += (size_t)snprintf(req + n, cap - n, "%s\"c%04dusdt@kline_1m\"", i ? "," : "", i);
+    snprintf(req + n, cap - n, "],\"id\":1}");
+    wsc_text_send(c, req);
+    char *m = wsc_text(c, 3000);
+    assert_string_equal(m, "{\"result\":null,\"id\":1}");
+    free(m);
+    /* resubscribing an existing name does not count */
+    wsc_text_send(c, "{\"method\":\"SUBSCRIBE\",\"params\":[\"c0000usdt@kline_1m\"],\"id\":2}");
+    m = wsc_text(c, 3000);
+    assert_string_equal(m, "{\"result\":null,\"id\":2}");
+    free(m);
+    wsc_text_send(c, "{\"method\":\"SUBSCRIBE\",\"params\":[\"btcusdt@kline_1m\"],\"id\":3}");
+    m = wsc_text(c, 3000);
+    assert_string_equal(m, "{\"error\":{\"code\":4,\"msg\":\"Too many subscriptions\"},\"id\":3}");
+    free(m);
+    assert_null(wsc_text(c, 3000));
+    assert_int_equal(c->close_code, 1008);
+    free(req);
+    wsc_free(c);
+    teardown(NULL);
+}
+
+static void test_msg_rate(void **state)
+{
+    (void)state;
+    kft_sim *s = start_sim(NULL);
+    wsc *c = wsc_open(kft_sim_port(s), "/market/ws");
+    assert_non_null(c);
+    for (int i = 0; i < 15; i++) {
+        char req[128];
+        snprintf(req, sizeof req, "{\"method\":\"LIST_SUBSCRIPTIONS\",\"id\":%d}", i);
+        wsc_text_send(c, req);
+    }
+    int replies = 0;
+    char *m;
+    while ((m = wsc_text(c, 3000))) {
+        replies++;
+        free(m);
+    }
+    assert_int_equal(replies, 10);
+    assert_int_equal(c->close_code, 1008);
+    assert_string_equal(c->close_reason, "Too many requests");
+    wsc_free(c);
+    teardown(NULL);
+}
+
+static void get_row(int port, const char *sym, const char *iv, const char *t, char *body,
+                    size_t cap)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/fapi/v1/klines?symbol=%s&interval=%s&startTime=%s&limit=1", sym,
+             iv, t);
+    assert_int_equal(kft_http_get(port, path, body, cap), 200);
+}
+
+/* fixed-point text to integer mantissa */
+static long long mant(const char *s)
+{
+    long long v = 0;
+    for (; *s; s++)
+        if (*s != '.')
+            v = v * 10 + (*s - '0');
+    return v;
+}
+
+static void test_closes_match_rest(void **state)
+{
+    (void)state;
+    kft_sim *s = start_sim("--speed", "600", NULL);
+    int port = kft_sim_port(s);
+    wsc *c = wsc_open(port, "/market/ws/btcusdt@kline_1m/ethusdt@kline_5m/avaxusdt@kline_1m");
+    assert_non_null(c);
+    int closes_1m = 0, closes_5m = 0, empty_thin = 0;
+    char *body = big_buf();
+    long long deadline = now_ms() + 8000;
+    while ((closes_1m < 6 || closes_5m < 1 || empty_thin < 1) && now_ms() < deadline) {
+        char *m = wsc_text(c, 2000);
+        assert_non_null(m);
+        if (!strstr(m, "\"x\":true")) {
+            free(m);
+            continue;
+        }
+        char sym[32], iv[8], t[32], row[1024], n[32];
+        assert_true(jfield(m, "s", sym, sizeof sym) && jfield(m, "i", iv, sizeof iv));
+        assert_true(jfield(m, "t", t, sizeof t) && jfield(m, "n", n, sizeof n));
+        event_to_row(m, row, sizeof row);
+        get_row(port, sym, iv, t, body, 1 << 21);
+        char expect[1100];
+        snprintf(expect, sizeof expect, "[%s]", row);
+        assert_string_equal(body, expect);
+        if (strcmp(iv, "1m") == 0)
+            closes_1m++;
+        if (strcmp(sym, "AVAXUSDT") == 0 && strcmp(n, "0") == 0) {
+            char f[32], L[32], v[32], q[32];
+            assert_true(jfield(m, "f", f, sizeof f) && jfield(m, "L", L, sizeof L));
+            assert_true(jfield(m, "v", v, sizeof v) && jfield(m, "q", q, sizeof q));
+            assert_string_equal(f, "-1");
+            assert_string_equal(L, "-1");
+            assert_string_equal(v, "0.0");
+            assert_string_equal(q, "0.0000");
+            empty_thin++;
+        }
+        if (strcmp(iv, "5m") == 0) {
+            closes_5m++;
+            /* the 5m candle is the aggregate of its five 1m rows */
+            char path[256];
+            snprintf(path, sizeof path,
+                     "/fapi/v1/klines?symbol=ETHUSDT&interval=1m&startTime=%s&limit=5", t);
+            assert_int_equal(kft_http_get(port, path, body, 1 << 21), 200);
+            long long hi = 0, lo = -1, v = 0, q = 0, cnt = 0, V = 0, Q = 0;
+            char o[64] = "", cl[64] = "";
+            int rows = 0;
+            for (const char *p = strchr(body + 1, '['); p; p = strchr(p + 1, '[')) {
+                char f[12][64];
+                const char *x = p + 1;
+                for (int k = 0; k < 12; k++) {
+                    if (*x == '"')
+                        x++;
+                    size_t len = strcspn(x, "\",]");
+                    memcpy(f[k], x, len);
+                    f[k][len] = 0;
+                    x += len;
+                    if (*x == '"')
+                        x++;
+                    if (*x == ',')
+                        x++;
+                }
+                if (!rows)
+                    snprintf(o, sizeof o, "%s", f[1]);
+                snprintf(cl, sizeof cl, "%s", f[4]);
+                if (mant(f[2]) > hi)
+                    hi = mant(f[2]);
+                if (lo < 0 || mant(f[3]) < lo)
+                    lo = mant(f[3]);
+                v += mant(f[5]);
+                q += mant(f[7]);
+                cnt += atoll(f[8]);
+                V += mant(f[9]);
+                Q += mant(f[10]);
+                rows++;
+            }
+            assert_int_equal(rows, 5);
+            char ev[64];
+            assert_true(jfield(m, "o", ev, sizeof ev));
+            assert_string_equal(ev, o);
+            assert_true(jfield(m, "c", ev, sizeof ev));
+            assert_string_equal(ev, cl);
+            assert_true(jfield(m, "h", ev, sizeof ev));
+            assert_int_equal(mant(ev), hi);
+            assert_true(jfield(m, "l", ev, sizeof ev));
+            assert_int_equal(mant(ev), lo);
+            assert_true(jfield(m, "v", ev, sizeof ev));
+            assert_int_equal(mant(ev), v);
+            assert_true(jfield(m, "q", ev, sizeof ev));
+            assert_int_equal(mant(ev), q);
+            assert_true(jfield(m, "V", ev, sizeof ev));
+            assert_int_equal(mant(ev), V);
+            assert_true(jfield(m, "Q", ev, sizeof ev));
+            assert_int_equal(mant(ev), Q);
+            assert_int_equal(atoll(n), cnt);
+        }
+        free(m);
+    }
+    assert_true(closes_1m >= 6);
+    assert_true(closes_5m >= 1);
+    assert_true(empty_thin >= 1);
+    free(body);
+    wsc_free(c);
+    teardown(NULL);
+}
+
+static void test_no_skipped_closes(void **state)
+{
+    (void)state;
+    kft_sim *s = start_sim("--speed", "60000", NULL); /* a simulated minute per real ms */
+    wsc *c = wsc_open(kft_sim_port(s), "/market/ws/btcusdt@kline_1m");
+    assert_non_null(c);
+    long long prev = -1;
+    int closes = 0;
+    while (closes < 500) {
+        char *m = wsc_text(c, 2000);
+        assert_non_null(m);
+        if (strstr(m, "\"x\":true")) {
+            char t[32];
+            assert_true(jfield(m, "t", t, sizeof t));
+            if (prev >= 0)
+                assert_int_equal(atoll(t), prev + 60000);
+            prev = atoll(t);
+            closes++;
+        }
+        free(m);
+    }
+    wsc_free(c);
+    teardown(NULL);
+}
+
+static void test_rest_rules(void **state)
+{
+    (void)state;
+    kft_sim *s = start_sim(NULL);
+    int port = kft_sim_port(s);
+    char *r = big_buf();
+    /* keep the weight sequence inside one UTC minute */
+    if (time(NULL) % 60 >= 57)
+        sleep((unsigned)(61 - time(NULL) % 60));
+    assert_int_equal(
+        http_get_full(port, "/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=1501", r, 1 << 21),
+        400);
+    assert_non_null(
+        strstr(r, "{\"code\":-1130,\"msg\":\"Data sent for parameter 'limit' is not valid.\"}"));
+    long w0 = header_long(r, "X-MBX-USED-WEIGHT-1M");
+    assert_true(w0 >= 1);
+    struct {
+        const char *q;
+        long w;
+    } steps[] = {{"limit=100", 1},
+                 {"limit=101", 2},
+                 {"limit=1000", 5},
+                 {"limit=1500", 10},
+                 {"startTime=1767225600000", 5}};
+    long used = w0;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "/fapi/v1/klines?symbol=ETHUSDT&interval=1m&%s", steps[i].q);
+        assert_int_equal(http_get_full(port, path, r, 1 << 21), 200);
+        used += steps[i].w;
+        assert_int_equal(header_long(r, "X-MBX-USED-WEIGHT-1M"), used);
+    }
+    assert_int_equal(kft_http_get(port, "/fapi/v1/klines?symbol=FOOUSDT&interval=1m", r, 4096),
+                     400);
+    assert_string_equal(r, "{\"code\":-1121,\"msg\":\"Invalid symbol.\"}");
+    assert_int_equal(kft_http_get(port, "/fapi/v1/klines?symbol=BTCUSDT&interval=1s", r, 4096),
+                     400);
+    assert_string_equal(r, "{\"code\":-1120,\"msg\":\"Invalid interval.\"}");
+    assert_int_equal(kft_http_get(port, "/fapi/v1/klines?interval=1m", r, 4096), 400);
+    assert_non_null(strstr(r, "\"code\":-1102"));
+    assert_int_equal(kft_http_get(port, "/nope", r, 4096), 404);
+    assert_string_equal(r, "{\"code\":-5,\"msg\":\"not found\"}");
+    /* row selection: the last 3 rows up to now end with the open candle */
+    assert_int_equal(kft_http_get(port, "/fapi/v1/time", r, 4096), 200);
+    long long t0 = atoll(r + strlen("{\"serverTime\":"));
+    assert_int_equal(
+        kft_http_get(port, "/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=3", r, 1 << 20), 200);
+    long long last_open = 0;
+    int rows = 0;
+    for (const char *p = strstr(r, "[1"); p; p = strstr(p + 1, "[1")) {
+        last_open = atoll(p + 1);
+        rows++;
+    }
+    assert_int_equal(rows, 3);
+    assert_true(last_open <= t0 + 60000 && last_open + 60000 > t0);
+    assert_int_equal(kft_http_get(port,
+                                  "/fapi/v1/klines?symbol=BTCUSDT&interval=1h&startTime="
+                                  "1767200000000&endTime=1767210000000",
+                                  r, 1 << 20),
+                     200);
+    assert_true(strncmp(r, "[[1767200400000,", 16) == 0);
+    assert_non_null(strstr(r, "[1767207600000,"));
+    assert_null(strstr(r, "[1767211200000,"));
+    assert_true(strstr(r, "\"exchangeInfo\"") == NULL);
+    assert_int_equal(kft_http_get(port, "/fapi/v1/exchangeInfo", r, 1 << 20), 200);
+    assert_non_null(strstr(r, "\"rateLimitType\":\"REQUEST_WEIGHT\",\"interval\":\"MINUTE\","
+                              "\"intervalNum\":1,\"limit\":2400}"));
+    assert_non_null(strstr(r, "{\"symbol\":\"BTCUSDT\",\"pair\":\"BTCUSDT\",\"contractType\":"
+                              "\"PERPETUAL\""));
+    assert_non_null(strstr(r, "\"pricePrecision\":2,\"quantityPrecision\":3"));
+    assert_non_null(strstr(r, "\"tickSize\":\"0.01\""));
+    free(r);
+    teardown(NULL);
+
+    /* 429 under a tiny weight limit */
+    s = start_sim("--weight-limit", "5", NULL);
+    port = kft_sim_port(s);
+    r = big_buf();
+    if (time(NULL) % 60 >= 58)
+        sleep((unsigned)(61 - time(NULL) % 60));
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(http_get_full(port, "/fapi/v1/time", r, 1 << 20), 200);
+    assert_int_equal(http_get_full(port, "/fapi/v1/time", r, 1 << 20), 429);
+    long ra = header_long(r, "Retry-After");
+    assert_true(ra >= 1 && ra <= 60);
+    assert_int_equal(header_long(r, "X-MBX-USED-WEIGHT-1M"), 6);
+    assert_non_null(strstr(r, "{\"code\":-1003,\"msg\":\"Too many requests; current limit is 5 "
+                              "requests per minute.\"}"));
+    free(r);
+    teardown(NULL);
+}
+
+static void test_state_and_pings(void **state)
+{
+    (void)state;
+    kft_sim *s = start_sim("--ping-ms", "100", "--delisted", "OLDUSDT", NULL);
+    int port = kft_sim_port(s);
+    wsc *a = wsc_open(port, "/market/ws/btcusdt@kline_1m");
+    wsc *b = wsc_open(port, "/market/stream");
+    assert_non_null(a);
+    assert_non_null(b);
+    wsc_text_send(b, "{\"method\":\"SUBSCRIBE\",\"params\":[\"btcusdt@kline_1m\",\"oldusdt@kline_"
+                     "1m\"],\"id\":1}");
+    char *m;
+    bool pinged = false;
+    long long deadline = now_ms() + 3000;
+    while (now_ms() < deadline && !pinged) { /* wsc_text answers pings */
+        int op;
+        char *pl;
+        size_t n;
+        if (wsc_frame(a, 100, &op, &pl, &n) == 1) {
+            if (op == 9) {
+                wsc_send(a, 0xA, true, pl, n);
+                pinged = true;
+            }
+            free(pl);
+        }
+    }
+    assert_true(pinged);
+    while ((m = wsc_text(b, 300))) /* drains ack and data; the delisted stream never delivers */
+    {
+        assert_null(strstr(m, "OLDUSDT"));
+        free(m);
+    }
+    wsc_free(a);
+    usleep(200000);
+    char *r = big_buf();
+    assert_int_equal(kft_http_get(port, "/sim/state", r, 1 << 20), 200);
+    assert_non_null(strstr(r, "\"connections_total\":2,\"connections_open\":1,"
+                              "\"subscribe_requests\":1,\"streams\":[\"btcusdt@kline_1m\","
+                              "\"oldusdt@kline_1m\"],\"connections\":[{\"id\":"));
+    assert_non_null(strstr(r, "\"path\":\"/market/ws/btcusdt@kline_1m\",\"streams\":1,\"open\":"
+                              "false}"));
+    assert_non_null(strstr(r, "\"path\":\"/market/stream\",\"streams\":2,\"open\":true}"));
+    char *p = strstr(r, "\"pongs\":");
+    assert_non_null(p);
+    assert_true(atoi(p + 8) >= 1);
+    assert_non_null(strstr(r, "\"frames_sent\":"));
+    assert_true(strncmp(r, "{\"now\":", 7) == 0);
+    free(r);
+    wsc_free(b);
+    teardown(NULL);
+}
+
+static void test_flood(void **state)
+{
+    (void)state;
+    kft_sim *s = start_sim("--flood", "100000", NULL);
+    int port = kft_sim_port(s);
+    unsigned long long sum[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        wsc *c = wsc_open(port, "/market/ws/btcusdt@kline_1m/ethusdt@kline_1h");
+        assert_non_null(c);
+        unsigned long long h = 1469598103934665603ULL;
+        for (int i = 0; i < 100000; i++) {
+            char *m = wsc_text(c, 5000);
+            assert_non_null(m);
+            assert_true(strncmp(m, "{\"e\":\"kline\"", 12) == 0);
+            for (const char *p = m; *p; p++)
+                h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+            free(m);
+        }
+        sum[k] = h;
+        /* normal behaviour resumes */
+        char *m = wsc_text(c, 3000);
+        assert_non_null(m);
+        free(m);
+        wsc_free(c);
+    }
+    assert_true(sum[0] == sum[1]);
+    teardown(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_upgrade_and_requests, teardown),
+        cmocka_unit_test_teardown(test_updates_and_combined, teardown),
+        cmocka_unit_test_teardown(test_unrouted_silent, teardown),
+        cmocka_unit_test_teardown(test_stream_cap, teardown),
+        cmocka_unit_test_teardown(test_msg_rate, teardown),
+        cmocka_unit_test_teardown(test_closes_match_rest, teardown),
+        cmocka_unit_test_teardown(test_no_skipped_closes, teardown),
+        cmocka_unit_test_teardown(test_rest_rules, teardown),
+        cmocka_unit_test_teardown(test_state_and_pings, teardown),
+        cmocka_unit_test_teardown(test_flood, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
