@@ -170,18 +170,18 @@ static const char *signal_name(int sig)
 
 /* ---- command ---- */
 
-static void log_final(kf_collector *c, const char *signame)
+static void log_final(kf_collector *c, const char *signame, int code)
 {
     kf_stats s;
     memset(&s, 0, sizeof s);
     kf_stats_get(c, &s);
     kf__log(&cli_logger, KF_LOG_INFO,
-            "msg=stopped signal=%s frames=%" PRIu64 " bytes=%" PRIu64 " updates=%" PRIu64
-            " closed=%" PRIu64 " duplicates=%" PRIu64 " other_events=%" PRIu64
+            "msg=\"exiting\" signal=%s code=%d frames=%" PRIu64 " bytes=%" PRIu64
+            " updates=%" PRIu64 " closed=%" PRIu64 " duplicates=%" PRIu64 " other_events=%" PRIu64
             " parse_errors=%" PRIu64 " unknown_streams=%" PRIu64 " connects=%" PRIu64
             " disconnects=%" PRIu64 " pings=%" PRIu64 " exchange_errors=%" PRIu64
             " rest_requests=%" PRIu64 " sink_rows=%" PRIu64 " sink_errors=%" PRIu64,
-            signame, s.frames, s.bytes, s.updates, s.closed, s.duplicates, s.other_events,
+            signame, code, s.frames, s.bytes, s.updates, s.closed, s.duplicates, s.other_events,
             s.parse_errors, s.unknown_streams, s.connects, s.disconnects, s.pings,
             s.exchange_errors, s.rest_requests, s.sink_rows, s.sink_errors);
 }
@@ -212,12 +212,11 @@ static int run_collector(kf_collector *c)
         return CLI_EXIT_RUNTIME;
     }
     kf__log(&cli_logger, KF_LOG_INFO,
-            "msg=running streams=%zu connections=%zu ws_url=%s rest_url=%s pid=%ld",
-            kf_stream_count(c), kf_connection_count(c), kf_ws_url(c), kf_rest_url(c),
-            (long)getpid());
+            "msg=\"running\" streams=%zu connections=%zu ws=%s rest=%s pid=%ld", kf_stream_count(c),
+            kf_connection_count(c), kf_ws_url(c), kf_rest_url(c), (long)getpid());
 
     int sig = wait_for_signal();
-    kf__log(&cli_logger, KF_LOG_INFO, "msg=stopping signal=%s", signal_name(sig));
+    kf__log(&cli_logger, KF_LOG_INFO, "msg=\"stopping\" signal=%s", signal_name(sig));
     int rc = CLI_EXIT_OK;
     e = kf_stop(c);
     if (e != KF_OK) {
@@ -225,7 +224,7 @@ static int run_collector(kf_collector *c)
         cli_error("stop failed: %s", msg && *msg ? msg : kf_strerror(e));
         rc = CLI_EXIT_RUNTIME;
     }
-    log_final(c, signal_name(sig));
+    log_final(c, signal_name(sig), rc);
     signals_restore();
     return rc;
 }

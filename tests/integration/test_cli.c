@@ -286,6 +286,10 @@ static void test_help(void **state)
     assert_int_equal(r.code, 0);
     assert_non_null(strstr(r.out, "Exit codes"));
     result_free(&r);
+    CLI(&r, "decode", "-h");
+    assert_int_equal(r.code, 0);
+    assert_non_null(strstr(r.out, "decoded=N skipped=N malformed=N"));
+    result_free(&r);
 }
 
 static void test_version(void **state)
@@ -299,6 +303,11 @@ static void test_version(void **state)
     assert_string_equal(r.out, want);
     assert_int_equal(r.err_len, 0);
     result_free(&r);
+    CLI(&r, "version");
+    assert_int_equal(r.code, 0);
+    assert_string_equal(r.out, want);
+    result_free(&r);
+    assert_string_equal(kf_version(), KF_VERSION_STRING);
 }
 
 /* ---- usage errors ---- */
@@ -682,12 +691,13 @@ static void test_run_sim_sigterm(void **state)
                   "this tree yet\n");
     skip();
 #else
-    kft_sim sim;
     const char *const sim_args[] = {"--speed", "120", "--symbols", "BTCUSDT,ETHUSDT", NULL};
-    assert_int_equal(kft_sim_start(&sim, sim_args), 0);
+    kft_sim *sim = kft_sim_start(sim_args);
+    assert_non_null(sim);
+    int port = kft_sim_port(sim);
     char ws[128], rest[128], db[600], jsonl[600], sink_db[620], sink_jsonl[620];
-    snprintf(ws, sizeof ws, "ws://127.0.0.1:%d/market", sim.port);
-    snprintf(rest, sizeof rest, "http://127.0.0.1:%d", sim.port);
+    snprintf(ws, sizeof ws, "ws://127.0.0.1:%d/market", port);
+    snprintf(rest, sizeof rest, "http://127.0.0.1:%d", port);
     snprintf(db, sizeof db, "%s", tmp_path("k.db"));
     snprintf(jsonl, sizeof jsonl, "%s", tmp_path("k.jsonl"));
     snprintf(sink_db, sizeof sink_db, "sqlite:%s", db);
@@ -697,9 +707,10 @@ static void test_run_sim_sigterm(void **state)
                                 "--ws-url", ws,          "--rest-url",      rest,          "--sink",
                                 sink_db,    "--sink",    sink_jsonl,        NULL};
     pid_t pid = cli_spawn(args, NULL, NULL);
-    if (!wait_for_text(tmp_path("cli.err"), "msg=running", 20000)) {
+    if (!wait_for_text(tmp_path("cli.err"), "msg=\"running\"", 20000)) {
         kill(pid, SIGKILL);
         cli_wait(pid, 5000);
+        kft_sim_stop(sim);
         char *err = slurp(tmp_path("cli.err"), NULL);
         fail_msg("klinefeed did not start:\n%s", err);
     }
@@ -707,12 +718,12 @@ static void test_run_sim_sigterm(void **state)
     assert_int_equal(kill(pid, SIGTERM), 0);
     cli_result r;
     cli_collect(&r, cli_wait(pid, 30000));
-    kft_sim_stop(&sim);
+    kft_sim_stop(sim);
     if (r.code != 0)
         print_error("exit %d, stderr:\n%s", r.code, r.err);
     assert_int_equal(r.code, 0);
     assert_int_equal(r.out_len, 0);
-    const char *final_line = strstr(r.err, "msg=stopped signal=SIGTERM");
+    const char *final_line = strstr(r.err, "msg=\"exiting\" signal=SIGTERM code=0");
     assert_non_null(final_line);
     long long closed = log_counter(final_line, "closed");
     assert_true(closed >= 4); /* 2 streams x several minutes */
@@ -724,6 +735,7 @@ static void test_run_sim_sigterm(void **state)
     assert_true(lines >= 4);
     assert_int_equal(count_substr(jl, "\"closed\":true"), lines);
     assert_int_equal(count_substr(jl, "\"closed\":false"), 0);
+    assert_int_equal((long long)lines, closed); /* each distinct closed candle exactly once */
 
     /* sqlite: the same candles, closed, with the same text */
     assert_int_equal(sqlite_count(db, "SELECT count(*) FROM klines"), (long long)lines);
@@ -767,6 +779,48 @@ static void test_run_sim_sigterm(void **state)
 #endif
 }
 
+/* SIGINT, --sink jsonl:- and --all-updates: open and closed updates on stdout, logs on stderr. */
+static void test_run_sim_sigint_stdout(void **state)
+{
+    (void)state;
+#if !HAVE_SIM_PROC
+    print_message("skipped: tests/common/sim_proc.h (klinefeed-sim test helpers) is not in "
+                  "this tree yet\n");
+    skip();
+#else
+    const char *const sim_args[] = {"--speed", "120", "--symbols", "ETHUSDT", NULL};
+    kft_sim *sim = kft_sim_start(sim_args);
+    assert_non_null(sim);
+    char ws[128], rest[128];
+    snprintf(ws, sizeof ws, "ws://127.0.0.1:%d/market", kft_sim_port(sim));
+    snprintf(rest, sizeof rest, "http://127.0.0.1:%d", kft_sim_port(sim));
+    const char *const args[] = {
+        "--symbols=ETHUSDT", "--intervals=1m", "--ws-url",    ws,     "--rest-url", rest, "--sink",
+        "jsonl:-",           "--all-updates",  "--log-level", "warn", NULL};
+    pid_t pid = cli_spawn(args, NULL, NULL);
+    bool started = wait_for_text(tmp_path("cli.out"), "\"closed\":true", 20000);
+    kill(pid, SIGINT);
+    cli_result r;
+    cli_collect(&r, cli_wait(pid, 30000));
+    kft_sim_stop(sim);
+    if (!started || r.code != 0)
+        print_error("exit %d, stderr:\n%s", r.code, r.err);
+    assert_true(started);
+    assert_int_equal(r.code, 0);
+    assert_true(count_substr(r.out, "\"closed\":false") > 0);
+    assert_true(count_substr(r.out, "\"closed\":true") > 0);
+    for (const char *p = r.out; *p;) {
+        const char *e = strchr(p, '\n');
+        assert_non_null(e);
+        expect_kline_json(p, (size_t)(e - p));
+        p = e + 1;
+    }
+    /* --log-level warn: no info lines, not even the CLI's own */
+    assert_null(strstr(r.err, "level=info"));
+    result_free(&r);
+#endif
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -798,6 +852,7 @@ int main(void)
         cmocka_unit_test(test_secret_never_printed),
         cmocka_unit_test(test_run_connect_refused),
         cmocka_unit_test(test_run_sim_sigterm),
+        cmocka_unit_test(test_run_sim_sigint_stdout),
     };
     return cmocka_run_group_tests_name("cli", tests, group_setup, group_teardown);
 }
