@@ -367,22 +367,22 @@ kf_err kf_recent(kf_collector *c, const char *symbol, const char *interval, kf_k
 
 /* Counters since kf_create(). Read from any thread; each value is atomic. */
 typedef struct kf_stats {
-    uint64_t frames;           /* WebSocket text frames received */
-    uint64_t bytes;            /* WebSocket payload bytes received */
-    uint64_t updates;          /* kline updates decoded */
-    uint64_t closed;           /* distinct closed candles */
-    uint64_t duplicates;       /* repeated closing updates ignored */
-    uint64_t other_events;     /* non-kline events skipped */
-    uint64_t parse_errors;     /* malformed frames skipped */
-    uint64_t unknown_streams;  /* klines of streams we did not subscribe */
-    uint64_t acks;             /* SUBSCRIBE acknowledgements */
-    uint64_t exchange_errors;  /* error replies from the exchange */
-    uint64_t connects;         /* successful upgrades */
-    uint64_t disconnects;      /* connections lost or closed */
-    uint64_t pings;            /* server pings answered */
-    uint64_t sink_rows;        /* rows handed to sinks */
-    uint64_t sink_errors;      /* failed sink writes */
-    uint64_t rest_requests;    /* REST requests made */
+    uint64_t frames;          /* WebSocket text frames received */
+    uint64_t bytes;           /* WebSocket payload bytes received */
+    uint64_t updates;         /* kline updates decoded */
+    uint64_t closed;          /* distinct closed candles */
+    uint64_t duplicates;      /* repeated closing updates ignored */
+    uint64_t other_events;    /* non-kline events skipped */
+    uint64_t parse_errors;    /* malformed frames skipped */
+    uint64_t unknown_streams; /* klines of streams we did not subscribe */
+    uint64_t acks;            /* SUBSCRIBE acknowledgements */
+    uint64_t exchange_errors; /* error replies from the exchange */
+    uint64_t connects;        /* successful upgrades */
+    uint64_t disconnects;     /* connections lost or closed */
+    uint64_t pings;           /* server pings answered */
+    uint64_t sink_rows;       /* rows handed to sinks */
+    uint64_t sink_errors;     /* failed sink writes */
+    uint64_t rest_requests;   /* REST requests made */
 } kf_stats;
 
 /* Fills *out. Any thread. */

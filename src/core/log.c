@@ -23,7 +23,10 @@ void kf__logger_init(kf__logger *lg, kf_log_fn fn, void *userdata, kf_log_level 
     pthread_mutex_init(&lg->mu, NULL);
 }
 
-void kf__logger_destroy(kf__logger *lg) { pthread_mutex_destroy(&lg->mu); }
+void kf__logger_destroy(kf__logger *lg)
+{
+    pthread_mutex_destroy(&lg->mu);
+}
 
 static pthread_mutex_t default_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -38,8 +41,8 @@ void kf__log(kf__logger *lg, kf_log_level level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level_names[level]);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);

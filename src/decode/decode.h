@@ -25,17 +25,17 @@ typedef enum kf__frame_kind {
 typedef struct kf__frame {
     kf__frame_kind kind;
     bool has_id;
-    uint64_t id;             /* ACK, RESULT, ERROR */
-    int64_t err_code;        /* ERROR */
-    const char *err_msg;     /* ERROR: points into buf, JSON-escaped as sent */
+    uint64_t id;         /* ACK, RESULT, ERROR */
+    int64_t err_code;    /* ERROR */
+    const char *err_msg; /* ERROR: points into buf, JSON-escaped as sent */
     size_t err_msg_len;
-    const char *result;      /* RESULT: raw JSON text of the value, points into buf */
+    const char *result; /* RESULT: raw JSON text of the value, points into buf */
     size_t result_len;
-    const char *event;       /* EVENT and KLINE: value of "e", points into buf */
+    const char *event; /* EVENT and KLINE: value of "e", points into buf */
     size_t event_len;
-    const char *stream;      /* combined wrapper's "stream" value, or NULL */
+    const char *stream; /* combined wrapper's "stream" value, or NULL */
     size_t stream_len;
-    const char *why;         /* MALFORMED: static text naming what was wrong */
+    const char *why; /* MALFORMED: static text naming what was wrong */
 } kf__frame;
 
 /*

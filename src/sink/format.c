@@ -21,7 +21,10 @@ static void fmt_raw(fmt_buf *b, const char *s, size_t n)
     b->len += n;
 }
 
-static void fmt_str(fmt_buf *b, const char *s) { fmt_raw(b, s, strlen(s)); }
+static void fmt_str(fmt_buf *b, const char *s)
+{
+    fmt_raw(b, s, strlen(s));
+}
 
 static void fmt_i64(fmt_buf *b, int64_t v)
 {

@@ -7,7 +7,7 @@
 
 /* Column order of both forms. */
 #define KF__CSV_HEADER                                                                             \
-    "symbol,interval,open_time,close_time,first_trade_id,last_trade_id,open,high,low,close,"      \
+    "symbol,interval,open_time,close_time,first_trade_id,last_trade_id,open,high,low,close,"       \
     "volume,quote_volume,trades,taker_buy_base,taker_buy_quote,closed,event_time"
 
 /* One CSV row without newline, NUL-terminated; returns length or 0 if cap is too small. */

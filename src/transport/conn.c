@@ -406,10 +406,10 @@ static void conn_process(kf__conn *c)
         case KF__WS_MSG_PING:
             c->stats.pings++;
             if (c->pings_counter)
-                atomic_store_explicit(
-                    c->pings_counter,
-                    atomic_load_explicit(c->pings_counter, memory_order_relaxed) + 1,
-                    memory_order_relaxed);
+                atomic_store_explicit(c->pings_counter,
+                                      atomic_load_explicit(c->pings_counter, memory_order_relaxed) +
+                                          1,
+                                      memory_order_relaxed);
             if (c->state == KF__CONN_OPEN)
                 conn_send_frame(c, KF__WS_OP_PONG, m.data, m.len);
             break;

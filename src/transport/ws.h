@@ -58,8 +58,8 @@ typedef struct kf__ws_msg {
     kf__ws_msg_type type;
     /* Into the caller's buffer or r->frag; valid until the next call (and, when
      * into buf, until the caller drops those bytes). CLOSE: the whole payload,
-     * 2-byte code then reason (0 bytes when close_code is 1005). Text and close reasons are not UTF-8-validated here: the
-     * decoder validates the JSON it parses. */
+     * 2-byte code then reason (0 bytes when close_code is 1005). Text and close reasons are not
+     * UTF-8-validated here: the decoder validates the JSON it parses. */
     const uint8_t *data;
     size_t len;
     uint16_t close_code; /* CLOSE: code sent by the server, 1005 when none */
@@ -71,7 +71,7 @@ typedef struct kf__ws_msg {
  * arrive between fragments straight through.
  */
 typedef struct kf__ws_reader {
-    uint8_t *frag;      /* owner-provided, max_message bytes */
+    uint8_t *frag; /* owner-provided, max_message bytes */
     size_t frag_len;
     size_t max_message; /* largest accepted message (and frame payload) */
     uint8_t frag_opcode;
@@ -94,9 +94,8 @@ typedef struct kf__ws_reader {
  * NULL a fragmented message is refused (1009). max_message also bounds control
  * payloads, so keep it >= 125. buf may be NULL when len is 0.
  */
-kf__ws_result kf__ws_reader_next(kf__ws_reader *r, const uint8_t *buf, size_t len,
-                                 size_t *consumed, kf__ws_msg *m, const char **why,
-                                 uint16_t *close_code);
+kf__ws_result kf__ws_reader_next(kf__ws_reader *r, const uint8_t *buf, size_t len, size_t *consumed,
+                                 kf__ws_msg *m, const char **why, uint16_t *close_code);
 
 /* Largest header kf__ws_encode() writes. */
 #define KF__WS_MAX_HEADER 14
