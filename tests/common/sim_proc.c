@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -58,6 +59,9 @@ kft_sim *kft_sim_start(const char *const *args)
         return NULL;
     }
     if (pid == 0) {
+        /* A test that fails (cmocka longjmps out) must not leave its simulator behind: an
+         * orphan would keep ctest's output pipe open. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         dup2(pfd[1], 1);
         close(pfd[0]);
         close(pfd[1]);
