@@ -84,8 +84,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(buf, data, size);
 
     kf__frame f;
-    kf_kline k;
+    kf_kline k, untouched;
+    memset(&k, 0xA5, sizeof k);
+    memset(&untouched, 0xA5, sizeof untouched);
     kf__frame_kind kind = kf__decode(buf, size, &f, &k);
+    /* *k is written only for a kline (decode.h) */
+    if (kind != KF__FRAME_KLINE && memcmp(&k, &untouched, sizeof k) != 0)
+        abort();
     if (kind != f.kind || kind > KF__FRAME_MALFORMED)
         abort();
     if (kind == KF__FRAME_MALFORMED && !f.why)
@@ -127,10 +132,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 k.close_time != k2.close_time || k.event_time != k2.event_time ||
                 k.trades != k2.trades || k.first_trade_id != k2.first_trade_id ||
                 k.last_trade_id != k2.last_trade_id || k.closed != k2.closed ||
-                k.open.mant != k2.open.mant || k.open.scale != k2.open.scale ||
-                k.quote_volume.mant != k2.quote_volume.mant ||
-                k.taker_buy_quote.scale != k2.taker_buy_quote.scale)
+                memcmp(k.interval, k2.interval, sizeof k.interval) != 0 ||
+                f.event_len != f2.event_len || f.stream_len != f2.stream_len ||
+                (f.stream == NULL) != (f2.stream == NULL) ||
+                (f.stream && memcmp(f.stream, f2.stream, f.stream_len) != 0))
                 abort();
+            /* every decimal, mantissa and scale */
+            const kf_dec *d2[] = {&k2.open,           &k2.high,           &k2.low,
+                                  &k2.close,          &k2.volume,         &k2.quote_volume,
+                                  &k2.taker_buy_base, &k2.taker_buy_quote};
+            for (size_t i = 0; i < 8; i++)
+                if (decs[i]->mant != d2[i]->mant || decs[i]->scale != d2[i]->scale)
+                    abort();
             free(sp);
         }
     }

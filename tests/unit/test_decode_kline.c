@@ -403,6 +403,20 @@ static void test_fast_vs_general(void **state)
     assert_true(k.trades == 1234567890123456789LL);
     assert_int_equal(decs(rep("\"v\":\"3917\"", "\"v\":\"0.00000001\""), &f, &k), KF__FRAME_KLINE);
     assert_true(k.volume.mant == 1 && k.volume.scale == 8);
+    /* the fast path's short cuts for k.s, k.i and k.B: other values decode the same way */
+    assert_int_equal(decs(rep("\"i\":\"1m\"", "\"i\":\"15m\""), &f, &k), KF__FRAME_KLINE);
+    assert_string_equal(k.interval, "15m");
+    assert_int_equal(decs(rep("\"B\":\"0\"", "\"B\":\"123\""), &f, &k), KF__FRAME_KLINE);
+    assert_int_equal(decs(rep("\"B\":\"0\"", "\"B\":\"\""), &f, &k), KF__FRAME_KLINE);
+    assert_string_equal(why_of(rep("\"i\":\"1m\"", "\"i\":\"1x\"")), "unknown interval");
+    assert_string_equal(why_of(rep("\"i\":\"1m\"", "\"i\":\"1mm\"")), "unknown interval");
+    assert_string_equal(why_of(rep("\"i\":\"1m\"", "\"i\":\"\"")), "unknown interval");
+    assert_string_equal(why_of(rep("\"i\":\"1m\"", "\"i\":\"1\\u006d\"")), "k.i not a string");
+    /* k.s a prefix of s, or s a prefix of k.s */
+    assert_string_equal(why_of(rep(",\"s\":\"CTKUSDT\",\"i\"", ",\"s\":\"CTKUSD\",\"i\"")),
+                        "k.s differs from s");
+    assert_string_equal(why_of(rep(",\"s\":\"CTKUSDT\",\"i\"", ",\"s\":\"CTKUSDTX\",\"i\"")),
+                        "k.s differs from s");
 }
 
 static void test_truncation(void **state)
