@@ -266,6 +266,27 @@ kf_err kf_config_set_tls_verify(kf_config *cfg, bool verify);
 /* CA bundle file instead of the system store (NULL: system store). */
 kf_err kf_config_set_ca_file(kf_config *cfg, const char *path);
 
+/*
+ * Reconnect backoff after a lost connection: exponential with full jitter, the first retry
+ * within initial_ms (default 1000), the delay capped at max_ms (default 30000). A connection
+ * refused for minutes keeps retrying and says so in the log at a bounded rate.
+ */
+kf_err kf_config_set_reconnect_backoff(kf_config *cfg, unsigned initial_ms, unsigned max_ms);
+/*
+ * Liveness: a ping of ours every ping_interval_ms (default 20000) and a connection that
+ * delivers no frame at all for dead_after_ms (default 30000) is declared dead and replaced.
+ */
+kf_err kf_config_set_liveness(kf_config *cfg, unsigned ping_interval_ms, unsigned dead_after_ms);
+/*
+ * Rotation: before a connection reaches max_age_ms (default 23 h 50 min; Binance closes at
+ * 24 h), a replacement is opened and subscribed, and the old one is retired only after the
+ * new one delivers (make-before-break). 1000 ms minimum, for tests.
+ */
+kf_err kf_config_set_max_connection_age_ms(kf_config *cfg, uint64_t max_age_ms);
+/* New-connection budget per IP: at most n connection attempts per window_ms (default 300 per
+ * 300000, spot's documented budget); attempts over it wait. */
+kf_err kf_config_set_connection_budget(kf_config *cfg, unsigned n, unsigned window_ms);
+
 /* Log sink and threshold; default: stderr at KF_LOG_INFO. fn NULL: stderr. */
 kf_err kf_config_set_log(kf_config *cfg, kf_log_fn fn, void *userdata, kf_log_level level);
 
@@ -383,6 +404,15 @@ typedef struct kf_stats {
     uint64_t sink_rows;       /* rows handed to sinks */
     uint64_t sink_errors;     /* failed sink writes */
     uint64_t rest_requests;   /* REST requests made */
+    /* since 0.2 */
+    uint64_t reconnects;        /* connections re-opened after a loss */
+    uint64_t lost_server_close; /* losses by cause: close frame from the server */
+    uint64_t lost_reset;        /* ... reset, EOF without close frame, read/write error */
+    uint64_t lost_protocol;     /* ... protocol violation (bad frame, oversized message) */
+    uint64_t lost_liveness;     /* ... no frame within the liveness timeout */
+    uint64_t connect_failures;  /* connection attempts that failed before the upgrade */
+    uint64_t rotations;         /* make-before-break replacements completed */
+    uint64_t stale_streams;     /* streams reported silent while their connection delivered */
 } kf_stats;
 
 /* Fills *out. Any thread. */

@@ -46,6 +46,7 @@ static void collector_release(kf_collector *c)
         kf__stream_destroy(&c->streams[i]);
     kf__free(c->streams);
     kf__free(c->rings);
+    kf__free(c->attempts);
     kf__stream_index_free(&c->index);
     kf__free(c->writers);
     kf__logger_destroy(&c->log);
@@ -105,7 +106,8 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
     c->nshards = (c->nstreams + per - 1) / per;
     c->shards = kf__calloc(c->nshards, sizeof *c->shards);
     c->rings = kf__calloc(c->nstreams * cfg->ring_size, sizeof *c->rings);
-    bool ok = c->streams && c->shards && c->rings;
+    c->attempts = kf__calloc(cfg->conn_budget, sizeof *c->attempts);
+    bool ok = c->streams && c->shards && c->rings && c->attempts;
     size_t k = 0;
     for (size_t s = 0; ok && s < cfg->nsymbols; s++)
         for (int i = 0; ok && i < KF_INTERVAL_COUNT; i++)
@@ -139,20 +141,25 @@ void kf_free(kf_collector *c)
 
 /* ---- the I/O thread ---- */
 
-static void collector_check_all_closed(kf_collector *c)
+void kf__collector_check_all_closed(kf_collector *c)
 {
     for (size_t i = 0; i < c->nshards; i++)
-        if (c->shards[i].conn && !c->shards[i].closed)
+        if (!kf__shard_all_closed(&c->shards[i]))
             return;
-    for (size_t i = 0; i < c->nshards; i++) {
-        kf__shard_close(&c->shards[i]);
-        kf__conn_destroy(c->shards[i].conn);
-        c->shards[i].conn = NULL;
-    }
+    for (size_t i = 0; i < c->nshards; i++)
+        kf__shard_release(&c->shards[i]);
     if (!c->wake_closed) {
         c->wake_closed = true;
         uv_close((uv_handle_t *)&c->wake, NULL);
     }
+}
+
+bool kf__collector_starting(kf_collector *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool starting = !c->start_done;
+    pthread_mutex_unlock(&c->mu);
+    return starting;
 }
 
 static void collector_on_wake(uv_async_t *a)
@@ -162,7 +169,7 @@ static void collector_on_wake(uv_async_t *a)
         return;
     for (size_t i = 0; i < c->nshards; i++)
         kf__shard_close(&c->shards[i]);
-    collector_check_all_closed(c);
+    kf__collector_check_all_closed(c);
 }
 
 static void start_signal(kf_collector *c, kf_err err)
@@ -185,29 +192,17 @@ void kf__collector_shard_opened(struct kf_collector *c, kf__shard *sh)
 
 void kf__collector_shard_closed(struct kf_collector *c, kf__shard *sh, kf_err err, const char *why)
 {
-    bool starting;
-    pthread_mutex_lock(&c->mu);
-    starting = !c->start_done;
-    pthread_mutex_unlock(&c->mu);
     if (atomic_load(&c->stopping)) {
         kf__log(&c->log, KF_LOG_DEBUG, "msg=\"connection closed\" shard=%zu why=\"%s\"", sh->index,
                 why);
-        collector_check_all_closed(c);
+        kf__collector_check_all_closed(c);
         return;
     }
-    if (sh->last_error[0])
-        kf__collector_set_error(c, "%s (after the exchange's error reply: %s)", why,
-                                sh->last_error);
-    else
-        kf__collector_set_error(c, "%s", why);
-    if (starting) {
-        kf__log(&c->log, KF_LOG_ERROR, "msg=\"connection failed\" shard=%zu err=\"%s\" why=\"%s\"",
-                sh->index, kf_strerror(err), why);
-        start_signal(c, err ? err : KF_ERR_CONNECT);
-        return;
-    }
-    kf__log(&c->log, KF_LOG_ERROR, "msg=\"connection lost\" shard=%zu err=\"%s\" why=\"%s\"",
+    /* during kf_start: the first connection failed, kf_start() returns the cause */
+    kf__collector_set_error(c, "%s", why);
+    kf__log(&c->log, KF_LOG_ERROR, "msg=\"connection failed\" shard=%zu err=\"%s\" why=\"%s\"",
             sh->index, kf_strerror(err), why);
+    start_signal(c, err ? err : KF_ERR_CONNECT);
 }
 
 static void *collector_io_main(void *arg)
@@ -215,7 +210,7 @@ static void *collector_io_main(void *arg)
     kf_collector *c = arg;
     pthread_setname_np(pthread_self(), "kf-io");
     for (size_t i = 0; i < c->nshards; i++) {
-        kf_err e = kf__shard_connect(&c->shards[i]);
+        kf_err e = kf__shard_start(&c->shards[i]);
         if (e == KF_ERR_NOMEM) {
             kf__collector_set_error(c, "out of memory for connection %zu", i);
             start_signal(c, e);
@@ -482,6 +477,14 @@ kf_err kf_stats_get(const kf_collector *cc, kf_stats *out)
     out->disconnects = LOAD(disconnects);
     out->pings = LOAD(pings);
     out->rest_requests = LOAD(rest_requests);
+    out->reconnects = LOAD(reconnects);
+    out->lost_server_close = LOAD(lost_server_close);
+    out->lost_reset = LOAD(lost_reset);
+    out->lost_protocol = LOAD(lost_protocol);
+    out->lost_liveness = LOAD(lost_liveness);
+    out->connect_failures = LOAD(connect_failures);
+    out->rotations = LOAD(rotations);
+    out->stale_streams = LOAD(stale_streams);
     pthread_mutex_lock(&c->mu);
     out->sink_rows = c->sink_rows_done;
     out->sink_errors = c->sink_errors_done;

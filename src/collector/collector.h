@@ -17,32 +17,59 @@
 #include "stream/stream.h"
 #include "transport/conn.h"
 
+struct kf__shard;
+
+/* One WebSocket connection of a shard and its subscription progress. */
+typedef struct kf__link {
+    struct kf__shard *sh;
+    int slot;        /* index in sh->link */
+    kf__conn *conn;  /* NULL when unused */
+    uv_timer_t pace; /* SUBSCRIBE pacing */
+    size_t next;     /* next stream to subscribe, relative to the shard's first */
+    size_t sent, acked;
+    uint64_t id_base;     /* batch b was sent with id id_base + b */
+    uint8_t *batch_acked; /* per batch */
+    bool opened, subscribed, delivered, closed, dead;
+    uint64_t opened_at, subscribed_at, last_ping; /* loop ms */
+    char last_error[256]; /* the exchange's last error reply on this connection */
+} kf__link;
+
 /*
- * One connection's worth of streams (at most streams_per_connection): its
- * connection state machine, the SUBSCRIBE batches it sends (paced) and the
- * acknowledgements it waits for. Lives on the I/O thread.
+ * One connection's worth of streams (at most streams_per_connection) and the connections
+ * that carry them: the active link, plus a replacement while a rotation is under way (never
+ * more than two). Reconnects with backoff, liveness, pings, rotation and stale-stream checks
+ * live here. Runs on the I/O thread.
  */
 typedef struct kf__shard {
     struct kf_collector *col;
     size_t index;
     size_t first, count; /* streams [first, first + count) */
-    kf__conn *conn;
-    uv_timer_t pace; /* SUBSCRIBE pacing */
-    bool pace_init;
-    size_t next;      /* next stream to subscribe, relative to first */
-    uint64_t id_base; /* batch b was sent with id id_base + b */
-    size_t batches, sent, acked;
-    uint8_t *batch_acked; /* per batch */
-    char *req;            /* SUBSCRIBE request buffer */
+    size_t batches;      /* SUBSCRIBE requests per connection */
+    kf__link link[2];
+    int cur;   /* the active link */
+    char *req; /* SUBSCRIBE request buffer */
     size_t req_cap;
-    bool opened, subscribed, closed;
-    char last_error[256]; /* the exchange's last error reply on this connection */
+    uv_timer_t tick;  /* liveness, pings, rotation, stale streams */
+    uv_timer_t retry; /* reconnect after backoff */
+    bool timers_init;
+    bool counted_subscribed; /* counted in col->shards_subscribed */
+    bool rotating;           /* link[!cur] is the replacement */
+    bool retry_pending;
+    unsigned attempt;           /* consecutive failed attempts */
+    uint64_t down_since;        /* loop ms when the active link was lost, 0 when up */
+    uint64_t last_retry_log;    /* loop ms of the last "still reconnecting" line */
+    uint64_t rotate_not_before; /* loop ms: no rotation attempt before */
+    uint64_t retire_at;         /* loop ms: the old link retires (replacement delivering) */
+    uint64_t *last_seen;        /* per stream: loop ms of the last update, 0 never */
+    uint8_t *stale;             /* per stream: reported stale */
 } kf__shard;
 
 /* Counters written by one thread (the I/O thread) and read by any: relaxed atomics. */
 typedef struct kf__counters {
     _Atomic uint64_t frames, bytes, updates, closed, duplicates, other_events, parse_errors,
-        unknown_streams, acks, exchange_errors, connects, disconnects, pings, rest_requests;
+        unknown_streams, acks, exchange_errors, connects, disconnects, pings, rest_requests,
+        reconnects, lost_server_close, lost_reset, lost_protocol, lost_liveness, connect_failures,
+        rotations, stale_streams;
 } kf__counters;
 
 struct kf_collector {
@@ -84,6 +111,9 @@ struct kf_collector {
     _Atomic bool running;
     _Atomic size_t shards_subscribed;
     kf__counters st;
+    /* new-connection budget: attempt times, a ring of conn_budget entries (I/O thread) */
+    uint64_t *attempts;
+    size_t attempts_head;
     uint64_t parse_logged;
 
     pthread_mutex_t err_mu;
@@ -94,13 +124,23 @@ struct kf_collector {
 kf_err kf__shard_init(kf__shard *sh, struct kf_collector *col, size_t index, size_t first,
                       size_t count);
 void kf__shard_free(kf__shard *sh);
-kf_err kf__shard_connect(kf__shard *sh);
+/* Starts the shard on the loop: its timers and the first connection. */
+kf_err kf__shard_start(kf__shard *sh);
+/* Starts closing every connection of the shard (kf_stop). */
 void kf__shard_close(kf__shard *sh);
+/* True when no connection of the shard is still open or closing. */
+bool kf__shard_all_closed(const kf__shard *sh);
+/* Destroys the connections and closes the timers (after kf__shard_all_closed). */
+void kf__shard_release(kf__shard *sh);
 
 /* collector.c */
 void kf__collector_set_error(struct kf_collector *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void kf__collector_shard_opened(struct kf_collector *c, kf__shard *sh);
+/* Shuts the loop down once every shard's connections are closed (kf_stop). */
+void kf__collector_check_all_closed(struct kf_collector *c);
+/* kf_start() is still waiting for the first connections. Any thread. */
+bool kf__collector_starting(struct kf_collector *c);
 void kf__collector_shard_closed(struct kf_collector *c, kf__shard *sh, kf_err err, const char *why);
 
 #define KF__STAT_ADD(c, field, n)                                                                  \

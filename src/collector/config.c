@@ -31,6 +31,13 @@ kf_config *kf_config_new(void)
     cfg->max_message_size = 1 << 20;
     cfg->validate = KF_VALIDATE_IF_REACHABLE;
     cfg->tls_verify = true;
+    cfg->backoff_initial_ms = 1000;
+    cfg->backoff_max_ms = 30000;
+    cfg->ping_interval_ms = 20000;
+    cfg->dead_after_ms = 30000;
+    cfg->max_age_ms = (23 * 60 + 50) * 60 * 1000ULL;
+    cfg->conn_budget = 300;
+    cfg->conn_budget_window_ms = 300000;
     cfg->log_level = KF_LOG_INFO;
     return cfg;
 }
@@ -260,6 +267,58 @@ RANGE_SETTER(kf_config_set_connect_timeout_ms, connect_timeout_ms, unsigned, 100
              "connect timeout (ms)")
 RANGE_SETTER(kf_config_set_max_message_size, max_message_size, size_t, 4096, 64u << 20,
              "max message size")
+
+kf_err kf_config_set_reconnect_backoff(kf_config *cfg, unsigned initial_ms, unsigned max_ms)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    if (initial_ms < 10 || initial_ms > 600000)
+        return cfg_fail(cfg, "reconnect initial delay %u ms is out of range 10..600000",
+                        initial_ms);
+    if (max_ms < initial_ms || max_ms > 3600000)
+        return cfg_fail(cfg, "reconnect maximum delay %u ms is out of range %u..3600000", max_ms,
+                        initial_ms);
+    cfg->backoff_initial_ms = initial_ms;
+    cfg->backoff_max_ms = max_ms;
+    return KF_OK;
+}
+
+kf_err kf_config_set_liveness(kf_config *cfg, unsigned ping_interval_ms, unsigned dead_after_ms)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    if (ping_interval_ms < 100 || ping_interval_ms > 600000)
+        return cfg_fail(cfg, "ping interval %u ms is out of range 100..600000", ping_interval_ms);
+    if (dead_after_ms < 200 || dead_after_ms > 3600000)
+        return cfg_fail(cfg, "liveness timeout %u ms is out of range 200..3600000", dead_after_ms);
+    cfg->ping_interval_ms = ping_interval_ms;
+    cfg->dead_after_ms = dead_after_ms;
+    return KF_OK;
+}
+
+kf_err kf_config_set_max_connection_age_ms(kf_config *cfg, uint64_t max_age_ms)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    if (max_age_ms < 1000 || max_age_ms > 24 * 3600 * 1000ULL)
+        return cfg_fail(cfg, "maximum connection age %llu ms is out of range 1000..86400000",
+                        (unsigned long long)max_age_ms);
+    cfg->max_age_ms = max_age_ms;
+    return KF_OK;
+}
+
+kf_err kf_config_set_connection_budget(kf_config *cfg, unsigned n, unsigned window_ms)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    if (n < 1 || n > 100000 || window_ms < 1000 || window_ms > 86400000)
+        return cfg_fail(
+            cfg, "connection budget %u per %u ms is out of range (1..100000 per 1000..86400000 ms)",
+            n, window_ms);
+    cfg->conn_budget = n;
+    cfg->conn_budget_window_ms = window_ms;
+    return KF_OK;
+}
 
 kf_err kf_config_set_validate(kf_config *cfg, kf_validate mode)
 {

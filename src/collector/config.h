@@ -20,6 +20,10 @@ struct kf_config {
     unsigned messages_per_second;
     unsigned connect_timeout_ms;
     size_t max_message_size;
+    unsigned backoff_initial_ms, backoff_max_ms;
+    unsigned ping_interval_ms, dead_after_ms;
+    uint64_t max_age_ms;
+    unsigned conn_budget, conn_budget_window_ms;
     kf_validate validate;
     bool tls_verify;
     kf_log_fn log_fn;

@@ -1,16 +1,26 @@
 /*
- * A shard: one WebSocket connection and the streams subscribed on it. Sends
- * the SUBSCRIBE batches paced under the exchange's message rate, tracks each
- * id until acknowledged, and routes every text message down the data path:
+ * A shard: the streams carried by one connection at a time, and that connection's life.
+ *
+ * Per connection (a "link"): SUBSCRIBE batches paced under the exchange's message rate, each
+ * id tracked until acknowledged, and every text message routed down the data path:
  * decode -> per-stream state and ring -> callbacks -> sinks.
+ *
+ * Per shard: reconnect after a loss (exponential backoff with full jitter, within the
+ * new-connection budget), liveness (our pings; no frame for dead_after_ms = dead), rotation
+ * before the maximum age (make-before-break: the replacement is subscribed and delivering
+ * before the old link is retired; never more than two links), and silent-stream reports.
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "collector/collector.h"
 #include "core/alloc.h"
 #include "decode/decode.h"
+
+static void shard_schedule_retry(kf__shard *sh);
+static kf_err shard_open_link(kf__shard *sh, int slot);
 
 kf_err kf__shard_init(kf__shard *sh, struct kf_collector *col, size_t index, size_t first,
                       size_t count)
@@ -22,133 +32,180 @@ kf_err kf__shard_init(kf__shard *sh, struct kf_collector *col, size_t index, siz
     sh->count = count;
     size_t per = col->cfg->names_per_subscribe;
     sh->batches = (count + per - 1) / per;
-    sh->batch_acked = kf__calloc(sh->batches, 1);
     sh->req_cap = per * (KF__STREAM_NAME_MAX + 3) + 128;
     sh->req = kf__malloc(sh->req_cap);
-    return sh->batch_acked && sh->req ? KF_OK : KF_ERR_NOMEM;
+    sh->last_seen = kf__calloc(count, sizeof *sh->last_seen);
+    sh->stale = kf__calloc(count, 1);
+    bool ok = sh->req && sh->last_seen && sh->stale;
+    for (int i = 0; i < 2; i++) {
+        sh->link[i].sh = sh;
+        sh->link[i].slot = i;
+        sh->link[i].batch_acked = kf__calloc(sh->batches, 1);
+        ok = ok && sh->link[i].batch_acked;
+    }
+    return ok ? KF_OK : KF_ERR_NOMEM;
 }
 
 void kf__shard_free(kf__shard *sh)
 {
-    kf__free(sh->batch_acked);
+    for (int i = 0; i < 2; i++) {
+        kf__free(sh->link[i].batch_acked);
+        sh->link[i].batch_acked = NULL;
+    }
     kf__free(sh->req);
-    sh->batch_acked = NULL;
+    kf__free(sh->last_seen);
+    kf__free(sh->stale);
     sh->req = NULL;
+    sh->last_seen = NULL;
+    sh->stale = NULL;
+}
+
+static uint64_t shard_now(const kf__shard *sh)
+{
+    return uv_now(&sh->col->loop);
 }
 
 /* ---- subscribing ---- */
 
-static void shard_send_batch(kf__shard *sh)
+static void link_send_batch(kf__link *l)
 {
+    kf__shard *sh = l->sh;
     struct kf_collector *c = sh->col;
     size_t per = c->cfg->names_per_subscribe;
-    size_t b = sh->sent;
+    size_t b = l->sent;
     size_t n = 0;
     int len = snprintf(sh->req, sh->req_cap, "{\"method\":\"SUBSCRIBE\",\"params\":[");
-    for (size_t i = sh->next; i < sh->count && n < per; i++, n++) {
+    for (size_t i = l->next; i < sh->count && n < per; i++, n++) {
         const kf__stream *s = &c->streams[sh->first + i];
         len +=
             snprintf(sh->req + len, sh->req_cap - (size_t)len, "%s\"%s\"", n ? "," : "", s->name);
     }
-    len += snprintf(sh->req + len, sh->req_cap - (size_t)len, "],\"id\":%" PRIu64 "}",
-                    sh->id_base + b);
-    kf_err e = kf__conn_send_text(sh->conn, sh->req, (size_t)len);
+    len +=
+        snprintf(sh->req + len, sh->req_cap - (size_t)len, "],\"id\":%" PRIu64 "}", l->id_base + b);
+    kf_err e = kf__conn_send_text(l->conn, sh->req, (size_t)len);
     if (e) {
         kf__log(&c->log, KF_LOG_ERROR, "msg=\"SUBSCRIBE not sent\" shard=%zu err=\"%s\"", sh->index,
                 kf_strerror(e));
         return;
     }
     kf__log(&c->log, KF_LOG_DEBUG, "msg=\"SUBSCRIBE sent\" shard=%zu id=%" PRIu64 " streams=%zu",
-            sh->index, sh->id_base + b, n);
-    sh->next += n;
-    sh->sent++;
+            sh->index, l->id_base + b, n);
+    l->next += n;
+    l->sent++;
 }
 
-static void shard_on_pace(uv_timer_t *t)
+static void link_on_pace(uv_timer_t *t)
 {
-    kf__shard *sh = t->data;
-    if (!sh->conn || kf__conn_get_state(sh->conn) != KF__CONN_OPEN || sh->sent >= sh->batches) {
+    kf__link *l = t->data;
+    if (!l->conn || kf__conn_get_state(l->conn) != KF__CONN_OPEN || l->sent >= l->sh->batches) {
         uv_timer_stop(t);
         return;
     }
-    shard_send_batch(sh);
-    if (sh->sent >= sh->batches)
+    link_send_batch(l);
+    if (l->sent >= l->sh->batches)
         uv_timer_stop(t);
 }
 
-static void shard_on_open(void *ud, kf__conn *conn)
+static void shard_set_subscribed(kf__shard *sh, bool on)
 {
-    kf__shard *sh = ud;
+    struct kf_collector *c = sh->col;
+    if (on == sh->counted_subscribed)
+        return;
+    sh->counted_subscribed = on;
+    if (!on) {
+        atomic_fetch_sub(&c->shards_subscribed, 1);
+        return;
+    }
+    size_t n = atomic_fetch_add(&c->shards_subscribed, 1) + 1;
+    if (n == c->nshards)
+        kf__log(&c->log, KF_LOG_INFO, "msg=\"all streams subscribed\" streams=%zu connections=%zu",
+                c->nstreams, c->nshards);
+}
+
+static void link_on_open(void *ud, kf__conn *conn)
+{
+    kf__link *l = ud;
+    kf__shard *sh = l->sh;
     struct kf_collector *c = sh->col;
     (void)conn;
-    sh->opened = true;
-    sh->last_error[0] = 0;
-    sh->next = sh->sent = sh->acked = 0;
-    memset(sh->batch_acked, 0, sh->batches);
-    sh->id_base = c->next_id;
+    l->opened = true;
+    l->opened_at = l->last_ping = shard_now(sh);
+    l->last_error[0] = 0;
+    l->next = l->sent = l->acked = 0;
+    memset(l->batch_acked, 0, sh->batches);
+    l->id_base = c->next_id;
     c->next_id += sh->batches;
     KF__STAT_INC(c, connects);
-    kf__log(&c->log, KF_LOG_INFO, "msg=\"connected\" shard=%zu url=%s streams=%zu batches=%zu",
-            sh->index, kf__conn_url(sh->conn), sh->count, sh->batches);
-    kf__collector_shard_opened(c, sh);
+    kf__log(&c->log, KF_LOG_INFO, "msg=\"connected\" shard=%zu url=%s streams=%zu batches=%zu%s",
+            sh->index, kf__conn_url(l->conn), sh->count, sh->batches,
+            l->slot != sh->cur ? " role=replacement" : "");
+    if (l->slot == sh->cur)
+        kf__collector_shard_opened(c, sh);
     /* First batch at once, then one every 1/rate seconds: never over the message rate. */
     unsigned rate = c->cfg->messages_per_second;
     uint64_t period = (1000 + rate - 1) / rate;
-    shard_send_batch(sh);
-    if (sh->sent < sh->batches)
-        uv_timer_start(&sh->pace, shard_on_pace, period, period);
+    link_send_batch(l);
+    if (l->sent < sh->batches)
+        uv_timer_start(&l->pace, link_on_pace, period, period);
 }
 
-static void shard_on_ack(kf__shard *sh, uint64_t id)
+static void link_on_ack(kf__link *l, uint64_t id)
 {
+    kf__shard *sh = l->sh;
     struct kf_collector *c = sh->col;
     KF__STAT_INC(c, acks);
-    if (id < sh->id_base || id - sh->id_base >= sh->batches) {
+    if (id < l->id_base || id - l->id_base >= sh->batches) {
         kf__log(&c->log, KF_LOG_DEBUG, "msg=\"acknowledgement for an unknown id\" id=%" PRIu64, id);
         return;
     }
-    size_t b = (size_t)(id - sh->id_base);
-    if (sh->batch_acked[b])
+    size_t b = (size_t)(id - l->id_base);
+    if (l->batch_acked[b])
         return;
-    sh->batch_acked[b] = 1;
-    if (++sh->acked == sh->batches && !sh->subscribed) {
-        sh->subscribed = true;
-        size_t n = atomic_fetch_add(&c->shards_subscribed, 1) + 1;
-        kf__log(&c->log, KF_LOG_INFO, "msg=\"subscribed\" shard=%zu streams=%zu", sh->index,
-                sh->count);
-        if (n == c->nshards)
+    l->batch_acked[b] = 1;
+    if (++l->acked < sh->batches || l->subscribed)
+        return;
+    l->subscribed = true;
+    l->subscribed_at = shard_now(sh);
+    kf__log(&c->log, KF_LOG_INFO, "msg=\"subscribed\" shard=%zu streams=%zu%s", sh->index,
+            sh->count, l->slot != sh->cur ? " role=replacement" : "");
+    if (l->slot == sh->cur) {
+        if (sh->down_since)
             kf__log(&c->log, KF_LOG_INFO,
-                    "msg=\"all streams subscribed\" streams=%zu connections=%zu", c->nstreams,
-                    c->nshards);
+                    "msg=\"reconnected\" shard=%zu down_ms=%" PRIu64 " attempts=%u", sh->index,
+                    shard_now(sh) - sh->down_since, sh->attempt);
+        sh->down_since = 0;
+        shard_set_subscribed(sh, true);
     }
 }
 
-static void shard_on_error(kf__shard *sh, const kf__frame *f)
+static void link_on_error(kf__link *l, const kf__frame *f)
 {
+    kf__shard *sh = l->sh;
     struct kf_collector *c = sh->col;
     KF__STAT_INC(c, exchange_errors);
-    int ml = (int)(f->err_msg_len > 300 ? 300 : f->err_msg_len);
+    int ml = (int)(f->err_msg_len > 200 ? 200 : f->err_msg_len);
+    const char *msg = f->err_msg ? f->err_msg : "";
     if (f->has_id) {
         kf__log(&c->log, KF_LOG_ERROR,
                 "msg=\"exchange error reply\" shard=%zu id=%" PRIu64 " code=%" PRId64
                 " error=\"%.*s\"",
-                sh->index, f->id, f->err_code, ml, f->err_msg ? f->err_msg : "");
-        snprintf(sh->last_error, sizeof sh->last_error,
+                sh->index, f->id, f->err_code, ml, msg);
+        snprintf(l->last_error, sizeof l->last_error,
                  "request %" PRIu64 " refused with code %" PRId64 ": %.*s", f->id, f->err_code, ml,
-                 f->err_msg ? f->err_msg : "");
-        kf__collector_set_error(c, "%s: %s", kf__conn_url(sh->conn), sh->last_error);
+                 msg);
+        kf__collector_set_error(c, "%s: %s", kf__conn_url(l->conn), l->last_error);
     } else {
         kf__log(&c->log, KF_LOG_ERROR,
                 "msg=\"exchange error reply\" shard=%zu code=%" PRId64 " error=\"%.*s\"", sh->index,
-                f->err_code, ml, f->err_msg ? f->err_msg : "");
+                f->err_code, ml, msg);
     }
 }
 
 /* ---- the data path ---- */
 
-static void shard_on_malformed(kf__shard *sh, const kf__frame *f, const char *data, size_t len)
+static void link_on_malformed(kf__link *l, const kf__frame *f, const char *data, size_t len)
 {
-    struct kf_collector *c = sh->col;
+    struct kf_collector *c = l->sh->col;
     KF__STAT_INC(c, parse_errors);
     uint64_t n = atomic_load_explicit(&c->st.parse_errors, memory_order_relaxed);
     if (n <= 10 || n % 10000 == 0) {
@@ -157,15 +214,49 @@ static void shard_on_malformed(kf__shard *sh, const kf__frame *f, const char *da
         kf__log(&c->log, KF_LOG_WARN,
                 "msg=\"malformed frame skipped\" shard=%zu why=\"%s\" bytes=%zu count=%" PRIu64
                 " sample=%s",
-                sh->index, f->why ? f->why : "?", len, n, sample);
+                l->sh->index, f->why ? f->why : "?", len, n, sample);
     }
 }
 
-static void shard_on_kline(kf__shard *sh, const kf_kline *k)
+/*
+ * How long both links run side by side once the replacement delivers. A closing update comes
+ * 0.2-2 s after the close time and a connection subscribed after a boundary may never get the
+ * previous candle's: the old link stays long enough to deliver it (duplicates are dropped by
+ * the per-stream state).
+ */
+static uint64_t shard_overlap_ms(const kf__shard *sh)
 {
+    uint64_t half = sh->col->cfg->max_age_ms / 2;
+    return half < 5000 ? half : 5000;
+}
+
+static void shard_finish_rotation(kf__shard *sh)
+{
+    struct kf_collector *c = sh->col;
+    kf__link *old = &sh->link[sh->cur];
+    sh->cur = !sh->cur;
+    sh->rotating = false;
+    KF__STAT_INC(c, rotations);
+    kf__log(&c->log, KF_LOG_INFO, "msg=\"rotated\" shard=%zu old_age_ms=%" PRIu64, sh->index,
+            shard_now(sh) - old->opened_at);
+    if (old->conn)
+        kf__conn_close(old->conn, 1000, "rotated");
+    shard_set_subscribed(sh, sh->link[sh->cur].subscribed);
+}
+
+static void link_on_kline(kf__link *l, const kf_kline *k)
+{
+    kf__shard *sh = l->sh;
     struct kf_collector *c = sh->col;
     const kf_config *cfg = c->cfg;
     KF__STAT_INC(c, updates);
+    if (!l->delivered) {
+        l->delivered = true;
+        if (l->slot == sh->cur)
+            sh->attempt = 0; /* healthy again: the next loss starts the backoff afresh */
+        else if (sh->rotating)
+            sh->retire_at = shard_now(sh) + shard_overlap_ms(sh);
+    }
     long si = kf__stream_index_find(&c->index, c->streams, k->symbol, strlen(k->symbol),
                                     k->interval_index);
     if (si < 0) {
@@ -173,6 +264,14 @@ static void shard_on_kline(kf__shard *sh, const kf_kline *k)
         return;
     }
     kf__stream *s = &c->streams[si];
+    if (s->shard == sh->index) {
+        size_t rel = (size_t)si - sh->first;
+        sh->last_seen[rel] = shard_now(sh);
+        if (sh->stale[rel]) {
+            sh->stale[rel] = 0;
+            kf__log(&c->log, KF_LOG_INFO, "msg=\"stream delivering again\" stream=%s", s->name);
+        }
+    }
     kf__apply r = kf__stream_apply(s, k, NULL);
     if (cfg->on_kline)
         cfg->on_kline(cfg->on_kline_ud, k);
@@ -190,10 +289,10 @@ static void shard_on_kline(kf__shard *sh, const kf_kline *k)
     }
 }
 
-static void shard_on_text(void *ud, kf__conn *conn, const char *data, size_t len)
+static void link_on_text(void *ud, kf__conn *conn, const char *data, size_t len)
 {
-    kf__shard *sh = ud;
-    struct kf_collector *c = sh->col;
+    kf__link *l = ud;
+    struct kf_collector *c = l->sh->col;
     (void)conn;
     KF__STAT_INC(c, frames);
     KF__STAT_ADD(c, bytes, len);
@@ -203,58 +302,185 @@ static void shard_on_text(void *ud, kf__conn *conn, const char *data, size_t len
     kf_kline k;
     switch (kf__decode(data, len, &f, &k)) {
     case KF__FRAME_KLINE:
-        shard_on_kline(sh, &k);
+        link_on_kline(l, &k);
         break;
     case KF__FRAME_ACK:
-        shard_on_ack(sh, f.id);
+        link_on_ack(l, f.id);
         break;
     case KF__FRAME_RESULT:
-        kf__log(&c->log, KF_LOG_DEBUG, "msg=\"result reply\" shard=%zu id=%" PRIu64, sh->index,
+        kf__log(&c->log, KF_LOG_DEBUG, "msg=\"result reply\" shard=%zu id=%" PRIu64, l->sh->index,
                 f.id);
         break;
     case KF__FRAME_ERROR:
-        shard_on_error(sh, &f);
+        link_on_error(l, &f);
         break;
     case KF__FRAME_EVENT:
         KF__STAT_INC(c, other_events);
         break;
     case KF__FRAME_MALFORMED:
-        shard_on_malformed(sh, &f, data, len);
+        link_on_malformed(l, &f, data, len);
         break;
     }
 }
 
-static void shard_on_closed(void *ud, kf__conn *conn, kf_err err, const char *why)
+/* ---- losses and reconnects ---- */
+
+static void link_reset(kf__link *l)
 {
-    kf__shard *sh = ud;
-    struct kf_collector *c = sh->col;
-    (void)conn;
-    if (sh->pace_init)
-        uv_timer_stop(&sh->pace);
-    if (sh->subscribed) {
-        sh->subscribed = false;
-        atomic_fetch_sub(&c->shards_subscribed, 1);
-    }
-    if (sh->opened)
-        KF__STAT_INC(c, disconnects);
-    sh->opened = false;
-    sh->closed = true;
-    kf__collector_shard_closed(c, sh, err, why);
+    uv_timer_stop(&l->pace);
+    if (l->conn)
+        kf__conn_destroy(l->conn);
+    l->conn = NULL;
+    l->opened = l->subscribed = l->delivered = l->closed = l->dead = false;
 }
 
-static const kf__conn_handler shard_handler = {
-    .on_open = shard_on_open,
-    .on_text = shard_on_text,
-    .on_closed = shard_on_closed,
-};
-
-kf_err kf__shard_connect(kf__shard *sh)
+static void shard_count_loss(kf__shard *sh, kf__link *l, kf_err err)
 {
     struct kf_collector *c = sh->col;
-    if (!sh->pace_init) {
-        uv_timer_init(&c->loop, &sh->pace);
-        sh->pace.data = sh;
-        sh->pace_init = true;
+    if (!l->opened) {
+        KF__STAT_INC(c, connect_failures);
+        return;
+    }
+    KF__STAT_INC(c, disconnects);
+    if (l->dead)
+        KF__STAT_INC(c, lost_liveness);
+    else if (kf__conn_peer_closed(l->conn))
+        KF__STAT_INC(c, lost_server_close);
+    else if (err == KF_ERR_PROTOCOL)
+        KF__STAT_INC(c, lost_protocol);
+    else
+        KF__STAT_INC(c, lost_reset);
+}
+
+static void link_on_closed(void *ud, kf__conn *conn, kf_err err, const char *why)
+{
+    kf__link *l = ud;
+    kf__shard *sh = l->sh;
+    struct kf_collector *c = sh->col;
+    (void)conn;
+    uv_timer_stop(&l->pace);
+    l->closed = true;
+    if (atomic_load(&c->stopping) || kf__collector_starting(c)) {
+        if (l->opened)
+            KF__STAT_INC(c, disconnects);
+        if (l->subscribed && l->slot == sh->cur)
+            shard_set_subscribed(sh, false);
+        kf__collector_shard_closed(c, sh, err, why);
+        return;
+    }
+    bool active = l->slot == sh->cur;
+    if (!active && !sh->rotating) { /* the retired link of a finished rotation */
+        kf__log(&c->log, KF_LOG_DEBUG, "msg=\"retired connection closed\" shard=%zu", sh->index);
+        link_reset(l);
+        return;
+    }
+    shard_count_loss(sh, l, err);
+    if (!active) { /* the replacement of a rotation failed: keep the old, retry later */
+        kf__log(&c->log, KF_LOG_WARN, "msg=\"rotation failed\" shard=%zu why=\"%s\"", sh->index,
+                why);
+        sh->rotating = false;
+        sh->rotate_not_before = shard_now(sh) + c->cfg->backoff_max_ms;
+        link_reset(l);
+        return;
+    }
+    if (l->opened) {
+        if (l->last_error[0])
+            kf__collector_set_error(c, "%s (after the exchange's error reply: %s)", why,
+                                    l->last_error);
+        else
+            kf__collector_set_error(c, "%s", why);
+        kf__log(&c->log, KF_LOG_WARN, "msg=\"connection lost\" shard=%zu err=\"%s\" why=\"%s\"",
+                sh->index, kf_strerror(err), why);
+        if (!sh->down_since)
+            sh->down_since = shard_now(sh);
+    } else {
+        kf__collector_set_error(c, "%s", why);
+    }
+    shard_set_subscribed(sh, false);
+    link_reset(l);
+    if (sh->rotating) {
+        /* the replacement is already on its way: it becomes the active link */
+        sh->cur = !sh->cur;
+        sh->rotating = false;
+        if (sh->link[sh->cur].subscribed) {
+            sh->down_since = 0;
+            shard_set_subscribed(sh, true);
+        }
+        kf__log(&c->log, KF_LOG_INFO, "msg=\"replacement takes over\" shard=%zu", sh->index);
+        return;
+    }
+    uint64_t now = shard_now(sh);
+    sh->attempt++;
+    if (sh->attempt <= 3 || now - sh->last_retry_log >= 60000) {
+        sh->last_retry_log = now;
+        kf__log(&c->log, sh->attempt <= 3 ? KF_LOG_INFO : KF_LOG_WARN,
+                "msg=\"reconnecting\" shard=%zu attempt=%u down_ms=%" PRIu64 " last=\"%s\"",
+                sh->index, sh->attempt, sh->down_since ? now - sh->down_since : 0, why);
+    }
+    shard_schedule_retry(sh);
+}
+
+static void shard_on_retry(uv_timer_t *t)
+{
+    kf__shard *sh = t->data;
+    sh->retry_pending = false;
+    if (atomic_load(&sh->col->stopping) || sh->link[sh->cur].conn)
+        return;
+    KF__STAT_INC(sh->col, reconnects);
+    if (shard_open_link(sh, sh->cur) != KF_OK)
+        shard_schedule_retry(sh);
+}
+
+/* Full jitter: a random delay in [0, min(max, initial * 2^(attempt-1))]. */
+static void shard_schedule_retry(kf__shard *sh)
+{
+    const kf_config *cfg = sh->col->cfg;
+    uint64_t cap = cfg->backoff_initial_ms;
+    for (unsigned i = 1; i < sh->attempt && cap < cfg->backoff_max_ms; i++)
+        cap *= 2;
+    if (cap > cfg->backoff_max_ms)
+        cap = cfg->backoff_max_ms;
+    uint64_t delay = (uint64_t)((double)cap * ((double)rand() / ((double)RAND_MAX + 1.0)));
+    sh->retry_pending = true;
+    uv_timer_start(&sh->retry, shard_on_retry, delay, 0);
+}
+
+static const kf__conn_handler link_handler = {
+    .on_open = link_on_open,
+    .on_text = link_on_text,
+    .on_closed = link_on_closed,
+};
+
+/* The new-connection budget: false (and *wait_ms set) when an attempt now would exceed it. */
+static bool shard_budget_take(kf__shard *sh, uint64_t *wait_ms)
+{
+    struct kf_collector *c = sh->col;
+    uint64_t now = shard_now(sh), window = c->cfg->conn_budget_window_ms;
+    uint64_t oldest = c->attempts[c->attempts_head];
+    if (oldest && now - oldest < window) {
+        *wait_ms = window - (now - oldest);
+        return false;
+    }
+    c->attempts[c->attempts_head] = now ? now : 1;
+    c->attempts_head = (c->attempts_head + 1) % c->cfg->conn_budget;
+    return true;
+}
+
+static kf_err shard_open_link(kf__shard *sh, int slot)
+{
+    struct kf_collector *c = sh->col;
+    kf__link *l = &sh->link[slot];
+    uint64_t wait_ms;
+    if (!shard_budget_take(sh, &wait_ms)) {
+        kf__log(&c->log, KF_LOG_WARN,
+                "msg=\"new-connection budget spent\" shard=%zu budget=%u window_ms=%u "
+                "wait_ms=%" PRIu64,
+                sh->index, c->cfg->conn_budget, c->cfg->conn_budget_window_ms, wait_ms);
+        if (slot == sh->cur) {
+            sh->retry_pending = true;
+            uv_timer_start(&sh->retry, shard_on_retry, wait_ms, 0);
+        }
+        return KF_ERR_ALREADY_RUNNING; /* scheduled, not failed */
     }
     kf__conn_opts o = {
         .url = &c->ws_url,
@@ -265,20 +491,162 @@ kf_err kf__shard_connect(kf__shard *sh)
         .log = &c->log,
         .pings = &c->st.pings,
     };
-    sh->closed = false;
-    sh->conn = kf__conn_new(&c->loop, &o, &shard_handler, sh);
-    if (!sh->conn)
+    link_reset(l);
+    l->conn = kf__conn_new(&c->loop, &o, &link_handler, l);
+    if (!l->conn)
         return KF_ERR_NOMEM;
-    return kf__conn_open(sh->conn);
+    return kf__conn_open(l->conn);
+}
+
+/* ---- housekeeping: liveness, pings, rotation, silent streams ---- */
+
+static void shard_check_stale(kf__shard *sh, uint64_t now)
+{
+    struct kf_collector *c = sh->col;
+    const kf__link *l = &sh->link[sh->cur];
+    if (!l->subscribed)
+        return;
+    for (size_t i = 0; i < sh->count; i++) {
+        const kf__stream *s = &c->streams[sh->first + i];
+        int64_t iv = kf_interval_ms(s->interval);
+        uint64_t limit = (uint64_t)(iv ? iv : 31LL * 86400000) * 2 + 30000;
+        uint64_t since = sh->last_seen[i] > l->subscribed_at ? sh->last_seen[i] : l->subscribed_at;
+        if (!sh->stale[i] && now - since > limit) {
+            sh->stale[i] = 1;
+            KF__STAT_INC(c, stale_streams);
+            kf__log(&c->log, KF_LOG_WARN,
+                    "msg=\"stream silent while its connection delivers\" stream=%s "
+                    "silent_ms=%" PRIu64 " hint=\"acknowledged names that never deliver: wrong "
+                    "path, unknown or delisted symbol\"",
+                    s->name, now - since);
+        }
+    }
+}
+
+static void shard_on_tick(uv_timer_t *t)
+{
+    kf__shard *sh = t->data;
+    struct kf_collector *c = sh->col;
+    const kf_config *cfg = c->cfg;
+    if (atomic_load(&c->stopping))
+        return;
+    uint64_t now = shard_now(sh);
+    for (int i = 0; i < 2; i++) {
+        kf__link *l = &sh->link[i];
+        if (!l->conn || kf__conn_get_state(l->conn) != KF__CONN_OPEN)
+            continue;
+        uint64_t rx = kf__conn_last_rx(l->conn);
+        if (now > rx && now - rx > cfg->dead_after_ms) {
+            char why[128];
+            snprintf(why, sizeof why, "no frame for %" PRIu64 " ms: connection declared dead",
+                     now - rx);
+            l->dead = true;
+            kf__conn_abort(l->conn, KF_ERR_TIMEOUT, why);
+            continue; /* the link may be reset by the callback */
+        }
+        if (now - l->last_ping >= cfg->ping_interval_ms) {
+            char payload[24];
+            int n = snprintf(payload, sizeof payload, "%" PRIu64, now);
+            kf__conn_ping(l->conn, payload, (size_t)n);
+            l->last_ping = now;
+        }
+    }
+    kf__link *a = &sh->link[sh->cur];
+    if (!sh->rotating && a->conn && a->subscribed && now >= sh->rotate_not_before &&
+        now - a->opened_at >= cfg->max_age_ms) {
+        kf__log(&c->log, KF_LOG_INFO, "msg=\"rotating\" shard=%zu age_ms=%" PRIu64, sh->index,
+                now - a->opened_at);
+        sh->rotating = true;
+        kf_err e = shard_open_link(sh, !sh->cur);
+        if (e) {
+            sh->rotating = false;
+            sh->rotate_not_before = now + cfg->backoff_max_ms;
+        }
+    } else if (sh->rotating) {
+        kf__link *r = &sh->link[!sh->cur];
+        if (r->subscribed && r->delivered && now >= sh->retire_at) {
+            shard_finish_rotation(sh);
+            return;
+        }
+        /* a replacement that does not deliver is no replacement: give up, retry later */
+        if (r->conn && now - r->opened_at > cfg->dead_after_ms + cfg->connect_timeout_ms &&
+            !r->delivered) {
+            r->dead = true;
+            kf__conn_abort(r->conn, KF_ERR_TIMEOUT, "replacement connection did not deliver");
+        }
+    }
+    shard_check_stale(sh, now);
+}
+
+/* ---- lifecycle ---- */
+
+kf_err kf__shard_start(kf__shard *sh)
+{
+    struct kf_collector *c = sh->col;
+    if (!sh->timers_init) {
+        uv_timer_init(&c->loop, &sh->tick);
+        uv_timer_init(&c->loop, &sh->retry);
+        sh->tick.data = sh->retry.data = sh;
+        for (int i = 0; i < 2; i++) {
+            uv_timer_init(&c->loop, &sh->link[i].pace);
+            sh->link[i].pace.data = &sh->link[i];
+        }
+        sh->timers_init = true;
+    }
+    sh->cur = 0;
+    sh->rotating = sh->retry_pending = sh->counted_subscribed = false;
+    sh->attempt = 0;
+    sh->down_since = 0;
+    sh->rotate_not_before = 0;
+    memset(sh->last_seen, 0, sh->count * sizeof *sh->last_seen);
+    memset(sh->stale, 0, sh->count);
+    uint64_t tick = c->cfg->dead_after_ms / 4;
+    if (tick > 1000)
+        tick = 1000;
+    if (tick < 50)
+        tick = 50;
+    uv_timer_start(&sh->tick, shard_on_tick, tick, tick);
+    kf_err e = shard_open_link(sh, 0);
+    return e == KF_ERR_ALREADY_RUNNING ? KF_OK : e;
 }
 
 void kf__shard_close(kf__shard *sh)
 {
-    if (sh->pace_init) {
-        uv_timer_stop(&sh->pace);
-        uv_close((uv_handle_t *)&sh->pace, NULL);
-        sh->pace_init = false;
+    if (sh->timers_init) {
+        uv_timer_stop(&sh->tick);
+        uv_timer_stop(&sh->retry);
     }
-    if (sh->conn)
-        kf__conn_close(sh->conn, 1000, "client stopping");
+    for (int i = 0; i < 2; i++) {
+        kf__link *l = &sh->link[i];
+        if (sh->timers_init)
+            uv_timer_stop(&l->pace);
+        if (l->conn && !l->closed)
+            kf__conn_close(l->conn, 1000, "client stopping");
+    }
+}
+
+bool kf__shard_all_closed(const kf__shard *sh)
+{
+    for (int i = 0; i < 2; i++)
+        if (sh->link[i].conn && !sh->link[i].closed)
+            return false;
+    return true;
+}
+
+void kf__shard_release(kf__shard *sh)
+{
+    for (int i = 0; i < 2; i++) {
+        kf__link *l = &sh->link[i];
+        if (l->conn)
+            kf__conn_destroy(l->conn);
+        l->conn = NULL;
+        l->closed = false;
+        if (sh->timers_init)
+            uv_close((uv_handle_t *)&l->pace, NULL);
+    }
+    if (sh->timers_init) {
+        uv_close((uv_handle_t *)&sh->tick, NULL);
+        uv_close((uv_handle_t *)&sh->retry, NULL);
+        sh->timers_init = false;
+    }
 }

@@ -44,6 +44,7 @@ struct kf__conn {
     struct addrinfo *ai, *ai_next;
     int handles; /* libuv handles not yet closed */
     bool destroyed, reported;
+    bool peer_closed;
     bool ssl_want_write;
 
     char key[25];
@@ -53,6 +54,7 @@ struct kf__conn {
     size_t olen, ooff;
     kf__ws_reader reader;
     uint64_t mask_state;
+    uint64_t last_rx;
     kf__conn_stats stats;
     char why[768];
 };
@@ -357,6 +359,20 @@ void kf__conn_close(kf__conn *c, uint16_t code, const char *reason)
     conn_send_frame(c, KF__WS_OP_CLOSE, payload, rl + 2);
 }
 
+void kf__conn_abort(kf__conn *c, kf_err err, const char *why)
+{
+    conn_finish(c, err, "%s", why);
+}
+
+uint64_t kf__conn_last_rx(const kf__conn *c)
+{
+    return c->last_rx;
+}
+bool kf__conn_peer_closed(const kf__conn *c)
+{
+    return c->peer_closed;
+}
+
 void kf__conn_destroy(kf__conn *c)
 {
     if (!c)
@@ -421,6 +437,7 @@ static void conn_process(kf__conn *c)
                 conn_finish(c, KF_OK, "closed");
                 return;
             } else {
+                c->peer_closed = true;
                 uint8_t p[2] = {(uint8_t)(m.close_code >> 8), (uint8_t)m.close_code};
                 size_t rl = m.len > 2 ? m.len - 2 : 0;
                 char reason[128];
@@ -468,6 +485,7 @@ static void conn_read_messages(kf__conn *c)
         }
         c->rlen += (size_t)n;
         c->stats.bytes_in += (uint64_t)n;
+        c->last_rx = uv_now(c->loop);
         conn_process(c);
     }
     if (c->ssl_want_write)
@@ -711,6 +729,7 @@ kf_err kf__conn_open(kf__conn *c)
     if (RAND_bytes((unsigned char *)&c->mask_state, sizeof c->mask_state) != 1 || !c->mask_state)
         c->mask_state = 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)c;
     c->state = KF__CONN_RESOLVING;
+    c->last_rx = uv_now(c->loop);
     uv_timer_start(&c->timer, conn_on_connect_timeout, c->timeout_ms, 0);
     char port[8];
     snprintf(port, sizeof port, "%d", c->url.port);

@@ -82,6 +82,13 @@ kf_err kf__conn_send_text(kf__conn *c, const char *data, size_t len);
 kf_err kf__conn_ping(kf__conn *c, const void *payload, size_t len);
 /* Starts the close handshake (or aborts a connection not yet open); on_closed follows. */
 void kf__conn_close(kf__conn *c, uint16_t code, const char *reason);
+/* Ends the connection at once, without a close handshake (a dead peer), reporting err and why
+ * through on_closed. */
+void kf__conn_abort(kf__conn *c, kf_err err, const char *why);
+/* The server sent a close frame (the connection ended by the server's choice). */
+bool kf__conn_peer_closed(const kf__conn *c);
+/* Loop time (uv_now, ms) of the last bytes received; of kf__conn_open() before any. */
+uint64_t kf__conn_last_rx(const kf__conn *c);
 /* Releases the connection; its libuv handles are closed asynchronously, so keep the loop
  * running until they are (uv_run drains them). Callbacks are not called any more. */
 void kf__conn_destroy(kf__conn *c);
