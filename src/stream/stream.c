@@ -50,26 +50,105 @@ int64_t kf__interval_next(int interval, int64_t t)
     return (int64_t)timegm(&tm) * 1000;
 }
 
-static int64_t stream_missing(int interval, int64_t prev, int64_t t)
+/* Candles from a to b inclusive (open times on the interval's grid). */
+static uint64_t stream_count(int interval, int64_t a, int64_t b)
 {
+    if (a > b)
+        return 0;
     int64_t ms = kf_interval_ms(interval);
     if (ms)
-        return t > prev + ms ? (t - prev) / ms - 1 : 0;
-    int64_t n = 0;
-    for (int64_t x = kf__interval_next(interval, prev); x < t && n < 1000000;
-         x = kf__interval_next(interval, x))
+        return (uint64_t)((b - a) / ms + 1);
+    uint64_t n = 0;
+    for (int64_t x = a; x <= b && n < 1000000; x = kf__interval_next(interval, x))
         n++;
     return n;
 }
 
-kf__apply kf__stream_apply(kf__stream *s, const kf_kline *k, int64_t *gap)
+static int64_t stream_prev(int interval, int64_t t)
+{
+    int64_t ms = kf_interval_ms(interval);
+    if (ms)
+        return t - ms;
+    /* 1M: the first day of the previous UTC month */
+    time_t sec = (time_t)(t / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    tm.tm_mon -= 1;
+    tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    return (int64_t)timegm(&tm) * 1000;
+}
+
+static void stream_add_hole(kf__stream *s, int64_t from, int64_t to)
+{
+    if (s->nholes == KF__STREAM_HOLES) { /* forget the oldest: it can no longer be told apart */
+        memmove(&s->holes[0], &s->holes[1], (KF__STREAM_HOLES - 1) * sizeof s->holes[0]);
+        s->nholes--;
+        s->holes_dropped++;
+    }
+    s->holes[s->nholes].from = from;
+    s->holes[s->nholes].to = to;
+    s->nholes++;
+}
+
+/* Removes t from the hole holding it; false when t is in no hole. */
+static bool stream_fill_hole(kf__stream *s, int64_t t)
+{
+    for (size_t i = 0; i < s->nholes; i++) {
+        int64_t from = s->holes[i].from, to = s->holes[i].to;
+        if (t < from || t > to)
+            continue;
+        if (from == to) {
+            memmove(&s->holes[i], &s->holes[i + 1], (s->nholes - i - 1) * sizeof s->holes[0]);
+            s->nholes--;
+        } else if (t == from) {
+            s->holes[i].from = kf__interval_next(s->interval, t);
+        } else if (t == to) {
+            s->holes[i].to = stream_prev(s->interval, t);
+        } else { /* split */
+            s->holes[i].to = stream_prev(s->interval, t);
+            stream_add_hole(s, kf__interval_next(s->interval, t), to);
+        }
+        return true;
+    }
+    return false;
+}
+
+/* Puts a candle older than the newest into the ring in open-time order. */
+static void stream_ring_insert(kf__stream *s, const kf_kline *k)
+{
+    size_t n = s->count, i = n;
+    while (i > 0 && s->ring[(s->head + i - 1) % s->cap].open_time > k->open_time)
+        i--;
+    if (n == s->cap) {
+        if (i == 0)
+            return; /* older than everything kept: stored, not kept in memory */
+        s->head = (s->head + 1) % s->cap; /* drop the oldest */
+        i--;
+        n--;
+        s->count--;
+    }
+    for (size_t j = n; j > i; j--)
+        s->ring[(s->head + j) % s->cap] = s->ring[(s->head + j - 1) % s->cap];
+    s->ring[(s->head + i) % s->cap] = *k;
+    s->count++;
+}
+
+kf__apply kf__stream_apply(kf__stream *s, const kf_kline *k, kf__gap *gap)
 {
     kf__apply r;
     if (gap)
-        *gap = 0;
+        gap->from = 1, gap->to = 0;
     pthread_mutex_lock(&s->mu);
     if (s->has_closed && k->open_time <= s->last_closed) {
-        r = k->closed ? KF__APPLY_DUPLICATE : KF__APPLY_STALE;
+        if (!k->closed)
+            r = KF__APPLY_STALE;
+        else if (s->nholes && stream_fill_hole(s, k->open_time)) {
+            stream_ring_insert(s, k);
+            r = KF__APPLY_CLOSED;
+        } else {
+            r = KF__APPLY_DUPLICATE;
+        }
     } else if (!k->closed) {
         if (!s->has_open || k->open_time >= s->open.open_time) {
             s->open = *k;
@@ -77,8 +156,15 @@ kf__apply kf__stream_apply(kf__stream *s, const kf_kline *k, int64_t *gap)
         }
         r = KF__APPLY_UPDATE;
     } else {
-        if (gap && s->has_closed)
-            *gap = stream_missing(s->interval, s->last_closed, k->open_time);
+        if (s->has_closed) {
+            int64_t next = kf__interval_next(s->interval, s->last_closed);
+            if (k->open_time > next) {
+                int64_t to = stream_prev(s->interval, k->open_time);
+                stream_add_hole(s, next, to);
+                if (gap)
+                    gap->from = next, gap->to = to;
+            }
+        }
         size_t tail = (s->head + s->count) % s->cap;
         s->ring[tail] = *k;
         if (s->count < s->cap)
@@ -95,11 +181,32 @@ kf__apply kf__stream_apply(kf__stream *s, const kf_kline *k, int64_t *gap)
     return r;
 }
 
+void kf__stream_resume(kf__stream *s, int64_t last_closed)
+{
+    pthread_mutex_lock(&s->mu);
+    if (!s->has_closed || last_closed > s->last_closed) {
+        s->last_closed = last_closed;
+        s->has_closed = true;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+uint64_t kf__stream_missing(kf__stream *s)
+{
+    uint64_t n = 0;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->nholes; i++)
+        n += stream_count(s->interval, s->holes[i].from, s->holes[i].to);
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
 size_t kf__stream_recent(kf__stream *s, kf_kline *out, size_t n)
 {
     size_t got = 0;
     pthread_mutex_lock(&s->mu);
-    size_t want_open = s->has_open && n > 0 ? 1 : 0;
+    size_t want_open =
+        s->has_open && n > 0 && (!s->has_closed || s->open.open_time > s->last_closed) ? 1 : 0;
     size_t closed = s->count < n - want_open ? s->count : n - want_open;
     for (size_t i = s->count - closed; i < s->count; i++)
         out[got++] = s->ring[(s->head + i) % s->cap];

@@ -19,6 +19,9 @@
 /* "币安人生usdt@kline_12h": symbol bytes + "@kline_" + interval + NUL. */
 #define KF__STREAM_NAME_MAX (KF_SYMBOL_MAX + 12)
 
+/* Separate gaps tracked per stream at once (each may span any number of candles). */
+#define KF__STREAM_HOLES 16
+
 typedef struct kf__stream {
     char symbol[KF_SYMBOL_MAX + 1]; /* uppercase, as in payloads */
     int interval;                   /* kf_interval_index() */
@@ -32,11 +35,18 @@ typedef struct kf__stream {
     bool has_open;
     bool has_closed;
     int64_t last_closed; /* open time of the newest closed candle, valid when has_closed */
+    /* Missing closed candles older than last_closed, as open-time ranges [from, to]: a
+     * closed candle inside a hole is new (stored), anything else not newer is a duplicate. */
+    struct {
+        int64_t from, to;
+    } holes[KF__STREAM_HOLES];
+    size_t nholes;
+    uint64_t holes_dropped; /* holes forgotten because more than KF__STREAM_HOLES were open */
 } kf__stream;
 
 typedef enum kf__apply {
     KF__APPLY_UPDATE = 0,    /* open candle updated in place (or started) */
-    KF__APPLY_CLOSED = 1,    /* a new closed candle was appended: store it */
+    KF__APPLY_CLOSED = 1,    /* a new closed candle (newest, or filling a hole): store it */
     KF__APPLY_DUPLICATE = 2, /* a closing update for a candle already closed */
     KF__APPLY_STALE = 3,     /* an open update for a candle older than the newest closed one */
 } kf__apply;
@@ -48,13 +58,24 @@ kf_err kf__stream_init(kf__stream *s, const char *symbol, int interval, kf_kline
 void kf__stream_destroy(kf__stream *s);
 
 /*
- * Applies one update of this stream. Closed candles are identified by open
- * time: the first closing update of a candle is appended, repeats are
- * duplicates. With gap != NULL, *gap is set to the number of whole intervals
- * missing between the previous closed candle and this one (0 when contiguous
- * or unknown; 1M candles count calendar months).
+ * Applies one update of this stream, from the WebSocket or from REST (closed rows). Closed
+ * candles are identified by open time: the first closing update of a candle is stored, repeats
+ * are duplicates. A closed candle that skips ahead of the newest one opens a hole; a closed
+ * candle inside a hole fills it (it is placed in the ring in open-time order). With gap !=
+ * NULL, a newly opened hole is reported as [gap->from, gap->to] (open times; from > to when
+ * none).
  */
-kf__apply kf__stream_apply(kf__stream *s, const kf_kline *k, int64_t *gap);
+typedef struct kf__gap {
+    int64_t from, to;
+} kf__gap;
+kf__apply kf__stream_apply(kf__stream *s, const kf_kline *k, kf__gap *gap);
+
+/* Sets the newest closed open time known from a store (resume after a restart), when newer
+ * than what the stream knows. Any thread before the I/O thread runs. */
+void kf__stream_resume(kf__stream *s, int64_t last_closed);
+
+/* Number of candles in the open holes (1M counted in calendar months). */
+uint64_t kf__stream_missing(kf__stream *s);
 
 /* Copies up to n newest candles, oldest first, the open candle last. Returns the count. */
 size_t kf__stream_recent(kf__stream *s, kf_kline *out, size_t n);

@@ -96,21 +96,86 @@ static void test_ring_wraps_and_query_caps(void **st)
     kf__stream_destroy(&s);
 }
 
-static void test_gap_counted(void **st)
+static void test_gap_opens_hole_and_backfill_fills_it(void **st)
 {
     (void)st;
     kf__stream s;
     assert_int_equal(kf__stream_init(&s, "BTCUSDT", 0, ring, 10), KF_OK);
-    int64_t gap = -1;
+    kf__gap gap;
     kf_kline k = mk(60000, 1, true);
     kf__stream_apply(&s, &k, &gap);
-    assert_int_equal(gap, 0);
-    k = mk(120000, 1, true);
+    assert_true(gap.from > gap.to); /* first candle: nothing known before it */
+    k = mk(120000, 2, true);
     kf__stream_apply(&s, &k, &gap);
-    assert_int_equal(gap, 0);
-    k = mk(120000 + 4 * 60000, 1, true);
-    kf__stream_apply(&s, &k, &gap);
-    assert_int_equal(gap, 3);
+    assert_true(gap.from > gap.to);
+    k = mk(120000 + 4 * 60000, 6, true); /* 180000, 240000, 300000 missing */
+    assert_int_equal(kf__stream_apply(&s, &k, &gap), KF__APPLY_CLOSED);
+    assert_int_equal(gap.from, 180000);
+    assert_int_equal(gap.to, 300000);
+    assert_int_equal(kf__stream_missing(&s), 3);
+    /* a REST row inside the hole is new, once; the middle one splits the hole */
+    k = mk(240000, 4, true);
+    assert_int_equal(kf__stream_apply(&s, &k, NULL), KF__APPLY_CLOSED);
+    assert_int_equal(kf__stream_apply(&s, &k, NULL), KF__APPLY_DUPLICATE);
+    assert_int_equal(kf__stream_missing(&s), 2);
+    k = mk(180000, 3, true);
+    assert_int_equal(kf__stream_apply(&s, &k, NULL), KF__APPLY_CLOSED);
+    k = mk(300000, 5, true);
+    assert_int_equal(kf__stream_apply(&s, &k, NULL), KF__APPLY_CLOSED);
+    assert_int_equal(kf__stream_missing(&s), 0);
+    /* outside any hole and not newer: a duplicate */
+    k = mk(60000, 1, true);
+    assert_int_equal(kf__stream_apply(&s, &k, NULL), KF__APPLY_DUPLICATE);
+    /* the ring is in open-time order although the candles arrived out of order */
+    kf_kline out[10];
+    size_t n = kf__stream_recent(&s, out, 10);
+    assert_int_equal(n, 6);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(out[i].open_time, (int64_t)(i + 1) * 60000);
+        assert_int_equal(out[i].close.mant, (int64_t)i + 1);
+    }
+    kf__stream_destroy(&s);
+}
+
+static void test_late_candle_in_full_ring(void **st)
+{
+    (void)st;
+    kf__stream s;
+    assert_int_equal(kf__stream_init(&s, "BTCUSDT", 0, ring, 3), KF_OK);
+    kf_kline k = mk(60000, 1, true);
+    kf__stream_apply(&s, &k, NULL);
+    k = mk(5 * 60000, 5, true); /* hole 2..4 */
+    kf__stream_apply(&s, &k, NULL);
+    k = mk(6 * 60000, 6, true);
+    kf__stream_apply(&s, &k, NULL); /* ring full: 1, 5, 6 */
+    k = mk(3 * 60000, 3, true);
+    assert_int_equal(kf__stream_apply(&s, &k, NULL), KF__APPLY_CLOSED); /* 3, 5, 6 */
+    kf_kline out[3];
+    assert_int_equal(kf__stream_recent(&s, out, 3), 3);
+    assert_int_equal(out[0].open_time, 3 * 60000);
+    assert_int_equal(out[1].open_time, 5 * 60000);
+    assert_int_equal(out[2].open_time, 6 * 60000);
+    k = mk(2 * 60000, 2, true); /* older than all kept: stored, not kept */
+    assert_int_equal(kf__stream_apply(&s, &k, NULL), KF__APPLY_CLOSED);
+    assert_int_equal(kf__stream_recent(&s, out, 3), 3);
+    assert_int_equal(out[0].open_time, 3 * 60000);
+    assert_int_equal(kf__stream_missing(&s), 1);
+    kf__stream_destroy(&s);
+}
+
+static void test_resume_point(void **st)
+{
+    (void)st;
+    kf__stream s;
+    assert_int_equal(kf__stream_init(&s, "BTCUSDT", 0, ring, 4), KF_OK);
+    kf__stream_resume(&s, 600000); /* the store's newest closed candle */
+    kf__gap gap;
+    kf_kline k = mk(600000, 1, true);
+    assert_int_equal(kf__stream_apply(&s, &k, &gap), KF__APPLY_DUPLICATE);
+    k = mk(780000, 1, true);
+    assert_int_equal(kf__stream_apply(&s, &k, &gap), KF__APPLY_CLOSED);
+    assert_int_equal(gap.from, 660000);
+    assert_int_equal(gap.to, 720000);
     kf__stream_destroy(&s);
 }
 
@@ -127,12 +192,14 @@ static void test_month_boundaries(void **st)
     kf__stream s;
     assert_int_equal(kf__stream_init(&s, "BTCUSDT", m, ring, 4), KF_OK);
     assert_string_equal(s.name, "btcusdt@kline_1M");
-    int64_t gap;
+    kf__gap gap;
     kf_kline k = mk(1767225600000LL, 1, true);
     kf__stream_apply(&s, &k, &gap);
     k = mk(1775001600000LL, 1, true); /* Feb and Mar missing */
     kf__stream_apply(&s, &k, &gap);
-    assert_int_equal(gap, 2);
+    assert_int_equal(gap.from, 1769904000000LL);
+    assert_int_equal(gap.to, 1772323200000LL);
+    assert_int_equal(kf__stream_missing(&s), 2);
     kf__stream_destroy(&s);
 }
 
@@ -164,7 +231,9 @@ int main(void)
         cmocka_unit_test(test_open_updated_in_place),
         cmocka_unit_test(test_closed_appended_once),
         cmocka_unit_test(test_ring_wraps_and_query_caps),
-        cmocka_unit_test(test_gap_counted),
+        cmocka_unit_test(test_gap_opens_hole_and_backfill_fills_it),
+        cmocka_unit_test(test_late_candle_in_full_ring),
+        cmocka_unit_test(test_resume_point),
         cmocka_unit_test(test_month_boundaries),
         cmocka_unit_test(test_index_lookup),
     };
