@@ -1,6 +1,7 @@
 /* Command-line parsing: tokenizer plus the run and decode option sets. */
 #include "args.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,4 +310,226 @@ bool cli_decode_opts_parse(cli_decode_opts *o, int argc, char **argv, char *err,
     if (!o->path)
         o->path = "-";
     return true;
+}
+
+/* ---- backfill ---- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+/* Reads exactly n digits at *p into *v. */
+static bool take_digits(const char **p, int n, unsigned *v)
+{
+    unsigned x = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return false;
+        x = x * 10 + (unsigned)(c - '0');
+    }
+    *p += n;
+    *v = x;
+    return true;
+}
+
+bool cli_parse_time(const char *flag, const char *s, int64_t *out, char *err, size_t errlen)
+{
+    const char *p = s;
+    bool digits_only = *p != '\0';
+    for (const char *q = s; *q; q++)
+        if (*q < '0' || *q > '9')
+            digits_only = false;
+    if (digits_only) {
+        uint64_t v;
+        if (!cli_parse_uint(flag, s, (uint64_t)INT64_MAX, &v, err, errlen))
+            return false;
+        *out = (int64_t)v;
+        return true;
+    }
+    unsigned y, mo, d, h = 0, mi = 0, sec = 0, ms = 0;
+    if (!take_digits(&p, 4, &y) || *p++ != '-' || !take_digits(&p, 2, &mo) || *p++ != '-' ||
+        !take_digits(&p, 2, &d))
+        goto bad;
+    if (*p == 'T') {
+        p++;
+        if (!take_digits(&p, 2, &h) || *p++ != ':' || !take_digits(&p, 2, &mi))
+            goto bad;
+        if (*p == ':') {
+            p++;
+            if (!take_digits(&p, 2, &sec))
+                goto bad;
+            if (*p == '.') {
+                p++;
+                if (!take_digits(&p, 3, &ms))
+                    goto bad;
+            }
+        }
+    }
+    if (*p == 'Z')
+        p++;
+    if (*p != '\0')
+        goto bad;
+    static const unsigned mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+        (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || sec > 59) {
+        snprintf(err, errlen, "%s: \"%s\" is not a valid UTC date/time", flag, s);
+        return false;
+    }
+    *out = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + (int64_t)sec * 1000 + ms;
+    return true;
+bad:
+    snprintf(err, errlen,
+             "%s: \"%s\" is not a time (unix ms, or UTC 2026-01-01, 2026-01-01T12:00, "
+             "2026-01-01T12:00:00Z)",
+             flag, s);
+    return false;
+}
+
+enum {
+    BF_HELP,
+    BF_SYMBOLS,
+    BF_INTERVALS,
+    BF_FROM,
+    BF_TO,
+    BF_SINK,
+    BF_REST_URL,
+    BF_TESTNET,
+    BF_WEIGHT_BUDGET,
+    BF_LOG_LEVEL,
+    BF_CA_FILE,
+};
+
+static const cli_opt_spec backfill_specs[] = {
+    {"--help", false, BF_HELP},          {"-h", false, BF_HELP},
+    {"--symbols", true, BF_SYMBOLS},     {"--intervals", true, BF_INTERVALS},
+    {"--from", true, BF_FROM},           {"--to", true, BF_TO},
+    {"--sink", true, BF_SINK},           {"--rest-url", true, BF_REST_URL},
+    {"--testnet", false, BF_TESTNET},    {"--weight-budget", true, BF_WEIGHT_BUDGET},
+    {"--log-level", true, BF_LOG_LEVEL}, {"--ca-file", true, BF_CA_FILE},
+};
+
+bool cli_backfill_opts_parse(cli_backfill_opts *o, int argc, char **argv, char *err, size_t errlen)
+{
+    memset(o, 0, sizeof *o);
+    o->log_level = KF_LOG_INFO;
+    size_t cap = argc > 0 ? (size_t)argc : 1;
+    o->symbols = calloc(cap, sizeof *o->symbols);
+    o->intervals = calloc(cap, sizeof *o->intervals);
+    o->sinks = calloc(cap, sizeof *o->sinks);
+    if (!o->symbols || !o->intervals || !o->sinks) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    cli_argiter it;
+    cli_argiter_init(&it, argc, argv);
+    for (;;) {
+        int id = -1;
+        const char *v = NULL;
+        cli_arg_kind kind =
+            cli_arg_next(&it, backfill_specs, sizeof backfill_specs / sizeof backfill_specs[0], &id,
+                         &v, err, errlen);
+        if (kind == CLI_ARG_END)
+            break;
+        if (kind == CLI_ARG_ERROR)
+            return false;
+        if (kind == CLI_ARG_OPERAND) {
+            snprintf(err, errlen, "backfill: unexpected argument \"%s\"", v);
+            return false;
+        }
+        switch (id) {
+        case BF_HELP:
+            o->help = true;
+            break;
+        case BF_SYMBOLS:
+        case BF_INTERVALS:
+            if (!list_has_item(v)) {
+                snprintf(err, errlen, "%s: \"%s\" is an empty list",
+                         id == BF_SYMBOLS ? "--symbols" : "--intervals", v);
+                return false;
+            }
+            if (id == BF_SYMBOLS)
+                o->symbols[o->n_symbols++] = v;
+            else
+                o->intervals[o->n_intervals++] = v;
+            break;
+        case BF_FROM:
+            if (!cli_parse_time("--from", v, &o->from, err, errlen))
+                return false;
+            o->has_from = true;
+            break;
+        case BF_TO:
+            if (!cli_parse_time("--to", v, &o->to, err, errlen))
+                return false;
+            o->has_to = true;
+            break;
+        case BF_SINK:
+            if (!sink_spec_ok(v)) {
+                snprintf(err, errlen,
+                         "--sink: \"%s\" is not a sink (sqlite:PATH, jsonl:PATH, jsonl:-, "
+                         "csv:PATH)",
+                         v);
+                return false;
+            }
+            o->sinks[o->n_sinks++] = v;
+            break;
+        case BF_REST_URL:
+            o->rest_url = v;
+            break;
+        case BF_TESTNET:
+            o->testnet = true;
+            break;
+        case BF_WEIGHT_BUDGET:
+            if (!cli_parse_uint("--weight-budget", v, 1000000, &o->weight_budget, err, errlen))
+                return false;
+            if (o->weight_budget == 0) {
+                snprintf(err, errlen, "--weight-budget: \"%s\" must be at least 1", v);
+                return false;
+            }
+            break;
+        case BF_LOG_LEVEL:
+            o->log_level = kf_log_level_parse(v);
+            if (o->log_level < 0) {
+                snprintf(err, errlen,
+                         "--log-level: \"%s\" is not a log level (debug info warn error off)", v);
+                return false;
+            }
+            break;
+        case BF_CA_FILE:
+            o->ca_file = v;
+            break;
+        }
+    }
+    if (o->help)
+        return true;
+    if (o->n_symbols == 0 || o->n_intervals == 0 || !o->has_from) {
+        snprintf(err, errlen,
+                 "backfill: %s is required (e.g. --symbols BTCUSDT --intervals 1m --from "
+                 "2026-01-01)",
+                 o->n_symbols == 0     ? "--symbols"
+                 : o->n_intervals == 0 ? "--intervals"
+                                       : "--from");
+        return false;
+    }
+    if (o->has_to && o->to < o->from) {
+        snprintf(err, errlen, "--to: %" PRId64 " is before --from %" PRId64, o->to, o->from);
+        return false;
+    }
+    return true;
+}
+
+void cli_backfill_opts_free(cli_backfill_opts *o)
+{
+    free(o->symbols);
+    free(o->intervals);
+    free(o->sinks);
+    o->symbols = o->intervals = o->sinks = NULL;
 }

@@ -105,4 +105,36 @@ typedef struct cli_decode_opts {
 
 bool cli_decode_opts_parse(cli_decode_opts *o, int argc, char **argv, char *err, size_t errlen);
 
+/* ---- backfill ---- */
+
+typedef struct cli_backfill_opts {
+    const char **symbols; /* each repeated flag adds one entry; values point into argv */
+    size_t n_symbols;
+    const char **intervals;
+    size_t n_intervals;
+    const char **sinks;
+    size_t n_sinks;
+    const char *rest_url; /* NULL: not given */
+    const char *ca_file;
+    bool testnet;
+    bool help;
+    int log_level; /* kf_log_level; KF_LOG_INFO unless given */
+    bool has_from, has_to;
+    int64_t from, to;       /* unix ms */
+    uint64_t weight_budget; /* 0: not given */
+} cli_backfill_opts;
+
+/*
+ * A time: unix milliseconds (digits only) or ISO-8601 UTC "2026-01-01",
+ * "2026-01-01T12:00", "2026-01-01T12:00:00", optional ".mmm" and "Z". false with err
+ * naming flag and value otherwise.
+ */
+bool cli_parse_time(const char *flag, const char *s, int64_t *out, char *err, size_t errlen);
+
+/* Parses `klinefeed backfill` (argv[0] is the first flag): syntax, numbers, times, log
+ * level, sink schemes, --from required and not after --to. Free with cli_backfill_opts_free
+ * either way. */
+bool cli_backfill_opts_parse(cli_backfill_opts *o, int argc, char **argv, char *err, size_t errlen);
+void cli_backfill_opts_free(cli_backfill_opts *o);
+
 #endif

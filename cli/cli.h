@@ -9,6 +9,7 @@
 /* Commands: argv[0] is the first argument after the command name. Return the exit code. */
 int cli_run(int argc, char **argv);
 int cli_decode(int argc, char **argv);
+int cli_backfill(int argc, char **argv);
 
 /* Full usage text (commands, flags, exit codes). */
 void cli_usage(FILE *out);

@@ -9,6 +9,7 @@ void cli_usage(FILE *out)
     fputs("Usage:\n"
           "  klinefeed run --symbols LIST --intervals LIST [options]\n"
           "  klinefeed [options]                  (run, when the first argument is a flag)\n"
+          "  klinefeed backfill --symbols LIST --intervals LIST --from TIME [options]\n"
           "  klinefeed decode [FILE|-]            (default -, standard input)\n"
           "  klinefeed --help | -h | help\n"
           "  klinefeed --version | version\n"
@@ -39,6 +40,18 @@ void cli_usage(FILE *out)
           "  environment variables BINANCE_API_KEY and BINANCE_API_SECRET; they are never\n"
           "  printed.\n"
           "\n"
+          "backfill: download closed candles from REST into the sinks within the exchange's\n"
+          "request-weight budget, then exit 0. Resumes after the newest candle a sink holds\n"
+          "(sqlite), so a second run fetches only what is new. SIGINT/SIGTERM: stop after the\n"
+          "current request, store what was fetched, exit 0.\n"
+          "  --symbols LIST, --intervals LIST, --sink SPEC, --testnet, --rest-url URL,\n"
+          "  --ca-file PATH, --log-level LEVEL   as for run\n"
+          "  --from TIME                 first open time (required): unix ms, or UTC\n"
+          "                              2026-01-01, 2026-01-01T12:00, 2026-01-01T12:00:00Z\n"
+          "  --to TIME                   last open time (default: now)\n"
+          "  --weight-budget N           REST weight per UTC minute (default 2400; the\n"
+          "                              exchange's published limit wins when lower)\n"
+          "\n"
           "decode: read captured frames, one per line (a raw event, a combined\n"
           "{\"stream\":...,\"data\":...} wrapper, or \"<unix time>: <frame>\"), write one JSON\n"
           "object per kline to stdout, then \"decoded=N skipped=N malformed=N\" to stderr.\n"
@@ -49,6 +62,7 @@ void cli_usage(FILE *out)
           "Exit codes:\n"
           "  0  success; run stopped cleanly by SIGINT/SIGTERM\n"
           "  1  runtime failure: start failed (connection, symbol validation, sink), a stop\n"
+          "     or backfill that could not fetch or flush (unknown symbol, REST error),\n"
           "     that could not flush, or an output write error\n"
           "  2  usage error: unknown command or flag, bad or missing value\n"
           "  3  decode input unreadable (file not found, read error)\n",
@@ -82,8 +96,10 @@ int main(int argc, char **argv)
         return cli_run(argc - 2, argv + 2);
     if (strcmp(cmd, "decode") == 0)
         return cli_decode(argc - 2, argv + 2);
+    if (strcmp(cmd, "backfill") == 0)
+        return cli_backfill(argc - 2, argv + 2);
     if (cmd[0] == '-')
         return cli_run(argc - 1, argv + 1);
-    cli_error("unknown command \"%s\" (commands: run, decode, help, version)", cmd);
+    cli_error("unknown command \"%s\" (commands: run, backfill, decode, help, version)", cmd);
     return CLI_EXIT_USAGE;
 }
