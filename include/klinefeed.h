@@ -287,6 +287,20 @@ kf_err kf_config_set_max_connection_age_ms(kf_config *cfg, uint64_t max_age_ms);
  * 300000, spot's documented budget); attempts over it wait. */
 kf_err kf_config_set_connection_budget(kf_config *cfg, unsigned n, unsigned window_ms);
 
+/*
+ * REST repair (default on): closed candles the WebSocket did not deliver (a gap, the time a
+ * connection was down, a closing update that never came, the time since a store's newest
+ * candle at start) are fetched with GET /fapi/v1/klines on the thread "kf-rest" and stored
+ * exactly once. Off: only what the WebSocket delivers.
+ */
+kf_err kf_config_set_backfill(kf_config *cfg, bool on);
+/* First run: also fetch every closed candle from this open time (ms) on, when a store has
+ * none newer. Default: none (start from the live stream). */
+kf_err kf_config_set_backfill_from(kf_config *cfg, int64_t from_ms);
+/* REST weight per UTC minute the library may use (default 2400; the limit the exchange
+ * publishes in exchangeInfo lowers it). */
+kf_err kf_config_set_rest_weight_budget(kf_config *cfg, unsigned per_minute);
+
 /* Log sink and threshold; default: stderr at KF_LOG_INFO. fn NULL: stderr. */
 kf_err kf_config_set_log(kf_config *cfg, kf_log_fn fn, void *userdata, kf_log_level level);
 
@@ -297,7 +311,8 @@ kf_err kf_config_set_log(kf_config *cfg, kf_log_fn fn, void *userdata, kf_log_le
  * kf_free() (they would wait for the calling thread). Keep them short: the
  * socket is not read while they run.
  *  on_kline:  every kline update (open and closed), duplicates included.
- *  on_closed: each closed candle once per (symbol, interval, open time).
+ *  on_closed: each closed candle once per (symbol, interval, open time), from the
+ *             WebSocket or from the REST repair (then event_time is 0 and the trade ids -1).
  *  on_raw:    every text frame as received, before decoding (not NUL-terminated).
  */
 kf_err kf_config_on_kline(kf_config *cfg, kf_kline_fn fn, void *userdata);
@@ -413,6 +428,13 @@ typedef struct kf_stats {
     uint64_t connect_failures;  /* connection attempts that failed before the upgrade */
     uint64_t rotations;         /* make-before-break replacements completed */
     uint64_t stale_streams;     /* streams reported silent while their connection delivered */
+    uint64_t gaps;              /* missing closed candles detected (skips, reconnects, start) */
+    uint64_t missing_closes;    /* candles whose closing update never came, asked of REST */
+    uint64_t backfilled;        /* closed candles stored from REST */
+    uint64_t rest_weight;       /* REST weight used by the repair worker */
+    uint64_t rest_429;          /* 429 answers (the worker backed off) */
+    uint64_t rest_418;          /* 418 answers (all REST paused) */
+    uint64_t rest_pending;      /* repair requests waiting or in flight, rows not yet applied */
 } kf_stats;
 
 /* Fills *out. Any thread. */

@@ -162,9 +162,69 @@ bool kf__collector_starting(kf_collector *c)
     return starting;
 }
 
+/* ---- delivery: one place where closed candles become stored, from either source ---- */
+
+static void collector_store(kf_collector *c, const kf_kline *k)
+{
+    KF__STAT_INC(c, closed);
+    if (c->cfg->on_closed)
+        c->cfg->on_closed(c->cfg->on_closed_ud, k);
+    for (size_t i = 0; i < c->nwriters; i++)
+        kf__writer_push(c->writers[i], k);
+}
+
+void kf__collector_deliver_ws(kf_collector *c, size_t si, const kf_kline *k)
+{
+    const kf_config *cfg = c->cfg;
+    kf__stream *s = &c->streams[si];
+    kf__gap gap;
+    kf__apply r = kf__stream_apply(s, k, &gap);
+    if (cfg->on_kline)
+        cfg->on_kline(cfg->on_kline_ud, k);
+    if (r == KF__APPLY_CLOSED) {
+        collector_store(c, k);
+        if (gap.from <= gap.to) {
+            KF__STAT_ADD(c, gaps, kf__stream_missing(s));
+            kf__log(&c->log, KF_LOG_WARN,
+                    "msg=\"gap: closed candles missing\" stream=%s from=%lld to=%lld", s->name,
+                    (long long)gap.from, (long long)gap.to);
+            kf__repair_request(c->repair, si, gap.from, gap.to);
+        }
+    } else if (r == KF__APPLY_DUPLICATE) {
+        KF__STAT_INC(c, duplicates);
+    } else if (r == KF__APPLY_UPDATE && cfg->sink_all_updates) {
+        for (size_t i = 0; i < c->nwriters; i++)
+            kf__writer_push(c->writers[i], k);
+    }
+}
+
+void kf__collector_deliver_rest(kf_collector *c, size_t si, const kf_kline *k)
+{
+    kf__stream *s = &c->streams[si];
+    kf__apply r = kf__stream_apply(s, k, NULL);
+    if (r == KF__APPLY_CLOSED) {
+        KF__STAT_INC(c, backfilled);
+        kf__shard *sh = &c->shards[s->shard];
+        if (sh->await_close[si - sh->first] == k->open_time)
+            sh->await_close[si - sh->first] = 0;
+        collector_store(c, k);
+    } else if (r == KF__APPLY_DUPLICATE) {
+        KF__STAT_INC(c, duplicates);
+    }
+}
+
+void kf__collector_repair_after_last(kf_collector *c, size_t si)
+{
+    const kf__stream *s = &c->streams[si];
+    if (c->repair && s->has_closed)
+        kf__repair_request(c->repair, si, kf__interval_next(s->interval, s->last_closed),
+                           INT64_MAX);
+}
+
 static void collector_on_wake(uv_async_t *a)
 {
     kf_collector *c = a->data;
+    kf__repair_drain(c->repair);
     if (!atomic_load(&c->stopping))
         return;
     for (size_t i = 0; i < c->nshards; i++)
@@ -279,6 +339,75 @@ static void collector_close_writers(kf_collector *c)
 
 /* ---- start / stop ---- */
 
+/* Where each stream resumes: the newest closed candle in the stores (the oldest of them when
+ * several stores answer), else the configured first-run time. */
+static void collector_resume(kf_collector *c)
+{
+    for (size_t si = 0; si < c->nstreams; si++) {
+        kf__stream *s = &c->streams[si];
+        bool found_any = false;
+        int64_t resume = INT64_MAX;
+        for (size_t w = 0; w < c->nwriters; w++) {
+            void *state;
+            const kf__sink_ops *ops = kf__writer_ops(c->writers[w], &state);
+            int64_t t = 0;
+            int found = 0;
+            char err[256];
+            if (!ops->last_closed ||
+                ops->last_closed(state, s->symbol, kf_interval_name(s->interval), &t, &found, err,
+                                 sizeof err) != KF_OK)
+                continue;
+            if (found && t < resume)
+                resume = t;
+            found_any |= found != 0;
+        }
+        if (found_any) {
+            kf__stream_resume(s, resume);
+        } else if (c->cfg->has_backfill_from) {
+            /* as if the candle before the first one wanted were stored */
+            int64_t ms = kf_interval_ms(s->interval);
+            kf__stream_resume(s, c->cfg->backfill_from - (ms ? ms : 31LL * 86400000));
+        }
+    }
+}
+
+static void collector_request_resume(kf_collector *c)
+{
+    size_t n = 0;
+    for (size_t si = 0; si < c->nstreams; si++)
+        if (c->streams[si].has_closed) {
+            kf__collector_repair_after_last(c, si);
+            n++;
+        }
+    if (n)
+        kf__log(&c->log, KF_LOG_INFO, "msg=\"resuming from the stores\" streams=%zu", n);
+}
+
+static void collector_close_repair_thread(kf_collector *c)
+{
+    if (c->repair)
+        kf__repair_stop(c->repair);
+}
+
+/* Stops the REST worker and keeps its counters. */
+static void collector_close_repair(kf_collector *c)
+{
+    if (!c->repair)
+        return;
+    kf__repair_stop(c->repair);
+    kf__fetch_stats fs;
+    kf__repair_get_stats(c->repair, &fs);
+    pthread_mutex_lock(&c->mu);
+    c->rest_done.weight_used += fs.weight_used;
+    c->rest_done.http_429 += fs.http_429;
+    c->rest_done.http_418 += fs.http_418;
+    c->rest_done.requests += fs.requests;
+    kf__repair *r = c->repair;
+    c->repair = NULL;
+    pthread_mutex_unlock(&c->mu);
+    kf__repair_free(r);
+}
+
 kf_err kf_start(kf_collector *c)
 {
     if (!c)
@@ -309,8 +438,7 @@ kf_err kf_start(kf_collector *c)
     }
     for (size_t i = 0; i < c->cfg->nsinks; i++) {
         kf__writer *w = kf__writer_open(c->cfg->sinks[i], KF__SINK_QUEUE, &c->log, err, sizeof err);
-        if (!w || kf__writer_start(w, err, sizeof err) != KF_OK) {
-            kf__writer_free(w);
+        if (!w) {
             collector_close_writers(c);
             kf__collector_set_error(c, "%s", err);
             kf__log(&c->log, KF_LOG_ERROR, "msg=\"sink failed\" why=\"%s\"", err);
@@ -320,13 +448,32 @@ kf_err kf_start(kf_collector *c)
         c->writers[c->nwriters++] = w;
         pthread_mutex_unlock(&c->mu);
     }
+    collector_resume(c); /* before the writer threads use the stores' connections */
+    for (size_t i = 0; i < c->nwriters; i++) {
+        if (kf__writer_start(c->writers[i], err, sizeof err) != KF_OK) {
+            collector_close_writers(c);
+            kf__collector_set_error(c, "%s", err);
+            return KF_ERR_SINK;
+        }
+    }
+    if (c->cfg->backfill) {
+        c->repair = kf__repair_new(c, err, sizeof err);
+        if (!c->repair) {
+            collector_close_writers(c);
+            kf__collector_set_error(c, "%s", err);
+            return KF_ERR_REST;
+        }
+        collector_request_resume(c);
+    }
 
     if (c->ws_url.tls && !(c->ssl_ctx = collector_ssl_ctx(c, err, sizeof err))) {
+        collector_close_repair(c);
         collector_close_writers(c);
         kf__collector_set_error(c, "%s", err);
         return KF_ERR_TLS;
     }
     if (uv_loop_init(&c->loop) != 0) {
+        collector_close_repair(c);
         collector_close_writers(c);
         kf__collector_set_error(c, "cannot create the event loop");
         return KF_ERR_THREAD;
@@ -342,11 +489,19 @@ kf_err kf_start(kf_collector *c)
         uv_close((uv_handle_t *)&c->wake, NULL);
         uv_run(&c->loop, UV_RUN_DEFAULT);
         uv_loop_close(&c->loop);
+        collector_close_repair(c);
         collector_close_writers(c);
         kf__collector_set_error(c, "cannot create the I/O thread: %s", strerror(errno));
         return KF_ERR_THREAD;
     }
     c->io_started = true;
+    if (c->repair && kf__repair_start(c->repair, err, sizeof err) != KF_OK) {
+        collector_stop_io(c);
+        collector_close_repair(c);
+        collector_close_writers(c);
+        kf__collector_set_error(c, "%s", err);
+        return KF_ERR_THREAD;
+    }
 
     /* Each connection has its own deadline; this one only guards against a lost signal. */
     struct timespec dl;
@@ -362,6 +517,7 @@ kf_err kf_start(kf_collector *c)
         if (e == KF_ERR_TIMEOUT && !c->start_done)
             kf__collector_set_error(c, "%s: no WebSocket connection within %u ms", c->ws_base,
                                     c->cfg->connect_timeout_ms);
+        collector_close_repair(c);
         collector_stop_io(c);
         collector_close_writers(c);
         return e;
@@ -381,7 +537,9 @@ kf_err kf_stop(kf_collector *c)
     }
     if (!c->io_started && !atomic_load(&c->running))
         return KF_OK;
-    collector_stop_io(c);
+    collector_close_repair_thread(c);
+    collector_stop_io(c); /* applies the rows the REST worker fetched, then closes */
+    collector_close_repair(c);
     collector_close_writers(c);
     atomic_store(&c->running, false);
     kf_stats s;
@@ -485,7 +643,17 @@ kf_err kf_stats_get(const kf_collector *cc, kf_stats *out)
     out->connect_failures = LOAD(connect_failures);
     out->rotations = LOAD(rotations);
     out->stale_streams = LOAD(stale_streams);
+    out->gaps = LOAD(gaps);
+    out->missing_closes = LOAD(missing_closes);
+    out->backfilled = LOAD(backfilled);
     pthread_mutex_lock(&c->mu);
+    kf__fetch_stats fs;
+    kf__repair_get_stats(c->repair, &fs);
+    out->rest_requests += c->rest_done.requests + fs.requests;
+    out->rest_weight = c->rest_done.weight_used + fs.weight_used;
+    out->rest_429 = c->rest_done.http_429 + fs.http_429;
+    out->rest_418 = c->rest_done.http_418 + fs.http_418;
+    out->rest_pending = kf__repair_pending(c->repair);
     out->sink_rows = c->sink_rows_done;
     out->sink_errors = c->sink_errors_done;
     for (size_t i = 0; i < c->nwriters; i++) {

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "collector/config.h"
+#include "collector/repair.h"
 #include "core/log.h"
 #include "sink/sink.h"
 #include "stream/stream.h"
@@ -61,6 +62,10 @@ typedef struct kf__shard {
     uint64_t rotate_not_before; /* loop ms: no rotation attempt before */
     uint64_t retire_at;         /* loop ms: the old link retires (replacement delivering) */
     uint64_t *last_seen;        /* per stream: loop ms of the last update, 0 never */
+    int64_t *await_close;       /* per stream: open time of a candle whose closing update is
+                                   awaited (its successor started), 0 none */
+    uint64_t *await_deadline;   /* per stream: loop ms after which REST is asked */
+    bool lost;                  /* the active link was lost: repair once resubscribed */
     uint8_t *stale;             /* per stream: reported stale */
 } kf__shard;
 
@@ -69,7 +74,7 @@ typedef struct kf__counters {
     _Atomic uint64_t frames, bytes, updates, closed, duplicates, other_events, parse_errors,
         unknown_streams, acks, exchange_errors, connects, disconnects, pings, rest_requests,
         reconnects, lost_server_close, lost_reset, lost_protocol, lost_liveness, connect_failures,
-        rotations, stale_streams;
+        rotations, stale_streams, gaps, missing_closes, backfilled;
 } kf__counters;
 
 struct kf_collector {
@@ -86,7 +91,9 @@ struct kf_collector {
     kf__shard *shards;
     size_t nshards;
 
-    kf__writer **writers; /* guarded by mu (stats readers) */
+    kf__repair *repair;        /* NULL when REST repair is off; guarded by mu for stats */
+    kf__fetch_stats rest_done; /* counters of REST workers already closed */
+    kf__writer **writers;      /* guarded by mu (stats readers) */
     size_t nwriters;
     uint64_t sink_rows_done, sink_errors_done; /* counters of writers already closed */
 
@@ -134,6 +141,13 @@ bool kf__shard_all_closed(const kf__shard *sh);
 void kf__shard_release(kf__shard *sh);
 
 /* collector.c */
+/* I/O thread: applies a closed candle fetched from REST to stream si (stores it if new). */
+void kf__collector_deliver_rest(struct kf_collector *c, size_t si, const kf_kline *k);
+/* I/O thread: applies a WebSocket update to stream si: state, ring, callbacks, sinks, and a
+ * REST request for any gap it reveals. */
+void kf__collector_deliver_ws(struct kf_collector *c, size_t si, const kf_kline *k);
+/* Asks REST for stream si's closed candles after the newest one it knows, up to now. */
+void kf__collector_repair_after_last(struct kf_collector *c, size_t si);
 void kf__collector_set_error(struct kf_collector *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void kf__collector_shard_opened(struct kf_collector *c, kf__shard *sh);

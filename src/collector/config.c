@@ -36,6 +36,8 @@ kf_config *kf_config_new(void)
     cfg->ping_interval_ms = 20000;
     cfg->dead_after_ms = 30000;
     cfg->max_age_ms = (23 * 60 + 50) * 60 * 1000ULL;
+    cfg->backfill = true;
+    cfg->rest_weight_budget = 2400;
     cfg->conn_budget = 300;
     cfg->conn_budget_window_ms = 300000;
     cfg->log_level = KF_LOG_INFO;
@@ -317,6 +319,37 @@ kf_err kf_config_set_connection_budget(kf_config *cfg, unsigned n, unsigned wind
             n, window_ms);
     cfg->conn_budget = n;
     cfg->conn_budget_window_ms = window_ms;
+    return KF_OK;
+}
+
+kf_err kf_config_set_backfill(kf_config *cfg, bool on)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    cfg->backfill = on;
+    return KF_OK;
+}
+
+kf_err kf_config_set_backfill_from(kf_config *cfg, int64_t from_ms)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    if (from_ms < 1262304000000LL || from_ms > 4102444800000LL) /* 2010 .. 2100 */
+        return cfg_fail(cfg, "backfill start %lld ms is not a time between 2010 and 2100",
+                        (long long)from_ms);
+    cfg->has_backfill_from = true;
+    cfg->backfill_from = from_ms;
+    return KF_OK;
+}
+
+kf_err kf_config_set_rest_weight_budget(kf_config *cfg, unsigned per_minute)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    if (per_minute < 10 || per_minute > 1000000)
+        return cfg_fail(cfg, "REST weight budget %u per minute is out of range 10..1000000",
+                        per_minute);
+    cfg->rest_weight_budget = per_minute;
     return KF_OK;
 }
 

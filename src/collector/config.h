@@ -24,6 +24,10 @@ struct kf_config {
     unsigned ping_interval_ms, dead_after_ms;
     uint64_t max_age_ms;
     unsigned conn_budget, conn_budget_window_ms;
+    bool backfill;
+    bool has_backfill_from;
+    int64_t backfill_from;
+    unsigned rest_weight_budget;
     kf_validate validate;
     bool tls_verify;
     kf_log_fn log_fn;

@@ -19,6 +19,9 @@
 #include "core/alloc.h"
 #include "decode/decode.h"
 
+/* How long a closing update may lag its successor's first update before REST is asked. */
+#define KF__CLOSE_GRACE_MS 5000
+
 static void shard_schedule_retry(kf__shard *sh);
 static kf_err shard_open_link(kf__shard *sh, int slot);
 
@@ -36,7 +39,9 @@ kf_err kf__shard_init(kf__shard *sh, struct kf_collector *col, size_t index, siz
     sh->req = kf__malloc(sh->req_cap);
     sh->last_seen = kf__calloc(count, sizeof *sh->last_seen);
     sh->stale = kf__calloc(count, 1);
-    bool ok = sh->req && sh->last_seen && sh->stale;
+    sh->await_close = kf__calloc(count, sizeof *sh->await_close);
+    sh->await_deadline = kf__calloc(count, sizeof *sh->await_deadline);
+    bool ok = sh->req && sh->last_seen && sh->stale && sh->await_close && sh->await_deadline;
     for (int i = 0; i < 2; i++) {
         sh->link[i].sh = sh;
         sh->link[i].slot = i;
@@ -55,6 +60,10 @@ void kf__shard_free(kf__shard *sh)
     kf__free(sh->req);
     kf__free(sh->last_seen);
     kf__free(sh->stale);
+    kf__free(sh->await_close);
+    kf__free(sh->await_deadline);
+    sh->await_close = NULL;
+    sh->await_deadline = NULL;
     sh->req = NULL;
     sh->last_seen = NULL;
     sh->stale = NULL;
@@ -175,6 +184,11 @@ static void link_on_ack(kf__link *l, uint64_t id)
                     shard_now(sh) - sh->down_since, sh->attempt);
         sh->down_since = 0;
         shard_set_subscribed(sh, true);
+        if (sh->lost) { /* what closed while the connection was down comes from REST */
+            sh->lost = false;
+            for (size_t i = 0; i < sh->count; i++)
+                kf__collector_repair_after_last(c, sh->first + i);
+        }
     }
 }
 
@@ -248,7 +262,6 @@ static void link_on_kline(kf__link *l, const kf_kline *k)
 {
     kf__shard *sh = l->sh;
     struct kf_collector *c = sh->col;
-    const kf_config *cfg = c->cfg;
     KF__STAT_INC(c, updates);
     if (!l->delivered) {
         l->delivered = true;
@@ -266,27 +279,24 @@ static void link_on_kline(kf__link *l, const kf_kline *k)
     kf__stream *s = &c->streams[si];
     if (s->shard == sh->index) {
         size_t rel = (size_t)si - sh->first;
-        sh->last_seen[rel] = shard_now(sh);
+        uint64_t now = shard_now(sh);
+        sh->last_seen[rel] = now;
         if (sh->stale[rel]) {
             sh->stale[rel] = 0;
             kf__log(&c->log, KF_LOG_INFO, "msg=\"stream delivering again\" stream=%s", s->name);
         }
+        /* The successor of an open candle started: its closing update should follow within
+         * seconds; if it never does (the connection dropped around the boundary), REST. */
+        if (k->closed) {
+            if (sh->await_close[rel] == k->open_time)
+                sh->await_close[rel] = 0;
+        } else if (s->has_open && s->open.open_time < k->open_time &&
+                   (!s->has_closed || s->open.open_time > s->last_closed)) {
+            sh->await_close[rel] = s->open.open_time;
+            sh->await_deadline[rel] = now + KF__CLOSE_GRACE_MS;
+        }
     }
-    kf__apply r = kf__stream_apply(s, k, NULL);
-    if (cfg->on_kline)
-        cfg->on_kline(cfg->on_kline_ud, k);
-    if (r == KF__APPLY_CLOSED) {
-        KF__STAT_INC(c, closed);
-        if (cfg->on_closed)
-            cfg->on_closed(cfg->on_closed_ud, k);
-        for (size_t i = 0; i < c->nwriters; i++)
-            kf__writer_push(c->writers[i], k);
-    } else if (r == KF__APPLY_DUPLICATE) {
-        KF__STAT_INC(c, duplicates);
-    } else if (r == KF__APPLY_UPDATE && cfg->sink_all_updates) {
-        for (size_t i = 0; i < c->nwriters; i++)
-            kf__writer_push(c->writers[i], k);
-    }
+    kf__collector_deliver_ws(c, (size_t)si, k);
 }
 
 static void link_on_text(void *ud, kf__conn *conn, const char *data, size_t len)
@@ -393,6 +403,7 @@ static void link_on_closed(void *ud, kf__conn *conn, kf_err err, const char *why
                 sh->index, kf_strerror(err), why);
         if (!sh->down_since)
             sh->down_since = shard_now(sh);
+        sh->lost = true;
     } else {
         kf__collector_set_error(c, "%s", why);
     }
@@ -576,6 +587,18 @@ static void shard_on_tick(uv_timer_t *t)
         }
     }
     shard_check_stale(sh, now);
+    for (size_t i = 0; i < sh->count; i++) {
+        if (!sh->await_close[i] || now < sh->await_deadline[i])
+            continue;
+        int64_t open_time = sh->await_close[i];
+        sh->await_close[i] = 0;
+        const kf__stream *s = &c->streams[sh->first + i];
+        KF__STAT_INC(c, missing_closes);
+        kf__log(&c->log, KF_LOG_INFO,
+                "msg=\"closing update never came: asking REST\" stream=%s open_time=%" PRId64,
+                s->name, open_time);
+        kf__repair_request(c->repair, sh->first + i, open_time, open_time);
+    }
 }
 
 /* ---- lifecycle ---- */
@@ -600,6 +623,8 @@ kf_err kf__shard_start(kf__shard *sh)
     sh->rotate_not_before = 0;
     memset(sh->last_seen, 0, sh->count * sizeof *sh->last_seen);
     memset(sh->stale, 0, sh->count);
+    memset(sh->await_close, 0, sh->count * sizeof *sh->await_close);
+    sh->lost = false;
     uint64_t tick = c->cfg->dead_after_ms / 4;
     if (tick > 1000)
         tick = 1000;

@@ -109,6 +109,14 @@ static bool stream_fill_hole(kf__stream *s, int64_t t)
             s->holes[i].to = stream_prev(s->interval, t);
             stream_add_hole(s, kf__interval_next(s->interval, t), to);
         }
+        /* a hole whose bounds are off the interval grid (a resume time) may now be empty */
+        for (size_t j = 0; j < s->nholes;)
+            if (s->holes[j].from > s->holes[j].to) {
+                memmove(&s->holes[j], &s->holes[j + 1], (s->nholes - j - 1) * sizeof s->holes[0]);
+                s->nholes--;
+            } else {
+                j++;
+            }
         return true;
     }
     return false;
