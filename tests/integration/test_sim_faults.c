@@ -654,6 +654,62 @@ static void test_drop_close(void **state)
     teardown(NULL);
 }
 
+/* --drop-close-rate 0.5: some closes arrive, some not, the same ones for the same seed */
+static void drop_run(const char *seed, long long *ts, bool *closed, int *n)
+{
+    kft_sim *s =
+        start_sim("--drop-close-rate", "0.5", "--fault-seed", seed, "--speed", "600", NULL);
+    wsc *c = wsc_open(kft_sim_port(s), "/market/ws/btcusdt@kline_1m");
+    assert_non_null(c);
+    *n = 0;
+    long long deadline = now_ms() + 1500;
+    while (now_ms() < deadline && *n < 64) {
+        char *m = wsc_text(c, 500);
+        assert_non_null(m);
+        char t[32];
+        assert_true(jfield(m, "t", t, sizeof t));
+        if (*n == 0 || ts[*n - 1] != atoll(t)) {
+            assert_true(*n == 0 || atoll(t) > ts[*n - 1]);
+            ts[*n] = atoll(t);
+            closed[(*n)++] = false;
+        }
+        if (strstr(m, "\"x\":true"))
+            closed[*n - 1] = true;
+        free(m);
+    }
+    wsc_free(c);
+    teardown(NULL);
+}
+
+static void test_drop_close_seeded(void **state)
+{
+    (void)state;
+    long long ts[3][64];
+    bool closed[3][64];
+    int n[3];
+    drop_run("7", ts[0], closed[0], &n[0]);
+    drop_run("7", ts[1], closed[1], &n[1]);
+    drop_run("8", ts[2], closed[2], &n[2]);
+    /* compare the candles all three runs saw closed or not (the last one may be open) */
+    int m = 0, got = 0, same = 0;
+    for (int i = 0; i + 1 < n[0]; i++) {
+        int j = 0, k = 0;
+        while (j + 1 < n[1] && ts[1][j] != ts[0][i])
+            j++;
+        while (k + 1 < n[2] && ts[2][k] != ts[0][i])
+            k++;
+        if (j + 1 >= n[1] || k + 1 >= n[2])
+            continue;
+        assert_true(closed[0][i] == closed[1][j]); /* reproducible */
+        m++;
+        got += closed[0][i];
+        same += closed[0][i] == closed[2][k];
+    }
+    assert_true(m >= 8);
+    assert_true(got >= 1 && got < m); /* a mix */
+    assert_true(same < m);            /* another seed, other drops */
+}
+
 static void test_max_age(void **state)
 {
     (void)state;
@@ -923,6 +979,7 @@ int main(void)
         cmocka_unit_test_teardown(test_refuse, teardown),
         cmocka_unit_test_teardown(test_garbage, teardown),
         cmocka_unit_test_teardown(test_drop_close, teardown),
+        cmocka_unit_test_teardown(test_drop_close_seeded, teardown),
         cmocka_unit_test_teardown(test_max_age, teardown),
         cmocka_unit_test_teardown(test_rest_429_ban, teardown),
         cmocka_unit_test_teardown(test_rest_500, teardown),
