@@ -26,6 +26,25 @@ static const char *USAGE =
     "  --weight-limit N      REST weight per UTC minute (default 2400)\n"
     "  --flood N             write N kline frames once a connection has a valid stream\n"
     "  --seed N              price path seed (default 1)\n"
+    "fault injection (all off by default; S = mean real seconds between events, applied to a\n"
+    "random open WebSocket connection; P = probability 0..1):\n"
+    "  --fault-seed N        seed of every random fault choice (default 1)\n"
+    "  --faults-start-ms N   no fault before N real ms after startup (default 0)\n"
+    "  --fault-reset-every S      TCP reset, no close frame\n"
+    "  --fault-stall-every S      the connection goes silent (no data, pings, pongs, acks)\n"
+    "  --fault-close-every S      close frame 1001 \"going away\" / 1008 \"Too many requests\"\n"
+    "  --fault-refuse-every S     for --refuse-ms, new TCP connections are reset on accept\n"
+    "  --refuse-ms N              length of a refusal period, real ms (default 3000)\n"
+    "  --fault-garbage-every S    one hostile frame: non-JSON, truncated kline, binary,\n"
+    "                             2 MiB text, duplicate kline, unknown event, extra key\n"
+    "  --drop-close-rate P   per (connection, candle): the x:true update is never sent\n"
+    "  --max-conn-age-ms N   close (1001) a WebSocket connection older than N real ms\n"
+    "  --rest-429-rate P     429, Retry-After 1..3 s, -1003 (a request inside an announced\n"
+    "                        Retry-After window earns 418, then every request is 418)\n"
+    "  --rest-500-rate P     500 or 503, -1001 Internal error\n"
+    "  --rest-slow-rate P    the response is delayed by --rest-slow-ms (default 3000)\n"
+    "  --rest-timeout-rate P the request is never answered; closed after 30 s\n"
+    "  --ban-ms N            length of a 418 ban, real ms (default 120000)\n"
     "  --help\n";
 
 static void on_signal(int sig)
@@ -48,6 +67,16 @@ static int64_t parse_int(const char *opt, const char *v, int64_t lo, int64_t hi)
     if (errno || end == v || *end || x < lo || x > hi)
         bad(opt, "invalid number");
     return (int64_t)x;
+}
+
+static double parse_dbl(const char *opt, const char *v, double lo, double hi)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || *end || !(x >= lo) || !(x <= hi))
+        bad(opt, "invalid number");
+    return x;
 }
 
 static void add_list(const char *opt, const char *list, bool trading)
@@ -83,6 +112,10 @@ int main(int argc, char **argv)
     g_opt.weight_limit = 2400;
     g_opt.flood = 0;
     g_opt.seed = 1;
+    g_opt.refuse_ms = 3000;
+    g_opt.rest_slow_ms = 3000;
+    g_opt.ban_ms = 120000;
+    g_opt.fault_seed = 1;
     const char *symbols = "BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT,XRPUSDT,DOGEUSDT,ADAUSDT,AVAXUSDT";
     const char *delisted = NULL;
 
@@ -102,10 +135,35 @@ int main(int argc, char **argv)
             fputs(USAGE, stdout);
             return 0;
         }
-        static const char *const known[] = {
-            "--listen",       "--symbols",        "--delisted",    "--start",        "--speed",
-            "--update-ms",    "--close-delay-ms", "--max-streams", "--max-msg-rate", "--ping-ms",
-            "--weight-limit", "--flood",          "--seed"};
+        static const char *const known[] = {"--listen",
+                                            "--symbols",
+                                            "--delisted",
+                                            "--start",
+                                            "--speed",
+                                            "--update-ms",
+                                            "--close-delay-ms",
+                                            "--max-streams",
+                                            "--max-msg-rate",
+                                            "--ping-ms",
+                                            "--weight-limit",
+                                            "--flood",
+                                            "--seed",
+                                            "--fault-seed",
+                                            "--faults-start-ms",
+                                            "--fault-reset-every",
+                                            "--fault-stall-every",
+                                            "--fault-close-every",
+                                            "--fault-refuse-every",
+                                            "--refuse-ms",
+                                            "--fault-garbage-every",
+                                            "--drop-close-rate",
+                                            "--max-conn-age-ms",
+                                            "--rest-429-rate",
+                                            "--rest-500-rate",
+                                            "--rest-slow-rate",
+                                            "--rest-slow-ms",
+                                            "--rest-timeout-rate",
+                                            "--ban-ms"};
         bool ok = false;
         for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
             ok |= strcmp(name, known[k]) == 0;
@@ -160,6 +218,39 @@ int main(int argc, char **argv)
             g_opt.flood = parse_int(name, val, 0, INT64_MAX);
         } else if (strcmp(name, "--seed") == 0) {
             g_opt.seed = (uint64_t)parse_int(name, val, 0, INT64_MAX);
+        } else if (strcmp(name, "--fault-seed") == 0) {
+            g_opt.fault_seed = (uint64_t)parse_int(name, val, 0, INT64_MAX);
+        } else if (strcmp(name, "--faults-start-ms") == 0) {
+            g_opt.faults_start_ms = parse_int(name, val, 0, INT64_MAX / 4);
+        } else if (strcmp(name, "--fault-reset-every") == 0) {
+            g_opt.fault_reset_every = parse_dbl(name, val, 0, 1e9);
+        } else if (strcmp(name, "--fault-stall-every") == 0) {
+            g_opt.fault_stall_every = parse_dbl(name, val, 0, 1e9);
+        } else if (strcmp(name, "--fault-close-every") == 0) {
+            g_opt.fault_close_every = parse_dbl(name, val, 0, 1e9);
+        } else if (strcmp(name, "--fault-refuse-every") == 0) {
+            g_opt.fault_refuse_every = parse_dbl(name, val, 0, 1e9);
+        } else if (strcmp(name, "--refuse-ms") == 0) {
+            g_opt.refuse_ms = parse_int(name, val, 1, 86400000);
+        } else if (strcmp(name, "--fault-garbage-every") == 0) {
+            g_opt.fault_garbage_every = parse_dbl(name, val, 0, 1e9);
+        } else if (strcmp(name, "--drop-close-rate") == 0) {
+            g_opt.drop_close_rate = parse_dbl(name, val, 0, 1);
+        } else if (strcmp(name, "--max-conn-age-ms") == 0) {
+            g_opt.max_conn_age_ms = parse_int(name, val, 0, INT64_MAX / 4);
+        } else if (strcmp(name, "--rest-429-rate") == 0) {
+            g_opt.rest_429_rate = parse_dbl(name, val, 0, 1);
+        } else if (strcmp(name, "--rest-500-rate") == 0) {
+            g_opt.rest_500_rate = parse_dbl(name, val, 0, 1);
+        } else if (strcmp(name, "--rest-slow-rate") == 0) {
+            g_opt.rest_slow_rate = parse_dbl(name, val, 0, 1);
+        } else if (strcmp(name, "--rest-slow-ms") == 0) {
+            g_opt.rest_slow_ms = parse_int(name, val, 0, 86400000);
+        } else if (strcmp(name, "--rest-timeout-rate") == 0) {
+            g_opt.rest_timeout_rate = parse_dbl(name, val, 0, 1);
+        } else if (strcmp(name, "--ban-ms") == 0) {
+            g_opt.ban_ms = parse_int(name, val, 1, 86400000LL * 3);
+            g_opt.ban_ms_set = true;
         }
     }
     /* symbols are hashed with the seed, so list them after all options are known */
@@ -173,6 +264,10 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (g_opt.rest_429_rate + g_opt.rest_500_rate + g_opt.rest_slow_rate + g_opt.rest_timeout_rate >
+        1.0 + 1e-9)
+        bad("--rest-*-rate", "the REST fault rates add up to more than 1");
     sim_clock_init();
+    faults_init();
     return server_run();
 }

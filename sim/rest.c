@@ -157,6 +157,166 @@ static void klines(sim_conn *c, const char *query, int64_t used)
     sb_free(&b);
 }
 
+/* GET /sim/truth: every closed candle with openTime in [startTime, endTime], oldest first,
+ * values as in the x:true update (state at close time). Free, no limit. */
+static void truth(sim_conn *c, const char *query)
+{
+    char sym[256], ivs[64], tmp[64];
+    long long st = 0, en = 0;
+    int64_t used = rest_weight_used();
+    const char *sp = qparam(query, "symbol", sym, sizeof sym);
+    if (!sp || !*sp) {
+        reply_err(c, used, -1102,
+                  "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.");
+        return;
+    }
+    const char *ip = qparam(query, "interval", ivs, sizeof ivs);
+    if (!ip || !*ip) {
+        reply_err(c, used, -1102,
+                  "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.");
+        return;
+    }
+    bool has_st = qparam(query, "startTime", tmp, sizeof tmp) != NULL;
+    if (has_st && !parse_ll(tmp, &st)) {
+        reply_err(c, used, -1100,
+                  "Illegal characters found in parameter 'startTime'; legal range is "
+                  "'^-?[0-9]{1,20}$'.");
+        return;
+    }
+    bool has_en = qparam(query, "endTime", tmp, sizeof tmp) != NULL;
+    if (has_en && !parse_ll(tmp, &en)) {
+        reply_err(c, used, -1100,
+                  "Illegal characters found in parameter 'endTime'; legal range is "
+                  "'^-?[0-9]{1,20}$'.");
+        return;
+    }
+    int s = market_find(sym, strlen(sym));
+    if (s < 0) {
+        reply_err(c, used, -1121, "Invalid symbol.");
+        return;
+    }
+    int iv = interval_parse(ivs, strlen(ivs));
+    if (iv < 0) {
+        reply_err(c, used, -1120, "Invalid interval.");
+        return;
+    }
+    int64_t now = sim_now();
+    int64_t listing = market_listing_ms();
+    int64_t from = has_st && st > listing ? st : listing;
+    int64_t t = interval_open(iv, from);
+    if (t < from)
+        t = interval_next(iv, t);
+    sbuf b = {0};
+    sb_puts(&b, "[");
+    bool first = true;
+    for (; !has_en || t <= en; t = interval_next(iv, t)) {
+        int64_t next = interval_next(iv, t);
+        if (next - 1 >= now) /* close time not before now: still open */
+            break;
+        sim_agg a;
+        market_candle(s, iv, t, next - 1, &a);
+        if (!first)
+            sb_puts(&b, ",");
+        first = false;
+        market_fmt_row(&b, s, iv, t, &a);
+    }
+    sb_puts(&b, "]");
+    reply(c, 200, "OK", b.p, b.len, used, NULL);
+    sb_free(&b);
+}
+
+/* ---- REST faults. The client IP is always 127.0.0.1, so windows and bans are per server. */
+static int64_t retry_until = -1; /* end of the last announced Retry-After window, real ms */
+static int64_t ban_until = -1;
+static int n500;
+
+/* a ban follows an ignored 429 once REST faults are on (plain runs keep the old rules) */
+static bool ban_enabled(void)
+{
+    return g_opt.rest_429_rate > 0 || g_opt.ban_ms_set;
+}
+
+static void reply_418(sim_conn *c, int64_t rnow)
+{
+    char body[256], more[64];
+    int64_t left = ban_until - rnow;
+    int n = snprintf(body, sizeof body,
+                     "{\"code\":-1003,\"msg\":\"Way too many requests; IP(127.0.0.1) banned "
+                     "until %lld. Please use the websocket for live updates to avoid bans.\"}",
+                     (long long)(sim_wall_ms() + left));
+    snprintf(more, sizeof more, "Retry-After: %lld\r\n", (long long)((left + 999) / 1000));
+    reply(c, 418, "I'm a teapot", body, (size_t)n, weight_used, more);
+    g_fstats.rest_418++;
+}
+
+/* true when answered with 418 */
+static bool rest_ban(sim_conn *c, int64_t rnow)
+{
+    if (rnow < ban_until) {
+        reply_418(c, rnow);
+        return true;
+    }
+    if (rnow < retry_until) {
+        ban_until = rnow + g_opt.ban_ms;
+        retry_until = -1;
+        fprintf(stderr, "klinefeed-sim: fault: request inside Retry-After: banned for %lld ms\n",
+                (long long)g_opt.ban_ms);
+        reply_418(c, rnow);
+        return true;
+    }
+    return false;
+}
+
+/* true when the request is answered (or swallowed) by a fault */
+static bool rest_fault(sim_conn *c, int64_t rnow)
+{
+    double p1 = g_opt.rest_429_rate, p2 = p1 + g_opt.rest_500_rate, p3 = p2 + g_opt.rest_slow_rate,
+           p4 = p3 + g_opt.rest_timeout_rate;
+    if (p4 <= 0 || !faults_active(rnow))
+        return false;
+    double u = fault_rand();
+    if (u < p1) {
+        char body[160], more[64];
+        long long ra = 1 + (long long)(fault_rand_u64() % 3);
+        int n = snprintf(body, sizeof body,
+                         "{\"code\":-1003,\"msg\":\"Too many requests; current limit is %lld "
+                         "requests per minute.\"}",
+                         (long long)g_opt.weight_limit);
+        snprintf(more, sizeof more, "Retry-After: %lld\r\n", ra);
+        reply(c, 429, "Too Many Requests", body, (size_t)n, weight_used, more);
+        retry_until = rnow + ra * 1000;
+        g_fstats.rest_429++;
+        fprintf(stderr, "klinefeed-sim: fault: REST 429, Retry-After %lld\n", ra);
+        return true;
+    }
+    if (u < p2) {
+        const char *body = "{\"code\":-1001,\"msg\":\"Internal error; unable to process your "
+                           "request. Please try your request again.\"}";
+        bool is503 = n500++ % 2 == 1;
+        reply(c, is503 ? 503 : 500, is503 ? "Service Unavailable" : "Internal Server Error", body,
+              strlen(body), weight_used, NULL);
+        g_fstats.rest_500++;
+        fprintf(stderr, "klinefeed-sim: fault: REST %d\n", is503 ? 503 : 500);
+        return true;
+    }
+    if (u < p3) {
+        c->hold = HOLD_SLOW;
+        c->hold_until = rnow + g_opt.rest_slow_ms;
+        g_fstats.rest_slow++;
+        fprintf(stderr, "klinefeed-sim: fault: REST response delayed %lld ms\n",
+                (long long)g_opt.rest_slow_ms);
+        return false; /* answered normally, the server holds the bytes back */
+    }
+    if (u < p4) {
+        c->hold = HOLD_TIMEOUT;
+        c->hold_until = rnow + 30000;
+        g_fstats.rest_timeout++;
+        fprintf(stderr, "klinefeed-sim: fault: REST request left unanswered\n");
+        return true;
+    }
+    return false;
+}
+
 static void exchange_info(sim_conn *c, int64_t used)
 {
     sbuf b = {0};
@@ -221,6 +381,11 @@ static void sim_state(sim_conn *c, int64_t used)
               ",\"pongs\":%llu,\"rest_requests\":%llu,\"weight_used\":%lld,\"frames_sent\":%llu}",
               (unsigned long long)g_stats.pongs, (unsigned long long)g_stats.rest_requests,
               (long long)rest_weight_used(), (unsigned long long)g_stats.frames_sent);
+    b.len--; /* reopen the object */
+    sb_printf(&b, ",\"connections_max_open\":%llu,",
+              (unsigned long long)g_stats.connections_max_open);
+    faults_state_json(&b);
+    sb_puts(&b, "}");
     reply(c, 200, "OK", b.p, b.len, used, NULL);
     sb_free(&b);
 }
@@ -238,6 +403,10 @@ void rest_handle(sim_conn *c, const char *target)
 
     if (strcmp(path, "/sim/state") == 0) { /* introspection: free, not counted */
         sim_state(c, rest_weight_used());
+        return;
+    }
+    if (strcmp(path, "/sim/truth") == 0) { /* ground truth: free, not counted, no faults */
+        truth(c, query);
         return;
     }
     g_stats.rest_requests++;
@@ -259,6 +428,9 @@ void rest_handle(sim_conn *c, const char *target)
         weight_used = 0;
     }
     weight_used += weight;
+    int64_t rnow = sim_real_ms();
+    if (ban_enabled() && rest_ban(c, rnow))
+        return;
     if (weight_used > g_opt.weight_limit) {
         char body[160], more[64];
         int n = snprintf(body, sizeof body,
@@ -268,8 +440,12 @@ void rest_handle(sim_conn *c, const char *target)
         long long retry = 60 - (wall / 1000) % 60;
         snprintf(more, sizeof more, "Retry-After: %lld\r\n", retry);
         reply(c, 429, "Too Many Requests", body, (size_t)n, weight_used, more);
+        if (ban_enabled())
+            retry_until = rnow + retry * 1000;
         return;
     }
+    if (rest_fault(c, rnow))
+        return;
     if (strcmp(path, "/fapi/v1/time") == 0) {
         char body[64];
         int n = snprintf(body, sizeof body, "{\"serverTime\":%lld}", (long long)sim_now());

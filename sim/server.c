@@ -78,6 +78,7 @@ static void conn_free(sim_conn *c)
         close(c->fd);
     sb_free(&c->rb);
     sb_free(&c->wb);
+    sb_free(&c->held);
     free(c);
 }
 
@@ -217,15 +218,24 @@ static bool http_request(sim_conn *c, size_t hlen)
     if (strcmp(method, "GET") != 0) {
         http_simple(c, 405, "Method Not Allowed", "{\"code\":-1,\"msg\":\"method not allowed\"}");
     } else {
+        size_t mark = c->wb.len;
         rest_handle(c, target);
+        if (c->hold == HOLD_SLOW) { /* the reply waits in held until hold_until */
+            sb_put(&c->held, c->wb.p + mark, c->wb.len - mark);
+            c->wb.len = mark;
+        }
     }
     free(head);
+    if (c->hold) /* later requests wait; closing (if asked) comes with the reply */
+        return false;
     if (c->want_close_after_http) {
         c->closing = true;
         return false;
     }
     return true;
 }
+
+static void http_process(sim_conn *c);
 
 static void conn_on_read(sim_conn *c)
 {
@@ -247,7 +257,16 @@ static void conn_on_read(sim_conn *c)
         c->dead = true; /* EOF or error */
         break;
     }
-    while (!c->ws && !c->closing && c->rb.len > 0) {
+    if (c->stalled) { /* ignores what it receives */
+        c->rb.len = 0;
+        return;
+    }
+    http_process(c);
+}
+
+static void http_process(sim_conn *c)
+{
+    while (!c->ws && !c->closing && !c->hold && c->rb.len > 0) {
         char *end = memmem(c->rb.p, c->rb.len, "\r\n\r\n", 4);
         if (!end) {
             if (c->rb.len > MAX_HEADER) {
@@ -261,8 +280,26 @@ static void conn_on_read(sim_conn *c)
         if (!http_request(c, (size_t)(end - c->rb.p) + 4))
             break;
     }
-    if (c->ws && !c->closing)
+    if (c->ws && !c->closing && !c->stalled)
         ws_on_data(c);
+}
+
+/* end of a REST hold: the delayed reply goes out, or the unanswered request's connection
+ * closes */
+static void hold_release(sim_conn *c)
+{
+    if (c->hold == HOLD_TIMEOUT) {
+        c->hold = HOLD_NONE;
+        c->dead = true;
+        return;
+    }
+    c->hold = HOLD_NONE;
+    sb_put(&c->wb, c->held.p, c->held.len);
+    c->held.len = 0;
+    if (c->want_close_after_http)
+        c->closing = true;
+    else
+        http_process(c);
 }
 
 static void accept_all(int lfd)
@@ -271,6 +308,13 @@ static void accept_all(int lfd)
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
+        if (faults_refusing(sim_real_ms())) {
+            faults_reset_fd(fd);
+            close(fd);
+            g_fstats.refused_connections++;
+            fprintf(stderr, "klinefeed-sim: fault: connection refused (reset)\n");
+            continue;
+        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         sim_conn *c = sim_xmalloc(sizeof *c);
@@ -319,14 +363,20 @@ int server_run(void)
         int64_t now = sim_now();
         int64_t rnow = sim_real_ms();
         int64_t timeout = 1000;
+        int64_t fdue = faults_next_due(conns, nconns, rnow);
+        if (fdue < timeout)
+            timeout = fdue < 0 ? 0 : fdue;
         for (int i = 0; i < nconns; i++) {
             sim_conn *c = conns[i];
             if (flood_running(c))
                 continue;
             pfds[np].fd = c->fd;
-            pfds[np].events = (short)((c->closing ? 0 : POLLIN) | (c->wb.len ? POLLOUT : 0));
+            pfds[np].events =
+                (short)((c->closing ? 0 : POLLIN) | (c->wb.len && !c->stalled ? POLLOUT : 0));
             pidx[np++] = i;
-            if (c->ws && !c->closing) {
+            if (c->hold && c->hold_until - rnow < timeout)
+                timeout = c->hold_until - rnow < 0 ? 0 : c->hold_until - rnow;
+            if (c->ws && !c->closing && !c->stalled) {
                 int64_t due = ws_next_due(c, now);
                 int64_t t = due <= now ? 0 : (int64_t)((double)(due - now) / g_opt.speed) + 1;
                 if (c->next_ping - rnow < t)
@@ -358,9 +408,15 @@ int server_run(void)
                 conn_on_read(c);
         }
         now = sim_now();
+        rnow = sim_real_ms();
+        faults_tick(conns, nconns, rnow);
         for (int i = 0; i < nconns; i++) {
             sim_conn *c = conns[i];
-            if (flood_running(c) || c->dead)
+            if (flood_running(c) || c->dead || c->stalled)
+                continue;
+            if (c->hold && rnow >= c->hold_until)
+                hold_release(c);
+            if (c->dead)
                 continue;
             if (c->ws && !c->closing && !flood_maybe_start(c, wake_pipe[1]))
                 ws_tick(c, now);

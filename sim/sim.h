@@ -23,6 +23,18 @@ typedef struct sim_opts {
     int64_t weight_limit;
     int64_t flood;
     uint64_t seed;
+    /* fault injection (faults.c); 0 = off */
+    double fault_reset_every, fault_stall_every, fault_close_every; /* mean real s */
+    double fault_refuse_every, fault_garbage_every;
+    int64_t refuse_ms;
+    double drop_close_rate;
+    int64_t max_conn_age_ms;
+    double rest_429_rate, rest_500_rate, rest_slow_rate, rest_timeout_rate;
+    int64_t rest_slow_ms;
+    int64_t ban_ms;
+    bool ban_ms_set;
+    uint64_t fault_seed;
+    int64_t faults_start_ms;
 } sim_opts;
 
 extern sim_opts g_opt;
@@ -158,7 +170,16 @@ typedef struct sim_conn {
     char last_ping[32];
     bool flood_done;
     sim_flood *flood;
+    /* faults */
+    int64_t born_real;  /* real ms of the upgrade */
+    bool stalled;       /* sends nothing, ignores input, until the client closes */
+    sbuf last_kline;    /* last kline frame payload (kept only with --fault-garbage-every) */
+    int hold;           /* REST: HOLD_SLOW (reply in held until hold_until), HOLD_TIMEOUT */
+    int64_t hold_until; /* real ms */
+    sbuf held;
 } sim_conn;
+
+enum { HOLD_NONE, HOLD_SLOW, HOLD_TIMEOUT };
 
 typedef struct sim_stats {
     uint64_t connections_total;
@@ -167,7 +188,15 @@ typedef struct sim_stats {
     uint64_t pongs;
     uint64_t rest_requests;
     uint64_t frames_sent;
+    uint64_t connections_max_open;
 } sim_stats;
+
+typedef struct sim_fstats {
+    uint64_t reset, stall, close, refused, refused_connections, garbage, dropped_closes, aged_out,
+        rest_429, rest_418, rest_500, rest_slow, rest_timeout;
+} sim_fstats;
+
+extern sim_fstats g_fstats;
 
 extern sim_stats g_stats;
 
@@ -200,5 +229,18 @@ bool flood_maybe_start(sim_conn *c, int wake_fd);
 bool flood_running(const sim_conn *c);
 bool flood_reap(sim_conn *c); /* true when it finished; joins the thread */
 void flood_abort_all(void);
+
+/* faults (faults.c) */
+void faults_init(void);
+bool faults_active(int64_t rnow); /* past --faults-start-ms */
+double fault_rand(void);          /* uniform [0,1) from the --fault-seed PRNG */
+uint64_t fault_rand_u64(void);
+/* periodic WebSocket faults, refusal periods, connection age; before the ws ticks */
+void faults_tick(sim_conn **conns, int n, int64_t rnow);
+int64_t faults_next_due(sim_conn *const *conns, int n, int64_t rnow); /* real ms */
+bool faults_refusing(int64_t rnow);
+void faults_reset_fd(int fd); /* SO_LINGER {1,0} so close() sends RST */
+bool faults_drop_close(const sim_conn *c, const sim_sub *s, int64_t open);
+void faults_state_json(sbuf *b); /* ,"faults":{...} */
 
 #endif

@@ -13,6 +13,7 @@ typedef struct hist_ent {
     char *path;
     int nstreams;
     bool open;
+    int64_t born, ended; /* real ms */
 } hist_ent;
 
 static hist_ent *hist;
@@ -156,7 +157,8 @@ bool ws_try_upgrade(sim_conn *c, const char *target, const char *upgrade, const 
     }
     c->hist = nhist;
     /* ids in /sim/state number the websocket connections 1, 2, ... */
-    hist[nhist] = (hist_ent){(uint64_t)nhist + 1, sim_xstrdup(target), 0, true};
+    c->born_real = sim_real_ms();
+    hist[nhist] = (hist_ent){(uint64_t)nhist + 1, sim_xstrdup(target), 0, true, c->born_real, -1};
     nhist++;
     if (nopen_ws == capopen_ws) {
         capopen_ws = capopen_ws ? capopen_ws * 2 : 64;
@@ -165,6 +167,8 @@ bool ws_try_upgrade(sim_conn *c, const char *target, const char *upgrade, const 
     open_ws[nopen_ws++] = c;
     g_stats.connections_total++;
     g_stats.connections_open++;
+    if (g_stats.connections_open > g_stats.connections_max_open)
+        g_stats.connections_max_open = g_stats.connections_open;
 
     const char *q = strchr(target, '?');
     size_t plen = q ? (size_t)(q - target) : strlen(target);
@@ -535,6 +539,10 @@ static void send_event(sim_conn *c, const sim_sub *s, int64_t open, const sim_ag
     sbuf b = {0};
     market_fmt_event(&b, s->sym, s->iv, open, a, E, closed, c->combined ? s->name : NULL);
     ws_send_frame(c, 1, b.p, b.len);
+    if (g_opt.fault_garbage_every > 0) { /* for the duplicate-frame fault */
+        c->last_kline.len = 0;
+        sb_put(&c->last_kline, b.p, b.len);
+    }
     sb_free(&b);
     g_stats.frames_sent++;
 }
@@ -559,7 +567,8 @@ void ws_tick(sim_conn *c, int64_t now)
                 break;
             sim_agg a;
             market_candle(s->sym, s->iv, s->cur_open, next - 1, &a);
-            send_event(c, s, s->cur_open, &a, now, true);
+            if (!faults_drop_close(c, s, s->cur_open))
+                send_event(c, s, s->cur_open, &a, now, true);
             s->cur_open = next;
             s->have_last = false;
         }
@@ -605,8 +614,11 @@ void ws_conn_free(sim_conn *c)
     free(c->path);
     free(c->msg_times);
     sb_free(&c->frag);
-    if (c->hist >= 0)
+    sb_free(&c->last_kline);
+    if (c->hist >= 0) {
         hist[c->hist].open = false;
+        hist[c->hist].ended = sim_real_ms();
+    }
     for (int i = 0; i < nopen_ws; i++) {
         if (open_ws[i] == c) {
             open_ws[i] = open_ws[--nopen_ws];
@@ -639,7 +651,9 @@ void ws_state_json(sbuf *b)
     for (int k = 0; k < nhist; k++) {
         if (k)
             sb_puts(b, ",");
-        sb_printf(b, "{\"id\":%llu,\"path\":", (unsigned long long)hist[k].id);
+        int64_t end = hist[k].open ? sim_real_ms() : hist[k].ended;
+        sb_printf(b, "{\"id\":%llu,\"age_ms\":%lld,\"path\":", (unsigned long long)hist[k].id,
+                  (long long)(end - hist[k].born));
         sb_json_str(b, hist[k].path, strlen(hist[k].path));
         sb_printf(b, ",\"streams\":%d,\"open\":%s}", hist[k].nstreams,
                   hist[k].open ? "true" : "false");
