@@ -89,7 +89,7 @@ void faults_init(void)
 
 bool faults_active(int64_t rnow)
 {
-    return rnow >= g_opt.faults_start_ms;
+    return rnow >= g_opt.faults_start_ms && (!g_opt.faults_stop_ms || rnow < g_opt.faults_stop_ms);
 }
 
 bool faults_refusing(int64_t rnow)
@@ -274,6 +274,10 @@ void faults_tick(sim_conn **conns, int n, int64_t rnow)
     for (int k = 0; k < FK_N; k++) {
         if (rnow < next_due[k])
             continue;
+        if (!faults_active(rnow)) { /* past --faults-stop-ms: calm from now on */
+            next_due[k] = INT64_MAX;
+            continue;
+        }
         if (k == FK_REFUSE) {
             refuse_until = rnow + g_opt.refuse_ms;
             g_fstats.refused++;

@@ -30,6 +30,7 @@ static const char *USAGE =
     "random open WebSocket connection; P = probability 0..1):\n"
     "  --fault-seed N        seed of every random fault choice (default 1)\n"
     "  --faults-start-ms N   no fault before N real ms after startup (default 0)\n"
+    "  --faults-stop-ms N    no fault from N real ms after startup on (default: never stop)\n"
     "  --fault-reset-every S      TCP reset, no close frame\n"
     "  --fault-stall-every S      the connection goes silent (no data, pings, pongs, acks)\n"
     "  --fault-close-every S      close frame 1001 \"going away\" / 1008 \"Too many requests\"\n"
@@ -150,6 +151,7 @@ int main(int argc, char **argv)
                                             "--seed",
                                             "--fault-seed",
                                             "--faults-start-ms",
+                                            "--faults-stop-ms",
                                             "--fault-reset-every",
                                             "--fault-stall-every",
                                             "--fault-close-every",
@@ -222,6 +224,8 @@ int main(int argc, char **argv)
             g_opt.fault_seed = (uint64_t)parse_int(name, val, 0, INT64_MAX);
         } else if (strcmp(name, "--faults-start-ms") == 0) {
             g_opt.faults_start_ms = parse_int(name, val, 0, INT64_MAX / 4);
+        } else if (strcmp(name, "--faults-stop-ms") == 0) {
+            g_opt.faults_stop_ms = parse_int(name, val, 1, INT64_MAX / 4);
         } else if (strcmp(name, "--fault-reset-every") == 0) {
             g_opt.fault_reset_every = parse_dbl(name, val, 0, 1e9);
         } else if (strcmp(name, "--fault-stall-every") == 0) {

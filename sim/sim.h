@@ -35,6 +35,7 @@ typedef struct sim_opts {
     bool ban_ms_set;
     uint64_t fault_seed;
     int64_t faults_start_ms;
+    int64_t faults_stop_ms; /* 0: never */
 } sim_opts;
 
 extern sim_opts g_opt;
@@ -232,7 +233,7 @@ void flood_abort_all(void);
 
 /* faults (faults.c) */
 void faults_init(void);
-bool faults_active(int64_t rnow); /* past --faults-start-ms */
+bool faults_active(int64_t rnow); /* past --faults-start-ms, before --faults-stop-ms */
 double fault_rand(void);          /* uniform [0,1) from the --fault-seed PRNG */
 uint64_t fault_rand_u64(void);
 /* periodic WebSocket faults, refusal periods, connection age; before the ws ticks */
