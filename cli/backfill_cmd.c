@@ -51,6 +51,9 @@ typedef struct bf_ctx {
     int64_t total_span; /* sum of (end - start) over streams to fetch */
     bool tty;
     bool progress_shown;
+    int64_t minute;          /* UTC minute of the last row seen */
+    uint64_t minute_weight0; /* fetcher weight when that minute's first row came */
+    uint64_t last_minute;    /* weight used in the previous minute with rows (+- a request) */
 } bf_ctx;
 
 static _Atomic bool bf_cancel;
@@ -88,6 +91,16 @@ static double bf_fraction(const bf_ctx *c)
 
 static void bf_progress(bf_ctx *c, bool force)
 {
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    int64_t minute = (int64_t)rt.tv_sec / 60;
+    if (minute != c->minute) {
+        kf__fetch_stats ms;
+        kf__fetcher_get_stats(c->fetcher, &ms);
+        c->last_minute = c->minute ? ms.weight_used - c->minute_weight0 : 0;
+        c->minute = minute;
+        c->minute_weight0 = ms.weight_used;
+    }
     int64_t now = mono_ms();
     int every = c->tty ? BF_PROGRESS_TTY_MS : BF_PROGRESS_LOG_MS;
     if (!force && now - c->last_progress < every)
@@ -97,7 +110,8 @@ static void bf_progress(bf_ctx *c, bool force)
     kf__fetcher_get_stats(c->fetcher, &st);
     int64_t el = now - c->t0;
     double frac = bf_fraction(c);
-    uint64_t wpm = st.weight_used * 60000 / (uint64_t)(el > 60000 ? el : 60000);
+    /* the previous minute's weight once there is one, else this minute's so far */
+    uint64_t wpm = c->last_minute ? c->last_minute : st.weight_used - c->minute_weight0;
     long eta = frac > 0.001 ? (long)((double)el * (1.0 - frac) / frac / 1000.0) : -1;
     const bf_stream *s = &c->streams[c->cur < c->nstreams ? c->cur : c->nstreams - 1];
     if (c->tty) {
@@ -113,7 +127,7 @@ static void bf_progress(bf_ctx *c, bool force)
     } else {
         kf__log(&cli_logger, KF_LOG_INFO,
                 "msg=\"progress\" pct=%.1f rows=%" PRIu64 " requests=%" PRIu64 " weight=%" PRIu64
-                " weight_per_min=%" PRIu64 " http_429=%" PRIu64 " eta_s=%ld stream=%s/%s",
+                " weight_last_min=%" PRIu64 " http_429=%" PRIu64 " eta_s=%ld stream=%s/%s",
                 frac * 100.0, st.rows, st.requests, st.weight_used, wpm, st.http_429, eta,
                 s->symbol, kf_interval_name(s->interval));
     }
