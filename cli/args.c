@@ -116,6 +116,14 @@ enum {
     OPT_CONNECT_TIMEOUT_MS,
     OPT_CA_FILE,
     OPT_RING_SIZE,
+    OPT_PING_INTERVAL_MS,
+    OPT_LIVENESS_TIMEOUT_MS,
+    OPT_RECONNECT_INITIAL_MS,
+    OPT_RECONNECT_MAX_MS,
+    OPT_MAX_CONNECTION_AGE_MS,
+    OPT_NO_BACKFILL,
+    OPT_BACKFILL_FROM,
+    OPT_REST_WEIGHT_BUDGET,
 };
 
 static const cli_opt_spec run_specs[] = {
@@ -134,6 +142,14 @@ static const cli_opt_spec run_specs[] = {
     {"--connect-timeout-ms", true, OPT_CONNECT_TIMEOUT_MS},
     {"--ca-file", true, OPT_CA_FILE},
     {"--ring-size", true, OPT_RING_SIZE},
+    {"--ping-interval-ms", true, OPT_PING_INTERVAL_MS},
+    {"--liveness-timeout-ms", true, OPT_LIVENESS_TIMEOUT_MS},
+    {"--reconnect-initial-ms", true, OPT_RECONNECT_INITIAL_MS},
+    {"--reconnect-max-ms", true, OPT_RECONNECT_MAX_MS},
+    {"--max-connection-age-ms", true, OPT_MAX_CONNECTION_AGE_MS},
+    {"--no-backfill", false, OPT_NO_BACKFILL},
+    {"--backfill-from", true, OPT_BACKFILL_FROM},
+    {"--rest-weight-budget", true, OPT_REST_WEIGHT_BUDGET},
 };
 
 /* A list value must hold at least one non-empty item. */
@@ -266,6 +282,44 @@ bool cli_run_opts_parse(cli_run_opts *o, int argc, char **argv, char *err, size_
             if (!cli_parse_uint("--ring-size", v, SIZE_MAX, &o->ring_size, err, errlen))
                 return false;
             o->has_ring_size = true;
+            break;
+        case OPT_PING_INTERVAL_MS:
+            if (!cli_parse_uint("--ping-interval-ms", v, UINT32_MAX, &o->ping_interval_ms, err,
+                                errlen))
+                return false;
+            break;
+        case OPT_LIVENESS_TIMEOUT_MS:
+            if (!cli_parse_uint("--liveness-timeout-ms", v, UINT32_MAX, &o->liveness_timeout_ms,
+                                err, errlen))
+                return false;
+            break;
+        case OPT_RECONNECT_INITIAL_MS:
+            if (!cli_parse_uint("--reconnect-initial-ms", v, UINT32_MAX, &o->reconnect_initial_ms,
+                                err, errlen))
+                return false;
+            break;
+        case OPT_RECONNECT_MAX_MS:
+            if (!cli_parse_uint("--reconnect-max-ms", v, UINT32_MAX, &o->reconnect_max_ms, err,
+                                errlen))
+                return false;
+            break;
+        case OPT_MAX_CONNECTION_AGE_MS:
+            if (!cli_parse_uint("--max-connection-age-ms", v, UINT64_MAX / 2,
+                                &o->max_connection_age_ms, err, errlen))
+                return false;
+            break;
+        case OPT_NO_BACKFILL:
+            o->no_backfill = true;
+            break;
+        case OPT_BACKFILL_FROM:
+            if (!cli_parse_time("--backfill-from", v, &o->backfill_from, err, errlen))
+                return false;
+            o->has_backfill_from = true;
+            break;
+        case OPT_REST_WEIGHT_BUDGET:
+            if (!cli_parse_uint("--rest-weight-budget", v, UINT32_MAX, &o->rest_weight_budget, err,
+                                errlen))
+                return false;
             break;
         }
     }

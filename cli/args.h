@@ -84,6 +84,14 @@ typedef struct cli_run_opts {
     uint64_t connect_timeout_ms;
     bool has_ring_size;
     uint64_t ring_size;
+    /* staying connected and complete (0: not given, the library's default) */
+    uint64_t ping_interval_ms, liveness_timeout_ms;
+    uint64_t reconnect_initial_ms, reconnect_max_ms;
+    uint64_t max_connection_age_ms;
+    uint64_t rest_weight_budget;
+    bool no_backfill;
+    bool has_backfill_from;
+    int64_t backfill_from;
 } cli_run_opts;
 
 /*

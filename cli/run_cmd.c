@@ -81,6 +81,36 @@ static int build_config(kf_config *cfg, const cli_run_opts *o)
         snprintf(num, sizeof num, "%" PRIu64, o->ring_size);
         SET(kf_config_set_ring_size(cfg, (size_t)o->ring_size), "--ring-size", num);
     }
+    if (o->ping_interval_ms || o->liveness_timeout_ms) {
+        unsigned ping = o->ping_interval_ms ? (unsigned)o->ping_interval_ms : 20000;
+        unsigned dead = o->liveness_timeout_ms ? (unsigned)o->liveness_timeout_ms : 30000;
+        snprintf(num, sizeof num, "%u/%u", ping, dead);
+        SET(kf_config_set_liveness(cfg, ping, dead), "--ping-interval-ms/--liveness-timeout-ms",
+            num);
+    }
+    if (o->reconnect_initial_ms || o->reconnect_max_ms) {
+        unsigned first = o->reconnect_initial_ms ? (unsigned)o->reconnect_initial_ms : 1000;
+        unsigned max = o->reconnect_max_ms ? (unsigned)o->reconnect_max_ms : 30000;
+        snprintf(num, sizeof num, "%u/%u", first, max);
+        SET(kf_config_set_reconnect_backoff(cfg, first, max),
+            "--reconnect-initial-ms/--reconnect-max-ms", num);
+    }
+    if (o->max_connection_age_ms) {
+        snprintf(num, sizeof num, "%" PRIu64, o->max_connection_age_ms);
+        SET(kf_config_set_max_connection_age_ms(cfg, o->max_connection_age_ms),
+            "--max-connection-age-ms", num);
+    }
+    if (o->rest_weight_budget) {
+        snprintf(num, sizeof num, "%" PRIu64, o->rest_weight_budget);
+        SET(kf_config_set_rest_weight_budget(cfg, (unsigned)o->rest_weight_budget),
+            "--rest-weight-budget", num);
+    }
+    if (o->no_backfill)
+        SET(kf_config_set_backfill(cfg, false), "--no-backfill", "");
+    if (o->has_backfill_from) {
+        snprintf(num, sizeof num, "%" PRId64, o->backfill_from);
+        SET(kf_config_set_backfill_from(cfg, o->backfill_from), "--backfill-from", num);
+    }
     if (o->ca_file) {
         if (access(o->ca_file, R_OK) != 0) {
             cli_error("--ca-file: \"%s\": %s", o->ca_file, strerror(errno));
@@ -180,10 +210,18 @@ static void log_final(kf_collector *c, const char *signame, int code)
             " updates=%" PRIu64 " closed=%" PRIu64 " duplicates=%" PRIu64 " other_events=%" PRIu64
             " parse_errors=%" PRIu64 " unknown_streams=%" PRIu64 " connects=%" PRIu64
             " disconnects=%" PRIu64 " pings=%" PRIu64 " exchange_errors=%" PRIu64
-            " rest_requests=%" PRIu64 " sink_rows=%" PRIu64 " sink_errors=%" PRIu64,
+            " rest_requests=%" PRIu64 " sink_rows=%" PRIu64 " sink_errors=%" PRIu64
+            " reconnects=%" PRIu64 " lost_server_close=%" PRIu64 " lost_reset=%" PRIu64
+            " lost_protocol=%" PRIu64 " lost_liveness=%" PRIu64 " connect_failures=%" PRIu64
+            " rotations=%" PRIu64 " stale_streams=%" PRIu64 " gaps=%" PRIu64
+            " missing_closes=%" PRIu64 " backfilled=%" PRIu64 " rest_weight=%" PRIu64
+            " rest_429=%" PRIu64 " rest_418=%" PRIu64,
             signame, code, s.frames, s.bytes, s.updates, s.closed, s.duplicates, s.other_events,
             s.parse_errors, s.unknown_streams, s.connects, s.disconnects, s.pings,
-            s.exchange_errors, s.rest_requests, s.sink_rows, s.sink_errors);
+            s.exchange_errors, s.rest_requests, s.sink_rows, s.sink_errors, s.reconnects,
+            s.lost_server_close, s.lost_reset, s.lost_protocol, s.lost_liveness, s.connect_failures,
+            s.rotations, s.stale_streams, s.gaps, s.missing_closes, s.backfilled, s.rest_weight,
+            s.rest_429, s.rest_418);
 }
 
 static int run_collector(kf_collector *c)

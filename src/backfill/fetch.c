@@ -230,7 +230,10 @@ static kf_err fetch_get(kf__fetcher *f, const char *path_query, unsigned weight,
                 v = FETCH_RETRY;
             } else if (s == 429 || s == 418) {
                 bool ban = s == 418;
-                int64_t ms = resp->retry_after >= 0 ? resp->retry_after * 1000 : 0;
+                /* Retry-After is whole seconds: wait a margin past it, never right at the edge
+                 * (a request inside the window earns a 418 ban). */
+                int64_t ms =
+                    resp->retry_after >= 0 ? resp->retry_after * 1000 + f->budget.margin_ms : 0;
                 if (ban) {
                     f->st.http_418++;
                     if (ms < FETCH_BAN_MIN_MS)
@@ -240,8 +243,10 @@ static kf_err fetch_get(kf__fetcher *f, const char *path_query, unsigned weight,
                     if (ms <= 0) /* no Retry-After: the rest of this minute */
                         ms = 60000 - (recv % 60000 + 60000) % 60000 + f->budget.margin_ms;
                 }
-                /* The minute is spent, whatever our estimate said. */
-                kf__budget_charge(&f->budget, recv, f->budget.limit);
+                /* Without Retry-After the minute is spent, whatever our estimate said; with
+                 * it, the exchange said when (and its weight header was adopted above). */
+                if (ban || resp->retry_after < 0)
+                    kf__budget_charge(&f->budget, recv, f->budget.limit);
                 f->pause_until_mono = mono_ms() + ms;
                 char detail[384];
                 fetch_error_body(resp->body, resp->len, detail, sizeof detail);

@@ -136,7 +136,9 @@ void kf__repair_get_stats(kf__repair *r, kf__fetch_stats *out)
     memset(out, 0, sizeof *out);
     if (!r)
         return;
-    kf__fetcher_get_stats(r->fetcher, out);
+    pthread_mutex_lock(&r->mu); /* a copy the worker refreshes after each request series */
+    *out = r->stats;
+    pthread_mutex_unlock(&r->mu);
 }
 
 /* Called by the fetcher on the worker thread, in order, for each closed row. */
@@ -203,7 +205,10 @@ static void *repair_main(void *arg)
                     " err=\"%s\" why=\"%s\"",
                     st->name, from, to, kf_strerror(e), err);
 
+        kf__fetch_stats fs;
+        kf__fetcher_get_stats(r->fetcher, &fs); /* the fetcher's own thread: no race */
         pthread_mutex_lock(&r->mu);
+        r->stats = fs;
         s->in_flight = false;
         if (s->pending && !s->queued) { /* asked again meanwhile */
             s->queued = true;
