@@ -172,50 +172,25 @@ static void bf_on_symbol(void *ud, const char *symbol, const char *status)
 
 /* ---- setup ---- */
 
-static int bf_setter_failed(const kf_config *cfg, const char *flag, const char *value, kf_err e)
-{
-    if (e == KF_ERR_NOMEM) {
-        cli_error("%s: out of memory", flag);
-        return CLI_EXIT_RUNTIME;
-    }
-    const char *msg = kf_config_errmsg(cfg);
-    if (msg && *msg)
-        cli_error("%s: %s", flag, msg);
-    else
-        cli_error("%s: \"%s\" rejected (%s)", flag, value ? value : "", kf_strerror(e));
-    return CLI_EXIT_USAGE;
-}
-
-#define SET(call, flag, value)                                                                     \
-    do {                                                                                           \
-        kf_err e_ = (call);                                                                        \
-        if (e_ != KF_OK)                                                                           \
-            return bf_setter_failed(cfg, flag, value, e_);                                         \
-    } while (0)
-
 static int bf_build_config(kf_config *cfg, const cli_backfill_opts *o)
 {
     for (size_t i = 0; i < o->n_symbols; i++)
-        SET(kf_config_add_symbols(cfg, o->symbols[i]), "--symbols", o->symbols[i]);
+        CLI_SET(kf_config_add_symbols(cfg, o->symbols[i]), "--symbols", o->symbols[i]);
     for (size_t i = 0; i < o->n_intervals; i++)
-        SET(kf_config_add_intervals(cfg, o->intervals[i]), "--intervals", o->intervals[i]);
+        CLI_SET(kf_config_add_intervals(cfg, o->intervals[i]), "--intervals", o->intervals[i]);
     if (o->testnet)
-        SET(kf_config_set_testnet(cfg, true), "--testnet", "");
+        CLI_SET(kf_config_set_testnet(cfg, true), "--testnet", "");
     if (o->rest_url)
-        SET(kf_config_set_rest_url(cfg, o->rest_url), "--rest-url", o->rest_url);
+        CLI_SET(kf_config_set_rest_url(cfg, o->rest_url), "--rest-url", o->rest_url);
     for (size_t i = 0; i < o->n_sinks; i++)
-        SET(kf_config_add_sink(cfg, o->sinks[i]), "--sink", o->sinks[i]);
+        CLI_SET(kf_config_add_sink(cfg, o->sinks[i]), "--sink", o->sinks[i]);
     if (o->ca_file) {
-        if (access(o->ca_file, R_OK) != 0) {
-            cli_error("--ca-file: \"%s\": %s", o->ca_file, strerror(errno));
-            return CLI_EXIT_USAGE;
-        }
-        SET(kf_config_set_ca_file(cfg, o->ca_file), "--ca-file", o->ca_file);
+        int rc = cli_set_ca_file(cfg, o->ca_file);
+        if (rc != CLI_EXIT_OK)
+            return rc;
     }
     return CLI_EXIT_OK;
 }
-
-#undef SET
 
 /* "btcusdt@kline_1h" -> BTCUSDT, 1h (the config upper-cased ASCII letters only). */
 static bool bf_stream_from_name(const char *name, bf_stream *s)
@@ -519,7 +494,7 @@ int cli_backfill(int argc, char **argv)
     if (o.n_sinks == 0) {
         kf_err e = kf_config_add_sink(cfg, DEFAULT_SINK);
         if (e) {
-            rc = bf_setter_failed(cfg, "--sink", DEFAULT_SINK, e);
+            rc = cli_setter_failed(cfg, "--sink", DEFAULT_SINK, e);
             goto out;
         }
     }

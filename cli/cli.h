@@ -27,6 +27,21 @@ void cli_secrets_set(const char *key, const char *secret);
  */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Reports a kf_config setter's rejection as one usage line naming the flag and the value
+ * (returns CLI_EXIT_USAGE); running out of memory is a runtime failure (CLI_EXIT_RUNTIME). */
+int cli_setter_failed(const kf_config *cfg, const char *flag, const char *value, kf_err e);
+/* --ca-file: the file must be readable, then kf_config_set_ca_file. A CLI_EXIT_* code. */
+int cli_set_ca_file(kf_config *cfg, const char *path);
+
+/* Applies one kf_config setter inside a function that returns a CLI_EXIT_* code and has
+ * `cfg` in scope: on failure, reports it naming the flag and the value, and returns. */
+#define CLI_SET(call, flag, value)                                                                 \
+    do {                                                                                           \
+        kf_err e_ = (call);                                                                        \
+        if (e_ != KF_OK)                                                                           \
+            return cli_setter_failed(cfg, flag, value, e_);                                        \
+    } while (0)
+
 /* kf_log_fn writing the line (secrets redacted) plus "\n" to stderr in one write. */
 void cli_log_line(void *userdata, kf_log_level level, const char *line);
 

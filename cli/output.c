@@ -1,9 +1,11 @@
 /* Error lines and log lines of the CLI: one line each, on stderr, secrets redacted. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "cli.h"
 
 #define LINE_MAX_BYTES 4096
@@ -96,4 +98,28 @@ void cli_log_line(void *userdata, kf_log_level level, const char *line)
 void cli_logger_setup(kf_log_level level)
 {
     kf__logger_init(&cli_logger, cli_log_line, NULL, level);
+}
+
+int cli_setter_failed(const kf_config *cfg, const char *flag, const char *value, kf_err e)
+{
+    if (e == KF_ERR_NOMEM) {
+        cli_error("%s: out of memory", flag);
+        return CLI_EXIT_RUNTIME;
+    }
+    const char *msg = kf_config_errmsg(cfg);
+    if (msg && *msg)
+        cli_error("%s: %s", flag, msg);
+    else
+        cli_error("%s: \"%s\" rejected (%s)", flag, value ? value : "", kf_strerror(e));
+    return CLI_EXIT_USAGE;
+}
+
+int cli_set_ca_file(kf_config *cfg, const char *path)
+{
+    if (access(path, R_OK) != 0) {
+        cli_error("--ca-file: \"%s\": %s", path, strerror(errno));
+        return CLI_EXIT_USAGE;
+    }
+    CLI_SET(kf_config_set_ca_file(cfg, path), "--ca-file", path);
+    return CLI_EXIT_OK;
 }

@@ -23,102 +23,78 @@
 
 /* ---- configuration ---- */
 
-/* Reports a setter's rejection as one usage line naming the flag and the value (exit 2);
- * running out of memory is a runtime failure (exit 1). */
-static int setter_failed(const kf_config *cfg, const char *flag, const char *value, kf_err e)
-{
-    if (e == KF_ERR_NOMEM) {
-        cli_error("%s: out of memory", flag);
-        return CLI_EXIT_RUNTIME;
-    }
-    const char *msg = kf_config_errmsg(cfg);
-    if (msg && *msg)
-        cli_error("%s: %s", flag, msg);
-    else
-        cli_error("%s: \"%s\" rejected (%s)", flag, value ? value : "", kf_strerror(e));
-    return CLI_EXIT_USAGE;
-}
-
-#define SET(call, flag, value)                                                                     \
-    do {                                                                                           \
-        kf_err e_ = (call);                                                                        \
-        if (e_ != KF_OK)                                                                           \
-            return setter_failed(cfg, flag, value, e_);                                            \
-    } while (0)
-
 static int build_config(kf_config *cfg, const cli_run_opts *o)
 {
     char num[32];
     for (size_t i = 0; i < o->n_symbols; i++)
-        SET(kf_config_add_symbols(cfg, o->symbols[i]), "--symbols", o->symbols[i]);
+        CLI_SET(kf_config_add_symbols(cfg, o->symbols[i]), "--symbols", o->symbols[i]);
     for (size_t i = 0; i < o->n_intervals; i++)
-        SET(kf_config_add_intervals(cfg, o->intervals[i]), "--intervals", o->intervals[i]);
+        CLI_SET(kf_config_add_intervals(cfg, o->intervals[i]), "--intervals", o->intervals[i]);
     if (o->testnet)
-        SET(kf_config_set_testnet(cfg, true), "--testnet", "");
+        CLI_SET(kf_config_set_testnet(cfg, true), "--testnet", "");
     if (o->ws_url)
-        SET(kf_config_set_ws_url(cfg, o->ws_url), "--ws-url", o->ws_url);
+        CLI_SET(kf_config_set_ws_url(cfg, o->ws_url), "--ws-url", o->ws_url);
     if (o->rest_url)
-        SET(kf_config_set_rest_url(cfg, o->rest_url), "--rest-url", o->rest_url);
+        CLI_SET(kf_config_set_rest_url(cfg, o->rest_url), "--rest-url", o->rest_url);
     if (o->n_sinks == 0)
-        SET(kf_config_add_sink(cfg, DEFAULT_SINK), "--sink", DEFAULT_SINK);
+        CLI_SET(kf_config_add_sink(cfg, DEFAULT_SINK), "--sink", DEFAULT_SINK);
     for (size_t i = 0; i < o->n_sinks; i++)
-        SET(kf_config_add_sink(cfg, o->sinks[i]), "--sink", o->sinks[i]);
+        CLI_SET(kf_config_add_sink(cfg, o->sinks[i]), "--sink", o->sinks[i]);
     if (o->all_updates)
-        SET(kf_config_set_sink_all_updates(cfg, true), "--all-updates", "");
+        CLI_SET(kf_config_set_sink_all_updates(cfg, true), "--all-updates", "");
     if (o->validate != CLI_VALIDATE_DEFAULT)
-        SET(kf_config_set_validate(cfg, (kf_validate)o->validate), "--validate", "");
+        CLI_SET(kf_config_set_validate(cfg, (kf_validate)o->validate), "--validate", "");
     if (o->has_streams_per_connection) {
         snprintf(num, sizeof num, "%" PRIu64, o->streams_per_connection);
-        SET(kf_config_set_streams_per_connection(cfg, (size_t)o->streams_per_connection),
-            "--streams-per-connection", num);
+        CLI_SET(kf_config_set_streams_per_connection(cfg, (size_t)o->streams_per_connection),
+                "--streams-per-connection", num);
     }
     if (o->has_connect_timeout_ms) {
         snprintf(num, sizeof num, "%" PRIu64, o->connect_timeout_ms);
-        SET(kf_config_set_connect_timeout_ms(cfg, (unsigned)o->connect_timeout_ms),
-            "--connect-timeout-ms", num);
+        CLI_SET(kf_config_set_connect_timeout_ms(cfg, (unsigned)o->connect_timeout_ms),
+                "--connect-timeout-ms", num);
     }
     if (o->has_ring_size) {
         snprintf(num, sizeof num, "%" PRIu64, o->ring_size);
-        SET(kf_config_set_ring_size(cfg, (size_t)o->ring_size), "--ring-size", num);
+        CLI_SET(kf_config_set_ring_size(cfg, (size_t)o->ring_size), "--ring-size", num);
     }
     if (o->ping_interval_ms || o->liveness_timeout_ms) {
         unsigned ping = o->ping_interval_ms ? (unsigned)o->ping_interval_ms : 20000;
         unsigned dead = o->liveness_timeout_ms ? (unsigned)o->liveness_timeout_ms : 30000;
         snprintf(num, sizeof num, "%u/%u", ping, dead);
-        SET(kf_config_set_liveness(cfg, ping, dead), "--ping-interval-ms/--liveness-timeout-ms",
-            num);
+        CLI_SET(kf_config_set_liveness(cfg, ping, dead), "--ping-interval-ms/--liveness-timeout-ms",
+                num);
     }
     if (o->reconnect_initial_ms || o->reconnect_max_ms) {
         unsigned first = o->reconnect_initial_ms ? (unsigned)o->reconnect_initial_ms : 1000;
         unsigned max = o->reconnect_max_ms ? (unsigned)o->reconnect_max_ms : 30000;
         snprintf(num, sizeof num, "%u/%u", first, max);
-        SET(kf_config_set_reconnect_backoff(cfg, first, max),
-            "--reconnect-initial-ms/--reconnect-max-ms", num);
+        CLI_SET(kf_config_set_reconnect_backoff(cfg, first, max),
+                "--reconnect-initial-ms/--reconnect-max-ms", num);
     }
     if (o->max_connection_age_ms) {
         snprintf(num, sizeof num, "%" PRIu64, o->max_connection_age_ms);
-        SET(kf_config_set_max_connection_age_ms(cfg, o->max_connection_age_ms),
-            "--max-connection-age-ms", num);
+        CLI_SET(kf_config_set_max_connection_age_ms(cfg, o->max_connection_age_ms),
+                "--max-connection-age-ms", num);
     }
     if (o->rest_weight_budget) {
         snprintf(num, sizeof num, "%" PRIu64, o->rest_weight_budget);
-        SET(kf_config_set_rest_weight_budget(cfg, (unsigned)o->rest_weight_budget),
-            "--rest-weight-budget", num);
+        CLI_SET(kf_config_set_rest_weight_budget(cfg, (unsigned)o->rest_weight_budget),
+                "--rest-weight-budget", num);
     }
     if (o->no_backfill)
-        SET(kf_config_set_backfill(cfg, false), "--no-backfill", "");
+        CLI_SET(kf_config_set_backfill(cfg, false), "--no-backfill", "");
     if (o->has_backfill_from) {
         snprintf(num, sizeof num, "%" PRId64, o->backfill_from);
-        SET(kf_config_set_backfill_from(cfg, o->backfill_from), "--backfill-from", num);
+        CLI_SET(kf_config_set_backfill_from(cfg, o->backfill_from), "--backfill-from", num);
     }
     if (o->ca_file) {
-        if (access(o->ca_file, R_OK) != 0) {
-            cli_error("--ca-file: \"%s\": %s", o->ca_file, strerror(errno));
-            return CLI_EXIT_USAGE;
-        }
-        SET(kf_config_set_ca_file(cfg, o->ca_file), "--ca-file", o->ca_file);
+        int rc = cli_set_ca_file(cfg, o->ca_file);
+        if (rc != CLI_EXIT_OK)
+            return rc;
     }
-    SET(kf_config_set_log(cfg, cli_log_line, NULL, (kf_log_level)o->log_level), "--log-level", "");
+    CLI_SET(kf_config_set_log(cfg, cli_log_line, NULL, (kf_log_level)o->log_level), "--log-level",
+            "");
 
     /* Credentials only from the environment; never echoed, even on failure. */
     const char *key = getenv("BINANCE_API_KEY");
@@ -134,8 +110,6 @@ static int build_config(kf_config *cfg, const cli_run_opts *o)
     }
     return CLI_EXIT_OK;
 }
-
-#undef SET
 
 /* ---- signals: self-pipe ---- */
 
