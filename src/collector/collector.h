@@ -32,7 +32,8 @@ typedef struct kf__link {
     uint8_t *batch_acked; /* per batch */
     bool opened, subscribed, delivered, closed, dead;
     uint64_t opened_at, subscribed_at, last_ping; /* loop ms */
-    char last_error[256]; /* the exchange's last error reply on this connection */
+    int64_t first_event, last_event; /* exchange ms: first event since subscribed, newest */
+    char last_error[256];            /* the exchange's last error reply on this connection */
 } kf__link;
 
 /*
@@ -62,6 +63,7 @@ typedef struct kf__shard {
     uint64_t rotate_not_before; /* loop ms: no rotation attempt before */
     uint64_t retire_at;         /* loop ms: the old link retires (replacement delivering) */
     uint64_t *last_seen;        /* per stream: loop ms of the last update, 0 never */
+    int64_t *last_event;        /* per stream: exchange ms (E) of the last update, 0 never */
     int64_t *await_close;       /* per stream: open time of a candle whose closing update is
                                    awaited (its successor started), 0 none */
     uint64_t *await_deadline;   /* per stream: loop ms after which REST is asked */

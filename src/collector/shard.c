@@ -38,10 +38,12 @@ kf_err kf__shard_init(kf__shard *sh, struct kf_collector *col, size_t index, siz
     sh->req_cap = per * (KF__STREAM_NAME_MAX + 3) + 128;
     sh->req = kf__malloc(sh->req_cap);
     sh->last_seen = kf__calloc(count, sizeof *sh->last_seen);
+    sh->last_event = kf__calloc(count, sizeof *sh->last_event);
     sh->stale = kf__calloc(count, 1);
     sh->await_close = kf__calloc(count, sizeof *sh->await_close);
     sh->await_deadline = kf__calloc(count, sizeof *sh->await_deadline);
-    bool ok = sh->req && sh->last_seen && sh->stale && sh->await_close && sh->await_deadline;
+    bool ok = sh->req && sh->last_seen && sh->last_event && sh->stale && sh->await_close &&
+              sh->await_deadline;
     for (int i = 0; i < 2; i++) {
         sh->link[i].sh = sh;
         sh->link[i].slot = i;
@@ -59,6 +61,8 @@ void kf__shard_free(kf__shard *sh)
     }
     kf__free(sh->req);
     kf__free(sh->last_seen);
+    kf__free(sh->last_event);
+    sh->last_event = NULL;
     kf__free(sh->stale);
     kf__free(sh->await_close);
     kf__free(sh->await_deadline);
@@ -263,6 +267,11 @@ static void link_on_kline(kf__link *l, const kf_kline *k)
     kf__shard *sh = l->sh;
     struct kf_collector *c = sh->col;
     KF__STAT_INC(c, updates);
+    if (k->event_time > l->last_event) {
+        l->last_event = k->event_time;
+        if (!l->first_event && l->subscribed)
+            l->first_event = k->event_time;
+    }
     if (!l->delivered) {
         l->delivered = true;
         if (l->slot == sh->cur)
@@ -281,6 +290,8 @@ static void link_on_kline(kf__link *l, const kf_kline *k)
         size_t rel = (size_t)si - sh->first;
         uint64_t now = shard_now(sh);
         sh->last_seen[rel] = now;
+        if (k->event_time > sh->last_event[rel])
+            sh->last_event[rel] = k->event_time;
         if (sh->stale[rel]) {
             sh->stale[rel] = 0;
             kf__log(&c->log, KF_LOG_INFO, "msg=\"stream delivering again\" stream=%s", s->name);
@@ -342,6 +353,7 @@ static void link_reset(kf__link *l)
         kf__conn_destroy(l->conn);
     l->conn = NULL;
     l->opened = l->subscribed = l->delivered = l->closed = l->dead = false;
+    l->first_event = l->last_event = 0;
 }
 
 static void shard_count_loss(kf__shard *sh, kf__link *l, kf_err err)
@@ -511,26 +523,42 @@ static kf_err shard_open_link(kf__shard *sh, int slot)
 
 /* ---- housekeeping: liveness, pings, rotation, silent streams ---- */
 
+/*
+ * A stream is silent when, for more than twice its interval plus 30 s, nothing came for it
+ * while its connection was subscribed: measured on the exchange's clock (event times of the
+ * other streams of the connection, so an accelerated or skewed clock does not matter) and, for
+ * a connection that delivers nothing at all, on the monotonic clock.
+ */
 static void shard_check_stale(kf__shard *sh, uint64_t now)
 {
     struct kf_collector *c = sh->col;
     const kf__link *l = &sh->link[sh->cur];
     if (!l->subscribed)
         return;
+    int64_t exch_from = l->first_event; /* exchange time of the first event since subscribed */
     for (size_t i = 0; i < sh->count; i++) {
+        if (sh->stale[i])
+            continue;
         const kf__stream *s = &c->streams[sh->first + i];
         int64_t iv = kf_interval_ms(s->interval);
-        uint64_t limit = (uint64_t)(iv ? iv : 31LL * 86400000) * 2 + 30000;
-        uint64_t since = sh->last_seen[i] > l->subscribed_at ? sh->last_seen[i] : l->subscribed_at;
-        if (!sh->stale[i] && now - since > limit) {
-            sh->stale[i] = 1;
-            KF__STAT_INC(c, stale_streams);
-            kf__log(&c->log, KF_LOG_WARN,
-                    "msg=\"stream silent while its connection delivers\" stream=%s "
-                    "silent_ms=%" PRIu64 " hint=\"acknowledged names that never deliver: wrong "
-                    "path, unknown or delisted symbol\"",
-                    s->name, now - since);
-        }
+        int64_t limit = (iv ? iv : 31LL * 86400000) * 2 + 30000;
+        uint64_t mono_since =
+            sh->last_seen[i] > l->subscribed_at ? sh->last_seen[i] : l->subscribed_at;
+        int64_t exch_silent = 0;
+        if (exch_from)
+            exch_silent =
+                l->last_event - (sh->last_event[i] > exch_from ? sh->last_event[i] : exch_from);
+        uint64_t mono_silent = now - mono_since;
+        if (exch_silent <= limit && mono_silent <= (uint64_t)limit)
+            continue;
+        sh->stale[i] = 1;
+        KF__STAT_INC(c, stale_streams);
+        kf__log(&c->log, KF_LOG_WARN,
+                "msg=\"stream silent while its connection is subscribed\" stream=%s "
+                "silent_exchange_ms=%" PRId64 " silent_local_ms=%" PRIu64
+                " hint=\"acknowledged names that never deliver: wrong path, unknown or delisted "
+                "symbol\"",
+                s->name, exch_silent, mono_silent);
     }
 }
 
@@ -622,6 +650,7 @@ kf_err kf__shard_start(kf__shard *sh)
     sh->down_since = 0;
     sh->rotate_not_before = 0;
     memset(sh->last_seen, 0, sh->count * sizeof *sh->last_seen);
+    memset(sh->last_event, 0, sh->count * sizeof *sh->last_event);
     memset(sh->stale, 0, sh->count);
     memset(sh->await_close, 0, sh->count * sizeof *sh->await_close);
     sh->lost = false;

@@ -285,12 +285,48 @@ static void test_rotation_make_before_break(void **st)
     kft_sim_stop(sim);
 }
 
+/* An acknowledged stream that never delivers (a delisted symbol) is reported, measured on the
+ * exchange's clock (600x here), while the live streams of the same connection are not. */
+static bool one_stale(void *c)
+{
+    kf_stats s;
+    kf_stats_get(c, &s);
+    return s.stale_streams >= 1;
+}
+
+static void test_silent_stream_reported(void **st)
+{
+    (void)st;
+    kft_sim *sim = kft_sim_start((const char *[]){"--speed", "600", "--delisted", "OLDUSDT", NULL});
+    assert_non_null(sim);
+    kft_logcap *cap = calloc(1, sizeof *cap);
+    kft_logcap_init(cap, false);
+    kf_config *cfg = kft_sim_config(kft_sim_port(sim), "BTCUSDT,OLDUSDT,AVAXUSDT", "1m", cap);
+    kf_config_set_validate(cfg, KF_VALIDATE_OFF); /* let the silent name through */
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_int_equal(kf_start(c), KF_OK);
+    assert_true(kft_wait(one_stale, c, 10000));
+    usleep(1000000); /* ~10 more simulated minutes: the live streams stay unreported */
+    kf_stats s;
+    kf_stats_get(c, &s);
+    assert_int_equal(s.stale_streams, 1);
+    assert_true(
+        kft_logcap_has(cap, "level=warn", "stream silent", "stream=oldusdt@kline_1m", NULL));
+    assert_false(kft_logcap_has(cap, "stream silent", "stream=btcusdt@kline_1m", NULL));
+    assert_true(kf_connected(c));
+    kf_free(c);
+    kf_config_free(cfg);
+    kft_sim_stop(sim);
+    free(cap);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reconnect_after_exchange_restart),
         cmocka_unit_test(test_silent_connection_declared_dead),
         cmocka_unit_test(test_rotation_make_before_break),
+        cmocka_unit_test(test_silent_stream_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
