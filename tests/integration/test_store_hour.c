@@ -170,7 +170,14 @@ static void test_simulated_hour_equals_rest(void **state)
     kf_collector *c = kf_create(cfg, NULL, 0);
     collector = c;
     assert_int_equal(kf_start(c), KF_OK);
-    int64_t until = START_MS + 3600000;
+    /* an hour from the first candle the collector closed, however late it subscribed */
+    int64_t until = START_MS;
+    assert_true(kft_wait(collected_hour_1m, &until, 60000));
+    kf_kline early[4];
+    size_t nearly = 4;
+    assert_int_equal(kf_recent(c, "BTCUSDT", "1m", early, &nearly), KF_OK);
+    assert_true(nearly >= 1 && early[0].closed);
+    until = early[0].open_time + 3600000;
     assert_true(kft_wait(collected_hour, &until, 120000));
     assert_int_equal(kf_stop(c), KF_OK);
     kf_stats s;
