@@ -19,15 +19,21 @@
 #define KF_CLI_PATH "klinefeed"
 #endif
 
+/* argv[0] = argv0, then args (at most 62), NULL-terminated. */
+static void make_argv(char *argv[64], const char *argv0, const char *const *args)
+{
+    size_t argc = 0;
+    argv[argc++] = (char *)argv0;
+    for (; args[argc - 1] && argc < 63; argc++)
+        argv[argc] = (char *)args[argc - 1];
+    argv[argc] = NULL;
+}
+
 pid_t kft_cli_spawn(const char *const *args, const char *stdin_path, const char *out_path,
                     const char *err_path, const char *const *unset, const char *const *env)
 {
     char *argv[64];
-    size_t argc = 0;
-    argv[argc++] = (char *)KF_CLI_PATH;
-    for (; args[argc - 1] && argc < 63; argc++)
-        argv[argc] = (char *)args[argc - 1];
-    argv[argc] = NULL;
+    make_argv(argv, KF_CLI_PATH, args);
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -69,4 +75,19 @@ int kft_cli_wait(pid_t pid, int timeout_ms)
         nanosleep(&ts, NULL);
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+pid_t kft_spawn_daemon(const char *const *args, const char *log)
+{
+    char *argv[64];
+    make_argv(argv, "klinefeed", args);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 2);
+        dup2(fd, 1);
+        execv(KF_CLI_PATH, argv);
+        _exit(127);
+    }
+    return pid;
 }

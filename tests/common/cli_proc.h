@@ -18,4 +18,8 @@ pid_t kft_cli_spawn(const char *const *args, const char *stdin_path, const char 
  * it kills the child and fails the test. */
 int kft_cli_wait(pid_t pid, int timeout_ms);
 
+/* Forks and execs KF_CLI_PATH as "klinefeed" with args (NULL-terminated, e.g. {"run", ...}),
+ * stdout and stderr appended to log. Returns the child's pid (-1 when fork fails). */
+pid_t kft_spawn_daemon(const char *const *args, const char *log);
+
 #endif
