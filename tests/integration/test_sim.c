@@ -63,6 +63,18 @@ static char *big_buf(void)
     return malloc(1 << 21);
 }
 
+/* The next text message holding needle, those before it skipped; each within 3 s. */
+static char *text_with(kft_ws *c, const char *needle)
+{
+    for (;;) {
+        char *m = kft_ws_text(c, 3000);
+        assert_non_null(m);
+        if (strstr(m, needle))
+            return m;
+        free(m);
+    }
+}
+
 /* ---- tests */
 static void test_upgrade_and_requests(void **state)
 {
@@ -90,35 +102,17 @@ static void test_upgrade_and_requests(void **state)
     assert_string_equal(m, "{\"result\":null,\"id\":7}");
     free(m);
     kft_ws_text_send(c, "{\"method\":\"LIST_SUBSCRIPTIONS\",\"id\":8}");
-    for (;;) {
-        m = kft_ws_text(c, 3000);
-        assert_non_null(m);
-        if (strstr(m, "\"id\":8"))
-            break;
-        free(m);
-    }
+    m = text_with(c, "\"id\":8");
     assert_string_equal(m, "{\"result\":[\"btcusdt@kline_1m\",\"ethusdt@kline_5m\","
                            "\"BTCUSDT@kline_1m\"],\"id\":8}");
     free(m);
     kft_ws_text_send(c, "hello");
-    for (;;) {
-        m = kft_ws_text(c, 3000);
-        assert_non_null(m);
-        if (strstr(m, "\"error\""))
-            break;
-        free(m);
-    }
+    m = text_with(c, "\"error\"");
     assert_string_equal(m, "{\"error\":{\"code\":3,\"msg\":\"Invalid JSON: expected value at line "
                            "1 column 1\"}}");
     free(m);
     kft_ws_text_send(c, "{\"method\":\"FOO\",\"params\":[],\"id\":9}");
-    for (;;) {
-        m = kft_ws_text(c, 3000);
-        assert_non_null(m);
-        if (strstr(m, "\"error\""))
-            break;
-        free(m);
-    }
+    m = text_with(c, "\"error\"");
     assert_non_null(strstr(m, "{\"error\":{\"code\":2,\"msg\":\"Invalid request: "));
     assert_non_null(strstr(m, "},\"id\":9}"));
     free(m);
@@ -127,23 +121,11 @@ static void test_upgrade_and_requests(void **state)
                *part2 = "ERTY\",\"params\":[\"combined\"],\"id\":10}";
     kft_ws_send(c, 1, false, part1, strlen(part1));
     kft_ws_send(c, 0, true, part2, strlen(part2));
-    for (;;) {
-        m = kft_ws_text(c, 3000);
-        assert_non_null(m);
-        if (strstr(m, "\"id\":10"))
-            break;
-        free(m);
-    }
+    m = text_with(c, "\"id\":10");
     assert_string_equal(m, "{\"result\":false,\"id\":10}");
     free(m);
     kft_ws_text_send(c, "{\"method\":\"SET_PROPERTY\",\"params\":[\"colour\",true],\"id\":11}");
-    for (;;) {
-        m = kft_ws_text(c, 3000);
-        assert_non_null(m);
-        if (strstr(m, "\"id\":11"))
-            break;
-        free(m);
-    }
+    m = text_with(c, "\"id\":11");
     assert_string_equal(m, "{\"error\":{\"code\":0,\"msg\":\"Unknown property\"},\"id\":11}");
     free(m);
     /* ping -> pong with the same payload */

@@ -86,6 +86,16 @@ static int get_state(int port, char *buf, size_t cap)
     return fails;
 }
 
+/* One number of /sim/state (fetched as get_state does); -1 if absent. */
+static long long state_value(int port, const char *key)
+{
+    char *r = big_buf();
+    get_state(port, r, 1 << 21);
+    long long v = state_num(r, key);
+    free(r);
+    return v;
+}
+
 /* next frame of any kind, pings answered; 1 frame, 0 timeout, -1 closed */
 static int next_frame(kft_ws *c, int timeout_ms, int *op, char **pl, size_t *n)
 {
@@ -221,10 +231,7 @@ static void test_close(void **state)
         assert_string_equal(c->close_reason, reason[k]);
         kft_ws_free(c);
     }
-    char *r = big_buf();
-    get_state(port, r, 1 << 21);
-    assert_int_equal(state_num(r, "close"), 2);
-    free(r);
+    assert_int_equal(state_value(port, "close"), 2);
     teardown(NULL);
 }
 
@@ -365,11 +372,8 @@ static void test_drop_close(void **state)
     assert_true(updates >= 20);
     assert_true(distinct >= 8);
     usleep(100000);
-    char *r = big_buf();
-    get_state(port, r, 1 << 21);
-    long long dropped = state_num(r, "dropped_closes");
+    long long dropped = state_value(port, "dropped_closes");
     assert_true(dropped >= distinct - 1 && dropped <= distinct + 2);
-    free(r);
     teardown(NULL);
 }
 
@@ -577,10 +581,7 @@ static void test_rest_timeout(void **state)
     struct pollfd pf = {fd, POLLIN, 0};
     assert_int_equal(poll(&pf, 1, 2000), 0); /* no answer, not closed */
     close(fd);
-    char *r = big_buf();
-    get_state(port, r, 1 << 21);
-    assert_int_equal(state_num(r, "rest_timeout"), 1);
-    free(r);
+    assert_int_equal(state_value(port, "rest_timeout"), 1);
     teardown(NULL);
 }
 
