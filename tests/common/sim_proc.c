@@ -2,6 +2,8 @@
  * plain loopback sockets. */
 #include "sim_proc.h"
 
+#include "raw_ws.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -132,18 +134,9 @@ int kft_http_get(int port, const char *path, char *buf, size_t cap)
 {
     if (cap)
         buf[0] = 0;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = kft_tcp_connect(port);
     if (fd < 0)
         return -1;
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((unsigned short)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
     char req[4096];
     int rl =
         snprintf(req, sizeof req,

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "cli_proc.h"
 #include "kftest.h"
 #include "sim_proc.h"
 
@@ -58,57 +59,13 @@ static char *slurp(const char *path)
 
 static pid_t cli_spawn(const char *const *args)
 {
-    const char *errp = tmp_path("cli.err");
-    char *argv[64];
-    size_t argc = 0;
-    argv[argc++] = (char *)KF_CLI_PATH;
-    for (; args[argc - 1] && argc < 63; argc++)
-        argv[argc] = (char *)args[argc - 1];
-    argv[argc] = NULL;
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(tmp_path("cli.out"), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int err = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (in < 0 || out < 0 || err < 0)
-            _exit(120);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(err, 2);
-        execv(argv[0], argv);
-        _exit(121);
-    }
-    return pid;
-}
-
-/* Exit code, or -1 while running (timeout_ms 0: do not wait). */
-static int cli_wait(pid_t pid, int timeout_ms)
-{
-    int status = 0;
-    for (int waited = 0;; waited += 10) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            break;
-        assert_true(r == 0);
-        if (waited >= timeout_ms) {
-            if (timeout_ms == 0)
-                return -1;
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            fail_msg("klinefeed did not exit within %d ms", timeout_ms);
-        }
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return kft_cli_spawn(args, NULL, tmp_path("cli.out"), tmp_path("cli.err"), NULL, NULL);
 }
 
 /* Runs the CLI to completion; returns the exit code, *err its stderr (free it). */
 static int cli_run(char **err, const char *const *args)
 {
-    int code = cli_wait(cli_spawn(args), 240000);
+    int code = kft_cli_wait(cli_spawn(args), 240000);
     *err = slurp(tmp_path("cli.err"));
     return code;
 }
@@ -322,7 +279,7 @@ static void test_interrupt_resume(void **state)
     struct timespec ts = {1, 500 * 1000 * 1000};
     nanosleep(&ts, NULL);
     kill(pid, SIGTERM);
-    int code = cli_wait(pid, 5000); /* promptly: the budget wait is cancelled */
+    int code = kft_cli_wait(pid, 5000); /* promptly: the budget wait is cancelled */
     char *err = slurp(tmp_path("cli.err"));
     if (code != 0)
         fail_msg("exit %d: %s", code, err);
@@ -395,7 +352,7 @@ static void test_tight_budget(void **state)
     weight_watch ww = {0};
     int code;
     long requests = 0;
-    while ((code = cli_wait(pid, 0)) < 0) {
+    while ((code = kft_cli_wait(pid, 0)) < 0) {
         long w, r;
         if (weight_state(port, &w, &r)) {
             int64_t m = (int64_t)time(NULL) / 60;
@@ -413,7 +370,7 @@ static void test_tight_budget(void **state)
         nanosleep(&ts, NULL);
         if (kft_now_ms() - t0 > 240000) {
             kill(pid, SIGKILL);
-            cli_wait(pid, 5000);
+            kft_cli_wait(pid, 5000);
             fail_msg("tight-budget backfill did not finish in 4 minutes");
         }
     }

@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "cli_proc.h"
 #include "klinefeed.h"
 
 #if __has_include("sim_proc.h")
@@ -144,55 +145,8 @@ static void result_free(cli_result *r)
  */
 static pid_t cli_spawn(const char *const *args, const char *stdin_path, const char *const *env)
 {
-    const char *outp = tmp_path("cli.out"), *errp = tmp_path("cli.err");
-    char *argv[64];
-    size_t argc = 0;
-    argv[argc++] = (char *)KF_CLI_PATH;
-    for (; args[argc - 1] && argc < 63; argc++)
-        argv[argc] = (char *)args[argc - 1];
-    argv[argc] = NULL;
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int in = open(stdin_path ? stdin_path : "/dev/null", O_RDONLY);
-        int out = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int err = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (in < 0 || out < 0 || err < 0)
-            _exit(120);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(err, 2);
-        unsetenv("BINANCE_API_KEY");
-        unsetenv("BINANCE_API_SECRET");
-        for (size_t i = 0; env && env[i]; i++)
-            putenv((char *)env[i]);
-        execv(argv[0], argv);
-        _exit(121);
-    }
-    return pid;
-}
-
-/* Waits for pid at most timeout_ms (then kills it and fails); returns the exit code. */
-static int cli_wait(pid_t pid, int timeout_ms)
-{
-    int status = 0;
-    for (int waited = 0;; waited += 10) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            break;
-        assert_true(r == 0);
-        if (waited >= timeout_ms) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            fail_msg("klinefeed did not exit within %d ms", timeout_ms);
-        }
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    return 128 + WTERMSIG(status);
+    static const char *const binance[] = {"BINANCE_API_KEY", "BINANCE_API_SECRET", NULL};
+    return kft_cli_spawn(args, stdin_path, tmp_path("cli.out"), tmp_path("cli.err"), binance, env);
 }
 
 static void cli_collect(cli_result *r, int code)
@@ -206,7 +160,7 @@ static void cli_run_env(cli_result *r, const char *stdin_path, const char *const
                         const char *const *args)
 {
     pid_t pid = cli_spawn(args, stdin_path, env);
-    cli_collect(r, cli_wait(pid, 60000));
+    cli_collect(r, kft_cli_wait(pid, 60000));
 }
 
 #define CLI(r, ...) cli_run_env((r), NULL, NULL, (const char *const[]){__VA_ARGS__, NULL})
@@ -709,7 +663,7 @@ static void test_run_sim_sigterm(void **state)
     pid_t pid = cli_spawn(args, NULL, NULL);
     if (!wait_for_text(tmp_path("cli.err"), "msg=\"running\"", 20000)) {
         kill(pid, SIGKILL);
-        cli_wait(pid, 5000);
+        kft_cli_wait(pid, 5000);
         kft_sim_stop(sim);
         char *err = slurp(tmp_path("cli.err"), NULL);
         fail_msg("klinefeed did not start:\n%s", err);
@@ -717,7 +671,7 @@ static void test_run_sim_sigterm(void **state)
     sleep(4); /* ~8 closes per stream at 120x */
     assert_int_equal(kill(pid, SIGTERM), 0);
     cli_result r;
-    cli_collect(&r, cli_wait(pid, 30000));
+    cli_collect(&r, kft_cli_wait(pid, 30000));
     kft_sim_stop(sim);
     if (r.code != 0)
         print_error("exit %d, stderr:\n%s", r.code, r.err);
@@ -801,7 +755,7 @@ static void test_run_sim_sigint_stdout(void **state)
     bool started = wait_for_text(tmp_path("cli.out"), "\"closed\":true", 20000);
     kill(pid, SIGINT);
     cli_result r;
-    cli_collect(&r, cli_wait(pid, 30000));
+    cli_collect(&r, kft_cli_wait(pid, 30000));
     kft_sim_stop(sim);
     if (!started || r.code != 0)
         print_error("exit %d, stderr:\n%s", r.code, r.err);

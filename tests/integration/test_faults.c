@@ -22,9 +22,10 @@
 
 #include <cmocka.h>
 
-#include "decode/json.h"
+#include "cli_proc.h"
 #include "kftest.h"
 #include "sim_proc.h"
+#include "store_text.h"
 
 #define FAULT_SECONDS 40 /* faults from 2 s to 40 s of real time */
 #define CALM_SECONDS 60  /* then no fault: at most this long for the repairs to complete */
@@ -39,94 +40,29 @@ static pid_t spawn_collector(int port, const char *db, const char *log)
     snprintf(ws, sizeof ws, "ws://127.0.0.1:%d/market", port);
     snprintf(rest, sizeof rest, "http://127.0.0.1:%d", port);
     snprintf(sink, sizeof sink, "sqlite:%s", db);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 2);
-        dup2(fd, 1);
-        execl(KF_CLI_PATH, "klinefeed", "run", "--symbols", "BTCUSDT,ETHUSDT,AVAXUSDT",
-              "--intervals", "1m,5m,15m", "--ws-url", ws, "--rest-url", rest, "--sink", sink,
-              "--ping-interval-ms", "300", "--liveness-timeout-ms", "1200",
-              "--reconnect-initial-ms", "100", "--reconnect-max-ms", "1000", "--connect-timeout-ms",
-              "3000", (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-typedef struct text {
-    char *p;
-    size_t len, cap, rows;
-} text;
-
-static void text_add(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void text_add(text *t, const char *fmt, ...)
-{
-    if (t->cap - t->len < 512) {
-        t->cap = t->cap ? t->cap * 2 : 1 << 16;
-        t->p = realloc(t->p, t->cap);
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    t->len += (size_t)vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
-    va_end(ap);
-    t->rows++;
-}
-
-static void db_text(sqlite3 *db, const char *sym, const char *iv, text *out, int64_t *first,
-                    int64_t *last)
-{
-    sqlite3_stmt *st;
-    sqlite3_prepare_v2(db,
-                       "SELECT open_time, close_time, open, high, low, close, volume, "
-                       "quote_volume, trades, taker_buy_base, taker_buy_quote FROM klines WHERE "
-                       "symbol=? AND interval=? AND closed=1 ORDER BY open_time",
-                       -1, &st, NULL);
-    sqlite3_bind_text(st, 1, sym, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, iv, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        int64_t t = sqlite3_column_int64(st, 0);
-        if (!out->rows)
-            *first = t;
-        *last = t;
-        text_add(
-            out, "%" PRId64 "|%lld|%s|%s|%s|%s|%s|%s|%lld|%s|%s\n", t, sqlite3_column_int64(st, 1),
-            sqlite3_column_text(st, 2), sqlite3_column_text(st, 3), sqlite3_column_text(st, 4),
-            sqlite3_column_text(st, 5), sqlite3_column_text(st, 6), sqlite3_column_text(st, 7),
-            sqlite3_column_int64(st, 8), sqlite3_column_text(st, 9), sqlite3_column_text(st, 10));
-    }
-    sqlite3_finalize(st);
-}
-
-static void truth_text(int port, const char *sym, const char *iv, int64_t from, int64_t to,
-                       text *out)
-{
-    static char body[1 << 22];
-    char path[256];
-    snprintf(path, sizeof path,
-             "/sim/truth?symbol=%s&interval=%s&startTime=%" PRId64 "&endTime=%" PRId64, sym, iv,
-             from, to);
-    assert_int_equal(kft_http_get(port, path, body, sizeof body), 200);
-    kf__json j;
-    kf__json_span v;
-    kf__json_init(&j, body, strlen(body));
-    assert_true(kf__json_enter_array(&j));
-    while (kf__json_next_elem(&j)) {
-        assert_true(kf__json_enter_array(&j));
-        char f[12][48];
-        for (int i = 0; i < 12; i++) {
-            assert_true(kf__json_next_elem(&j));
-            if (kf__json_peek(&j) == KF__JSON_STRING)
-                kf__json_read_string(&j, &v);
-            else
-                kf__json_skip_value(&j, &v);
-            snprintf(f[i], sizeof f[i], "%.*s", (int)v.len, v.p);
-        }
-        assert_false(kf__json_next_elem(&j));
-        text_add(out, "%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n", f[0], f[6], f[1], f[2], f[3], f[4],
-                 f[5], f[7], f[8], f[9], f[10]);
-    }
-    assert_true(kf__json_finish(&j));
+    return kft_spawn_daemon((const char *const[]){"run",
+                                                  "--symbols",
+                                                  "BTCUSDT,ETHUSDT,AVAXUSDT",
+                                                  "--intervals",
+                                                  "1m,5m,15m",
+                                                  "--ws-url",
+                                                  ws,
+                                                  "--rest-url",
+                                                  rest,
+                                                  "--sink",
+                                                  sink,
+                                                  "--ping-interval-ms",
+                                                  "300",
+                                                  "--liveness-timeout-ms",
+                                                  "1200",
+                                                  "--reconnect-initial-ms",
+                                                  "100",
+                                                  "--reconnect-max-ms",
+                                                  "1000",
+                                                  "--connect-timeout-ms",
+                                                  "3000",
+                                                  NULL},
+                            log);
 }
 
 /* The value of "key=" in the last line of the log holding "msg=stopped" or "exiting". */
@@ -156,15 +92,15 @@ static int compare_store(int port, const char *db, size_t *total, bool verbose)
     *total = 0;
     for (int s = 0; s < 3; s++)
         for (int i = 0; i < 3; i++) {
-            text got = {0}, want = {0};
+            kft_text got = {0}, want = {0};
             int64_t first = 0, last = 0;
-            db_text(h, symbols[s], intervals[i], &got, &first, &last);
+            kft_store_text(h, symbols[s], intervals[i], &got, &first, &last);
             if (got.rows < 2) {
                 bad++;
-                free(got.p);
+                kft_text_free(&got);
                 continue;
             }
-            truth_text(port, symbols[s], intervals[i], first, last, &want);
+            kft_exchange_text(port, "/sim/truth", symbols[s], intervals[i], first, last, &want);
             if (got.rows != want.rows || strcmp(got.p, want.p) != 0) {
                 bad++;
                 if (verbose)
@@ -172,8 +108,8 @@ static int compare_store(int port, const char *db, size_t *total, bool verbose)
                             symbols[s], intervals[i], got.rows, want.rows, got.p, want.p);
             }
             *total += got.rows;
-            free(got.p);
-            free(want.p);
+            kft_text_free(&got);
+            kft_text_free(&want);
         }
     sqlite3_close(h);
     return bad;

@@ -1,6 +1,6 @@
 /* test_sim.c - self-test of klinefeed-sim over real loopback sockets: handshake, live requests,
  * limits, kline delivery on routed and unrouted paths, REST/WS agreement, REST limits and
- * weights, /sim/state, thin symbols, flood mode. Uses a minimal WebSocket client below. */
+ * weights, /sim/state, thin symbols, flood mode. Uses the minimal WebSocket client of raw_ws.h. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "raw_ws.h"
 #include "sim_proc.h"
 
 /* ---- helpers */
@@ -28,285 +29,6 @@ static long long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int tcp_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((unsigned short)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* raw HTTP exchange on a fresh connection: full response (head + body) into out */
-static int http_raw(int port, const char *req, char *out, size_t cap)
-{
-    int fd = tcp_connect(port);
-    if (fd < 0)
-        return -1;
-    if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0) {
-        close(fd);
-        return -1;
-    }
-    size_t len = 0;
-    long long deadline = now_ms() + 10000;
-    while (len + 1 < cap) {
-        struct pollfd pf = {fd, POLLIN, 0};
-        long long left = deadline - now_ms();
-        if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
-            break;
-        ssize_t r = recv(fd, out + len, cap - 1 - len, 0);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-    }
-    out[len] = 0;
-    close(fd);
-    int status = -1;
-    if (sscanf(out, "HTTP/1.1 %d", &status) != 1)
-        return -1;
-    return status;
-}
-
-/* GET with headers kept; returns status */
-static int http_get_full(int port, const char *path, char *out, size_t cap)
-{
-    char req[1024];
-    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
-    return http_raw(port, req, out, cap);
-}
-
-static long header_long(const char *resp, const char *name)
-{
-    const char *p = strcasestr(resp, name);
-    if (!p)
-        return -1;
-    p += strlen(name);
-    while (*p == ':' || *p == ' ')
-        p++;
-    return atol(p);
-}
-
-/* ---- minimal websocket client */
-typedef struct wsc {
-    int fd;
-    unsigned char *buf;
-    size_t len, cap;
-    int close_code;
-    char close_reason[128];
-    unsigned seq;
-} wsc;
-
-static wsc *wsc_open(int port, const char *path)
-{
-    int fd = tcp_connect(port);
-    if (fd < 0)
-        return NULL;
-    char req[2048];
-    snprintf(req, sizeof req,
-             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: "
-             "Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-             "Sec-WebSocket-Version: 13\r\n\r\n",
-             path);
-    if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0) {
-        close(fd);
-        return NULL;
-    }
-    wsc *c = calloc(1, sizeof *c);
-    c->fd = fd;
-    c->cap = 1 << 20;
-    c->buf = malloc(c->cap);
-    long long deadline = now_ms() + 5000;
-    char *end = NULL;
-    while (!end) {
-        struct pollfd pf = {fd, POLLIN, 0};
-        long long left = deadline - now_ms();
-        if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
-            break;
-        ssize_t r = recv(fd, c->buf + c->len, c->cap - 1 - c->len, 0);
-        if (r <= 0)
-            break;
-        c->len += (size_t)r;
-        c->buf[c->len] = 0;
-        end = strstr((char *)c->buf, "\r\n\r\n");
-    }
-    if (!end || strncmp((char *)c->buf, "HTTP/1.1 101", 12) != 0 ||
-        !strstr((char *)c->buf, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n")) {
-        fprintf(stderr, "handshake failed: %s\n", c->buf);
-        close(fd);
-        free(c->buf);
-        free(c);
-        return NULL;
-    }
-    size_t hl = (size_t)(end - (char *)c->buf) + 4;
-    memmove(c->buf, c->buf + hl, c->len - hl);
-    c->len -= hl;
-    return c;
-}
-
-static void wsc_free(wsc *c)
-{
-    if (!c)
-        return;
-    close(c->fd);
-    free(c->buf);
-    free(c);
-}
-
-static int wsc_send(wsc *c, int op, bool fin, const void *p, size_t n)
-{
-    unsigned char *f = malloc(n + 14);
-    size_t hl;
-    f[0] = (unsigned char)((fin ? 0x80 : 0) | op);
-    if (n < 126) {
-        f[1] = (unsigned char)(0x80 | n);
-        hl = 2;
-    } else if (n < 65536) {
-        f[1] = 0x80 | 126;
-        f[2] = (unsigned char)(n >> 8);
-        f[3] = (unsigned char)n;
-        hl = 4;
-    } else {
-        f[1] = 0x80 | 127;
-        for (int i = 0; i < 8; i++)
-            f[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
-        hl = 10;
-    }
-    unsigned m = 0x9a3b7c11u * ++c->seq;
-    unsigned char mask[4] = {(unsigned char)m, (unsigned char)(m >> 8), (unsigned char)(m >> 16),
-                             (unsigned char)(m >> 24)};
-    memcpy(f + hl, mask, 4);
-    for (size_t i = 0; i < n; i++)
-        f[hl + 4 + i] = ((const unsigned char *)p)[i] ^ mask[i & 3];
-    ssize_t w = send(c->fd, f, hl + 4 + n, MSG_NOSIGNAL);
-    free(f);
-    return w == (ssize_t)(hl + 4 + n) ? 0 : -1;
-}
-
-static int wsc_text_send(wsc *c, const char *s)
-{
-    return wsc_send(c, 1, true, s, strlen(s));
-}
-
-/* next frame: 1 ok (payload malloc'd, NUL-terminated), 0 timeout, -1 closed */
-static int wsc_frame(wsc *c, int timeout_ms, int *op, char **pl, size_t *pn)
-{
-    long long deadline = now_ms() + timeout_ms;
-    for (;;) {
-        if (c->len >= 2) {
-            size_t hl = 2;
-            uint64_t n = c->buf[1] & 0x7f;
-            if (n == 126 && c->len >= 4) {
-                n = ((uint64_t)c->buf[2] << 8) | c->buf[3];
-                hl = 4;
-            } else if (n == 127 && c->len >= 10) {
-                n = 0;
-                for (int i = 0; i < 8; i++)
-                    n = (n << 8) | c->buf[2 + i];
-                hl = 10;
-            } else if (n >= 126) {
-                hl = 100000000; /* need more header */
-            }
-            if (hl < 100000000 && c->len >= hl + n) {
-                *op = c->buf[0] & 0x0f;
-                *pl = malloc(n + 1);
-                memcpy(*pl, c->buf + hl, n);
-                (*pl)[n] = 0;
-                *pn = n;
-                memmove(c->buf, c->buf + hl + n, c->len - hl - n);
-                c->len -= hl + n;
-                return 1;
-            }
-            if (hl < 100000000 && hl + n > c->cap) {
-                c->cap = hl + n + 1;
-                c->buf = realloc(c->buf, c->cap);
-            }
-        }
-        long long left = deadline - now_ms();
-        if (left <= 0)
-            return 0;
-        struct pollfd pf = {c->fd, POLLIN, 0};
-        if (poll(&pf, 1, (int)left) <= 0)
-            return 0;
-        ssize_t r = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
-        if (r <= 0)
-            return -1;
-        c->len += (size_t)r;
-    }
-}
-
-/* next text message (answers pings, records close); NULL on timeout or close */
-static char *wsc_text(wsc *c, int timeout_ms)
-{
-    long long deadline = now_ms() + timeout_ms;
-    for (;;) {
-        int op;
-        char *pl;
-        size_t n;
-        long long left = deadline - now_ms();
-        int rc = wsc_frame(c, left < 0 ? 0 : (int)left, &op, &pl, &n);
-        if (rc <= 0)
-            return NULL;
-        if (op == 1)
-            return pl;
-        if (op == 9)
-            wsc_send(c, 0xA, true, pl, n);
-        if (op == 8) {
-            c->close_code = n >= 2 ? ((unsigned char)pl[0] << 8 | (unsigned char)pl[1]) : 1005;
-            snprintf(c->close_reason, sizeof c->close_reason, "%s", n > 2 ? pl + 2 : "");
-            free(pl);
-            return NULL;
-        }
-        free(pl);
-    }
-}
-
-/* raw value of "key": in a JSON text (string contents without quotes) */
-static bool jfield(const char *js, const char *key, char *out, size_t cap)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(js, pat);
-    if (!p)
-        return false;
-    p += strlen(pat);
-    size_t n = 0;
-    if (*p == '"') {
-        p++;
-        while (p[n] && p[n] != '"')
-            n++;
-    } else {
-        while (p[n] && p[n] != ',' && p[n] != '}')
-            n++;
-    }
-    if (n >= cap)
-        return false;
-    memcpy(out, p, n);
-    out[n] = 0;
-    return true;
-}
-
-/* the REST row the closing event stands for */
-static void event_to_row(const char *ev, char *row, size_t cap)
-{
-    char t[32], T[32], o[64], h[64], l[64], c[64], v[64], q[64], n[32], V[64], Q[64];
-    assert_true(jfield(ev, "t", t, sizeof t) && jfield(ev, "T", T, sizeof T));
-    assert_true(jfield(ev, "o", o, sizeof o) && jfield(ev, "h", h, sizeof h));
-    assert_true(jfield(ev, "l", l, sizeof l) && jfield(ev, "c", c, sizeof c));
-    assert_true(jfield(ev, "v", v, sizeof v) && jfield(ev, "q", q, sizeof q));
-    assert_true(jfield(ev, "n", n, sizeof n) && jfield(ev, "V", V, sizeof V));
-    assert_true(jfield(ev, "Q", Q, sizeof Q));
-    snprintf(row, cap, "[%s,\"%s\",\"%s\",\"%s\",\"%s\",\"%s\",%s,\"%s\",%s,\"%s\",\"%s\",\"0\"]",
-             t, o, h, l, c, v, T, q, n, V, Q);
 }
 
 static kft_sim *g_sim; /* stopped by the teardown even when an assertion fails */
@@ -341,6 +63,18 @@ static char *big_buf(void)
     return malloc(1 << 21);
 }
 
+/* The next text message holding needle, those before it skipped; each within 3 s. */
+static char *text_with(kft_ws *c, const char *needle)
+{
+    for (;;) {
+        char *m = kft_ws_text(c, 3000);
+        assert_non_null(m);
+        if (strstr(m, needle))
+            return m;
+        free(m);
+    }
+}
+
 /* ---- tests */
 static void test_upgrade_and_requests(void **state)
 {
@@ -350,86 +84,57 @@ static void test_upgrade_and_requests(void **state)
     char *resp = big_buf();
 
     /* missing key -> 400 */
-    int st = http_raw(port,
-                      "GET /market/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: "
-                      "Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                      resp, 1 << 21);
+    int st = kft_http_raw(port,
+                          "GET /market/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: "
+                          "Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                          resp, 1 << 21);
     assert_int_equal(st, 400);
 
-    wsc *c = wsc_open(port, "/market/ws");
+    kft_ws *c = kft_ws_open(port, "/market/ws");
     assert_non_null(c);
-    assert_int_equal(wsc_text_send(c, "{\"method\":\"SUBSCRIBE\",\"params\":[\"btcusdt@kline_1m\","
+    assert_int_equal(kft_ws_text_send(c,
+                                      "{\"method\":\"SUBSCRIBE\",\"params\":[\"btcusdt@kline_1m\","
                                       "\"ethusdt@kline_5m\",\"BTCUSDT@kline_1m\"],\"id\":7}"),
                      0);
-    char *m = wsc_text(c, 3000);
+    char *m = kft_ws_text(c, 3000);
     /* updates may follow the ack; the ack comes first */
     assert_non_null(m);
     assert_string_equal(m, "{\"result\":null,\"id\":7}");
     free(m);
-    wsc_text_send(c, "{\"method\":\"LIST_SUBSCRIPTIONS\",\"id\":8}");
-    for (;;) {
-        m = wsc_text(c, 3000);
-        assert_non_null(m);
-        if (strstr(m, "\"id\":8"))
-            break;
-        free(m);
-    }
+    kft_ws_text_send(c, "{\"method\":\"LIST_SUBSCRIPTIONS\",\"id\":8}");
+    m = text_with(c, "\"id\":8");
     assert_string_equal(m, "{\"result\":[\"btcusdt@kline_1m\",\"ethusdt@kline_5m\","
                            "\"BTCUSDT@kline_1m\"],\"id\":8}");
     free(m);
-    wsc_text_send(c, "hello");
-    for (;;) {
-        m = wsc_text(c, 3000);
-        assert_non_null(m);
-        if (strstr(m, "\"error\""))
-            break;
-        free(m);
-    }
+    kft_ws_text_send(c, "hello");
+    m = text_with(c, "\"error\"");
     assert_string_equal(m, "{\"error\":{\"code\":3,\"msg\":\"Invalid JSON: expected value at line "
                            "1 column 1\"}}");
     free(m);
-    wsc_text_send(c, "{\"method\":\"FOO\",\"params\":[],\"id\":9}");
-    for (;;) {
-        m = wsc_text(c, 3000);
-        assert_non_null(m);
-        if (strstr(m, "\"error\""))
-            break;
-        free(m);
-    }
+    kft_ws_text_send(c, "{\"method\":\"FOO\",\"params\":[],\"id\":9}");
+    m = text_with(c, "\"error\"");
     assert_non_null(strstr(m, "{\"error\":{\"code\":2,\"msg\":\"Invalid request: "));
     assert_non_null(strstr(m, "},\"id\":9}"));
     free(m);
     /* properties, in a fragmented message */
     const char *part1 = "{\"method\":\"GET_PROP",
                *part2 = "ERTY\",\"params\":[\"combined\"],\"id\":10}";
-    wsc_send(c, 1, false, part1, strlen(part1));
-    wsc_send(c, 0, true, part2, strlen(part2));
-    for (;;) {
-        m = wsc_text(c, 3000);
-        assert_non_null(m);
-        if (strstr(m, "\"id\":10"))
-            break;
-        free(m);
-    }
+    kft_ws_send(c, 1, false, part1, strlen(part1));
+    kft_ws_send(c, 0, true, part2, strlen(part2));
+    m = text_with(c, "\"id\":10");
     assert_string_equal(m, "{\"result\":false,\"id\":10}");
     free(m);
-    wsc_text_send(c, "{\"method\":\"SET_PROPERTY\",\"params\":[\"colour\",true],\"id\":11}");
-    for (;;) {
-        m = wsc_text(c, 3000);
-        assert_non_null(m);
-        if (strstr(m, "\"id\":11"))
-            break;
-        free(m);
-    }
+    kft_ws_text_send(c, "{\"method\":\"SET_PROPERTY\",\"params\":[\"colour\",true],\"id\":11}");
+    m = text_with(c, "\"id\":11");
     assert_string_equal(m, "{\"error\":{\"code\":0,\"msg\":\"Unknown property\"},\"id\":11}");
     free(m);
     /* ping -> pong with the same payload */
-    wsc_send(c, 9, true, "abc", 3);
+    kft_ws_send(c, 9, true, "abc", 3);
     for (;;) {
         int op;
         char *pl;
         size_t n;
-        assert_int_equal(wsc_frame(c, 3000, &op, &pl, &n), 1);
+        assert_int_equal(kft_ws_frame(c, 3000, &op, &pl, &n), 1);
         if (op == 0xA) {
             assert_string_equal(pl, "abc");
             free(pl);
@@ -437,17 +142,17 @@ static void test_upgrade_and_requests(void **state)
         }
         free(pl);
     }
-    wsc_free(c);
+    kft_ws_free(c);
 
     /* unmasked client frame -> close 1002 */
-    c = wsc_open(port, "/market/ws");
+    c = kft_ws_open(port, "/market/ws");
     assert_non_null(c);
     unsigned char raw[] = {0x81, 0x02, '{', '}'};
     assert_int_equal(send(c->fd, raw, sizeof raw, MSG_NOSIGNAL), 4);
-    while ((m = wsc_text(c, 3000)))
+    while ((m = kft_ws_text(c, 3000)))
         free(m);
     assert_int_equal(c->close_code, 1002);
-    wsc_free(c);
+    kft_ws_free(c);
     free(resp);
     teardown(NULL);
 }
@@ -457,13 +162,13 @@ static void test_updates_and_combined(void **state)
     (void)state;
     kft_sim *s = start_sim("--speed", "10", NULL);
     int port = kft_sim_port(s);
-    wsc *c = wsc_open(port, "/market/ws");
+    kft_ws *c = kft_ws_open(port, "/market/ws");
     assert_non_null(c);
-    wsc_text_send(c, "{\"method\":\"SUBSCRIBE\",\"params\":[\"btcusdt@kline_1m\"],\"id\":1}");
-    char *m = wsc_text(c, 3000);
+    kft_ws_text_send(c, "{\"method\":\"SUBSCRIBE\",\"params\":[\"btcusdt@kline_1m\"],\"id\":1}");
+    char *m = kft_ws_text(c, 3000);
     assert_string_equal(m, "{\"result\":null,\"id\":1}");
     free(m);
-    m = wsc_text(c, 3000);
+    m = kft_ws_text(c, 3000);
     assert_non_null(m);
     const char *keys[] = {"{\"e\":\"kline\",\"E\":",
                           ",\"s\":\"BTCUSDT\",\"k\":{\"t\":",
@@ -488,16 +193,16 @@ static void test_updates_and_combined(void **state)
     }
     assert_int_equal(*p, 0);
     free(m);
-    wsc_free(c);
+    kft_ws_free(c);
 
-    c = wsc_open(port, "/market/stream?streams=ethusdt@kline_1m/bnbusdt@kline_3m");
+    c = kft_ws_open(port, "/market/stream?streams=ethusdt@kline_1m/bnbusdt@kline_3m");
     assert_non_null(c);
-    m = wsc_text(c, 3000);
+    m = kft_ws_text(c, 3000);
     assert_non_null(m);
     assert_true(strncmp(m, "{\"stream\":\"ethusdt@kline_1m\",\"data\":{\"e\":\"kline\"", 48) == 0 ||
                 strncmp(m, "{\"stream\":\"bnbusdt@kline_3m\",\"data\":{\"e\":\"kline\"", 48) == 0);
     free(m);
-    wsc_free(c);
+    kft_ws_free(c);
     teardown(NULL);
 }
 
@@ -505,16 +210,16 @@ static void test_unrouted_silent(void **state)
 {
     (void)state;
     kft_sim *s = start_sim("--speed", "600", NULL);
-    wsc *c = wsc_open(kft_sim_port(s), "/ws/btcusdt@kline_1m");
+    kft_ws *c = kft_ws_open(kft_sim_port(s), "/ws/btcusdt@kline_1m");
     assert_non_null(c);
-    wsc_text_send(c, "{\"method\":\"SUBSCRIBE\",\"params\":[\"ethusdt@kline_1m\"],\"id\":3}");
-    char *m = wsc_text(c, 3000);
+    kft_ws_text_send(c, "{\"method\":\"SUBSCRIBE\",\"params\":[\"ethusdt@kline_1m\"],\"id\":3}");
+    char *m = kft_ws_text(c, 3000);
     assert_string_equal(m, "{\"result\":null,\"id\":3}");
     free(m);
-    m = wsc_text(c, 1500); /* 15 simulated minutes */
+    m = kft_ws_text(c, 1500); /* 15 simulated minutes */
     assert_null(m);
     assert_int_equal(c->close_code, 0);
-    wsc_free(c);
+    kft_ws_free(c);
     teardown(NULL);
 }
 
@@ -522,7 +227,7 @@ static void test_stream_cap(void **state)
 {
     (void)state;
     kft_sim *s = start_sim(NULL);
-    wsc *c = wsc_open(kft_sim_port(s), "/market/ws");
+    kft_ws *c = kft_ws_open(kft_sim_port(s), "/market/ws");
     assert_non_null(c);
     size_t cap = 64 * 1100;
     char *req = malloc(cap);
@@ -530,23 +235,23 @@ static void test_stream_cap(void **state)
     for (int i = 0; i < 1024; i++)
         n += (size_t)snprintf(req + n, cap - n, "%s\"c%04dusdt@kline_1m\"", i ? "," : "", i);
     snprintf(req + n, cap - n, "],\"id\":1}");
-    wsc_text_send(c, req);
-    char *m = wsc_text(c, 3000);
+    kft_ws_text_send(c, req);
+    char *m = kft_ws_text(c, 3000);
     assert_string_equal(m, "{\"result\":null,\"id\":1}");
     free(m);
     /* resubscribing an existing name does not count */
-    wsc_text_send(c, "{\"method\":\"SUBSCRIBE\",\"params\":[\"c0000usdt@kline_1m\"],\"id\":2}");
-    m = wsc_text(c, 3000);
+    kft_ws_text_send(c, "{\"method\":\"SUBSCRIBE\",\"params\":[\"c0000usdt@kline_1m\"],\"id\":2}");
+    m = kft_ws_text(c, 3000);
     assert_string_equal(m, "{\"result\":null,\"id\":2}");
     free(m);
-    wsc_text_send(c, "{\"method\":\"SUBSCRIBE\",\"params\":[\"btcusdt@kline_1m\"],\"id\":3}");
-    m = wsc_text(c, 3000);
+    kft_ws_text_send(c, "{\"method\":\"SUBSCRIBE\",\"params\":[\"btcusdt@kline_1m\"],\"id\":3}");
+    m = kft_ws_text(c, 3000);
     assert_string_equal(m, "{\"error\":{\"code\":4,\"msg\":\"Too many subscriptions\"},\"id\":3}");
     free(m);
-    assert_null(wsc_text(c, 3000));
+    assert_null(kft_ws_text(c, 3000));
     assert_int_equal(c->close_code, 1008);
     free(req);
-    wsc_free(c);
+    kft_ws_free(c);
     teardown(NULL);
 }
 
@@ -554,23 +259,23 @@ static void test_msg_rate(void **state)
 {
     (void)state;
     kft_sim *s = start_sim(NULL);
-    wsc *c = wsc_open(kft_sim_port(s), "/market/ws");
+    kft_ws *c = kft_ws_open(kft_sim_port(s), "/market/ws");
     assert_non_null(c);
     for (int i = 0; i < 15; i++) {
         char req[128];
         snprintf(req, sizeof req, "{\"method\":\"LIST_SUBSCRIPTIONS\",\"id\":%d}", i);
-        wsc_text_send(c, req);
+        kft_ws_text_send(c, req);
     }
     int replies = 0;
     char *m;
-    while ((m = wsc_text(c, 3000))) {
+    while ((m = kft_ws_text(c, 3000))) {
         replies++;
         free(m);
     }
     assert_int_equal(replies, 10);
     assert_int_equal(c->close_code, 1008);
     assert_string_equal(c->close_reason, "Too many requests");
-    wsc_free(c);
+    kft_ws_free(c);
     teardown(NULL);
 }
 
@@ -598,22 +303,23 @@ static void test_closes_match_rest(void **state)
     (void)state;
     kft_sim *s = start_sim("--speed", "600", NULL);
     int port = kft_sim_port(s);
-    wsc *c = wsc_open(port, "/market/ws/btcusdt@kline_1m/ethusdt@kline_5m/avaxusdt@kline_1m");
+    kft_ws *c = kft_ws_open(port, "/market/ws/btcusdt@kline_1m/ethusdt@kline_5m/avaxusdt@kline_1m");
     assert_non_null(c);
     int closes_1m = 0, closes_5m = 0, empty_thin = 0;
     char *body = big_buf();
     long long deadline = now_ms() + 8000;
     while ((closes_1m < 6 || closes_5m < 1 || empty_thin < 1) && now_ms() < deadline) {
-        char *m = wsc_text(c, 2000);
+        char *m = kft_ws_text(c, 2000);
         assert_non_null(m);
         if (!strstr(m, "\"x\":true")) {
             free(m);
             continue;
         }
         char sym[32], iv[8], t[32], row[1024], n[32];
-        assert_true(jfield(m, "s", sym, sizeof sym) && jfield(m, "i", iv, sizeof iv));
-        assert_true(jfield(m, "t", t, sizeof t) && jfield(m, "n", n, sizeof n));
-        event_to_row(m, row, sizeof row);
+        assert_true(kft_json_field(m, "s", sym, sizeof sym) &&
+                    kft_json_field(m, "i", iv, sizeof iv));
+        assert_true(kft_json_field(m, "t", t, sizeof t) && kft_json_field(m, "n", n, sizeof n));
+        kft_ws_event_to_row(m, row, sizeof row);
         get_row(port, sym, iv, t, body, 1 << 21);
         char expect[1100];
         snprintf(expect, sizeof expect, "[%s]", row);
@@ -622,8 +328,8 @@ static void test_closes_match_rest(void **state)
             closes_1m++;
         if (strcmp(sym, "AVAXUSDT") == 0 && strcmp(n, "0") == 0) {
             char f[32], L[32], v[32], q[32];
-            assert_true(jfield(m, "f", f, sizeof f) && jfield(m, "L", L, sizeof L));
-            assert_true(jfield(m, "v", v, sizeof v) && jfield(m, "q", q, sizeof q));
+            assert_true(kft_json_field(m, "f", f, sizeof f) && kft_json_field(m, "L", L, sizeof L));
+            assert_true(kft_json_field(m, "v", v, sizeof v) && kft_json_field(m, "q", q, sizeof q));
             assert_string_equal(f, "-1");
             assert_string_equal(L, "-1");
             assert_string_equal(v, "0.0");
@@ -671,21 +377,21 @@ static void test_closes_match_rest(void **state)
             }
             assert_int_equal(rows, 5);
             char ev[64];
-            assert_true(jfield(m, "o", ev, sizeof ev));
+            assert_true(kft_json_field(m, "o", ev, sizeof ev));
             assert_string_equal(ev, o);
-            assert_true(jfield(m, "c", ev, sizeof ev));
+            assert_true(kft_json_field(m, "c", ev, sizeof ev));
             assert_string_equal(ev, cl);
-            assert_true(jfield(m, "h", ev, sizeof ev));
+            assert_true(kft_json_field(m, "h", ev, sizeof ev));
             assert_int_equal(mant(ev), hi);
-            assert_true(jfield(m, "l", ev, sizeof ev));
+            assert_true(kft_json_field(m, "l", ev, sizeof ev));
             assert_int_equal(mant(ev), lo);
-            assert_true(jfield(m, "v", ev, sizeof ev));
+            assert_true(kft_json_field(m, "v", ev, sizeof ev));
             assert_int_equal(mant(ev), v);
-            assert_true(jfield(m, "q", ev, sizeof ev));
+            assert_true(kft_json_field(m, "q", ev, sizeof ev));
             assert_int_equal(mant(ev), q);
-            assert_true(jfield(m, "V", ev, sizeof ev));
+            assert_true(kft_json_field(m, "V", ev, sizeof ev));
             assert_int_equal(mant(ev), V);
-            assert_true(jfield(m, "Q", ev, sizeof ev));
+            assert_true(kft_json_field(m, "Q", ev, sizeof ev));
             assert_int_equal(mant(ev), Q);
             assert_int_equal(atoll(n), cnt);
         }
@@ -695,7 +401,7 @@ static void test_closes_match_rest(void **state)
     assert_true(closes_5m >= 1);
     assert_true(empty_thin >= 1);
     free(body);
-    wsc_free(c);
+    kft_ws_free(c);
     teardown(NULL);
 }
 
@@ -703,16 +409,16 @@ static void test_no_skipped_closes(void **state)
 {
     (void)state;
     kft_sim *s = start_sim("--speed", "60000", NULL); /* a simulated minute per real ms */
-    wsc *c = wsc_open(kft_sim_port(s), "/market/ws/btcusdt@kline_1m");
+    kft_ws *c = kft_ws_open(kft_sim_port(s), "/market/ws/btcusdt@kline_1m");
     assert_non_null(c);
     long long prev = -1;
     int closes = 0;
     while (closes < 500) {
-        char *m = wsc_text(c, 2000);
+        char *m = kft_ws_text(c, 2000);
         assert_non_null(m);
         if (strstr(m, "\"x\":true")) {
             char t[32];
-            assert_true(jfield(m, "t", t, sizeof t));
+            assert_true(kft_json_field(m, "t", t, sizeof t));
             if (prev >= 0)
                 assert_int_equal(atoll(t), prev + 60000);
             prev = atoll(t);
@@ -720,7 +426,7 @@ static void test_no_skipped_closes(void **state)
         }
         free(m);
     }
-    wsc_free(c);
+    kft_ws_free(c);
     teardown(NULL);
 }
 
@@ -733,12 +439,12 @@ static void test_rest_rules(void **state)
     /* keep the weight sequence inside one UTC minute */
     if (time(NULL) % 60 >= 57)
         sleep((unsigned)(61 - time(NULL) % 60));
-    assert_int_equal(
-        http_get_full(port, "/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=1501", r, 1 << 21),
-        400);
+    assert_int_equal(kft_http_get_full(
+                         port, "/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=1501", r, 1 << 21),
+                     400);
     assert_non_null(
         strstr(r, "{\"code\":-1130,\"msg\":\"Data sent for parameter 'limit' is not valid.\"}"));
-    long w0 = header_long(r, "X-MBX-USED-WEIGHT-1M");
+    long w0 = kft_http_header_long(r, "X-MBX-USED-WEIGHT-1M");
     assert_true(w0 >= 1);
     struct {
         const char *q;
@@ -752,9 +458,9 @@ static void test_rest_rules(void **state)
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         char path[256];
         snprintf(path, sizeof path, "/fapi/v1/klines?symbol=ETHUSDT&interval=1m&%s", steps[i].q);
-        assert_int_equal(http_get_full(port, path, r, 1 << 21), 200);
+        assert_int_equal(kft_http_get_full(port, path, r, 1 << 21), 200);
         used += steps[i].w;
-        assert_int_equal(header_long(r, "X-MBX-USED-WEIGHT-1M"), used);
+        assert_int_equal(kft_http_header_long(r, "X-MBX-USED-WEIGHT-1M"), used);
     }
     assert_int_equal(kft_http_get(port, "/fapi/v1/klines?symbol=FOOUSDT&interval=1m", r, 4096),
                      400);
@@ -805,11 +511,11 @@ static void test_rest_rules(void **state)
     if (time(NULL) % 60 >= 58)
         sleep((unsigned)(61 - time(NULL) % 60));
     for (int i = 0; i < 5; i++)
-        assert_int_equal(http_get_full(port, "/fapi/v1/time", r, 1 << 20), 200);
-    assert_int_equal(http_get_full(port, "/fapi/v1/time", r, 1 << 20), 429);
-    long ra = header_long(r, "Retry-After");
+        assert_int_equal(kft_http_get_full(port, "/fapi/v1/time", r, 1 << 20), 200);
+    assert_int_equal(kft_http_get_full(port, "/fapi/v1/time", r, 1 << 20), 429);
+    long ra = kft_http_header_long(r, "Retry-After");
     assert_true(ra >= 1 && ra <= 60);
-    assert_int_equal(header_long(r, "X-MBX-USED-WEIGHT-1M"), 6);
+    assert_int_equal(kft_http_header_long(r, "X-MBX-USED-WEIGHT-1M"), 6);
     assert_non_null(strstr(r, "{\"code\":-1003,\"msg\":\"Too many requests; current limit is 5 "
                               "requests per minute.\"}"));
     free(r);
@@ -821,34 +527,35 @@ static void test_state_and_pings(void **state)
     (void)state;
     kft_sim *s = start_sim("--ping-ms", "100", "--delisted", "OLDUSDT", NULL);
     int port = kft_sim_port(s);
-    wsc *a = wsc_open(port, "/market/ws/btcusdt@kline_1m");
-    wsc *b = wsc_open(port, "/market/stream");
+    kft_ws *a = kft_ws_open(port, "/market/ws/btcusdt@kline_1m");
+    kft_ws *b = kft_ws_open(port, "/market/stream");
     assert_non_null(a);
     assert_non_null(b);
-    wsc_text_send(b, "{\"method\":\"SUBSCRIBE\",\"params\":[\"btcusdt@kline_1m\",\"oldusdt@kline_"
+    kft_ws_text_send(b,
+                     "{\"method\":\"SUBSCRIBE\",\"params\":[\"btcusdt@kline_1m\",\"oldusdt@kline_"
                      "1m\"],\"id\":1}");
     char *m;
     bool pinged = false;
     long long deadline = now_ms() + 3000;
-    while (now_ms() < deadline && !pinged) { /* wsc_text answers pings */
+    while (now_ms() < deadline && !pinged) { /* kft_ws_text answers pings */
         int op;
         char *pl;
         size_t n;
-        if (wsc_frame(a, 100, &op, &pl, &n) == 1) {
+        if (kft_ws_frame(a, 100, &op, &pl, &n) == 1) {
             if (op == 9) {
-                wsc_send(a, 0xA, true, pl, n);
+                kft_ws_send(a, 0xA, true, pl, n);
                 pinged = true;
             }
             free(pl);
         }
     }
     assert_true(pinged);
-    while ((m = wsc_text(b, 300))) /* drains ack and data; the delisted stream never delivers */
+    while ((m = kft_ws_text(b, 300))) /* drains ack and data; the delisted stream never delivers */
     {
         assert_null(strstr(m, "OLDUSDT"));
         free(m);
     }
-    wsc_free(a);
+    kft_ws_free(a);
     usleep(200000);
     char *r = big_buf();
     assert_int_equal(kft_http_get(port, "/sim/state", r, 1 << 20), 200);
@@ -864,7 +571,7 @@ static void test_state_and_pings(void **state)
     assert_non_null(strstr(r, "\"frames_sent\":"));
     assert_true(strncmp(r, "{\"now\":", 7) == 0);
     free(r);
-    wsc_free(b);
+    kft_ws_free(b);
     teardown(NULL);
 }
 
@@ -875,11 +582,11 @@ static void test_flood(void **state)
     int port = kft_sim_port(s);
     unsigned long long sum[2] = {0, 0};
     for (int k = 0; k < 2; k++) {
-        wsc *c = wsc_open(port, "/market/ws/btcusdt@kline_1m/ethusdt@kline_1h");
+        kft_ws *c = kft_ws_open(port, "/market/ws/btcusdt@kline_1m/ethusdt@kline_1h");
         assert_non_null(c);
         unsigned long long h = 1469598103934665603ULL;
         for (int i = 0; i < 100000; i++) {
-            char *m = wsc_text(c, 5000);
+            char *m = kft_ws_text(c, 5000);
             assert_non_null(m);
             assert_true(strncmp(m, "{\"e\":\"kline\"", 12) == 0);
             for (const char *p = m; *p; p++)
@@ -888,10 +595,10 @@ static void test_flood(void **state)
         }
         sum[k] = h;
         /* normal behaviour resumes */
-        char *m = wsc_text(c, 3000);
+        char *m = kft_ws_text(c, 3000);
         assert_non_null(m);
         free(m);
-        wsc_free(c);
+        kft_ws_free(c);
     }
     assert_true(sum[0] == sum[1]);
     teardown(NULL);

@@ -17,111 +17,45 @@
 
 #include <cmocka.h>
 
-#include "decode/json.h"
 #include "kftest.h"
 #include "sim_proc.h"
+#include "store_text.h"
 
 #define START_MS 1767225600000LL /* the simulator's default clock start */
 
-typedef struct row {
-    int64_t open_time, close_time, trades;
-    char open[32], high[32], low[32], close[32], volume[40], quote_volume[40], tbb[40], tbq[40];
-} row;
-
-static size_t db_rows(sqlite3 *db, const char *sym, const char *iv, row *out, size_t cap)
+/* Field k (0-based) of the row line at line ("a|b|...\n"), into out. */
+static void line_field(const char *line, int k, char *out, size_t cap)
 {
-    sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT open_time, close_time, open, high, low, close, "
-                                        "volume, quote_volume, trades, taker_buy_base, "
-                                        "taker_buy_quote FROM klines WHERE symbol=? AND "
-                                        "interval=? AND closed=1 ORDER BY open_time",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    sqlite3_bind_text(st, 1, sym, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, iv, -1, SQLITE_STATIC);
-    size_t n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW && n < cap) {
-        row *r = &out[n++];
-        memset(r, 0, sizeof *r);
-        r->open_time = sqlite3_column_int64(st, 0);
-        r->close_time = sqlite3_column_int64(st, 1);
-        snprintf(r->open, sizeof r->open, "%s", sqlite3_column_text(st, 2));
-        snprintf(r->high, sizeof r->high, "%s", sqlite3_column_text(st, 3));
-        snprintf(r->low, sizeof r->low, "%s", sqlite3_column_text(st, 4));
-        snprintf(r->close, sizeof r->close, "%s", sqlite3_column_text(st, 5));
-        snprintf(r->volume, sizeof r->volume, "%s", sqlite3_column_text(st, 6));
-        snprintf(r->quote_volume, sizeof r->quote_volume, "%s", sqlite3_column_text(st, 7));
-        r->trades = sqlite3_column_int64(st, 8);
-        snprintf(r->tbb, sizeof r->tbb, "%s", sqlite3_column_text(st, 9));
-        snprintf(r->tbq, sizeof r->tbq, "%s", sqlite3_column_text(st, 10));
+    for (; k > 0; k--)
+        line += strcspn(line, "|\n") + 1;
+    snprintf(out, cap, "%.*s", (int)strcspn(line, "|\n"), line);
+}
+
+/* got and want hold as many rows: asserts them equal row for row (naming the first that differs);
+ * returns how many are empty candles (0 trades). */
+static size_t assert_rows_equal(const char *sym, const char *iv, const kft_text *got,
+                                const kft_text *want)
+{
+    size_t empty = 0;
+    const char *g = got->p, *w = want->p;
+    for (size_t i = 0; i < got->rows; i++) {
+        size_t gl = strcspn(g, "\n"), wl = strcspn(w, "\n");
+        bool eq = gl == wl && memcmp(g, w, gl) == 0;
+        if (!eq) {
+            char gc[64], wc[64];
+            line_field(g, 5, gc, sizeof gc);
+            line_field(w, 5, wc, sizeof wc);
+            fprintf(stderr, "%s %s row %zu differs: open_time %lld close %s/%s\n", sym, iv, i,
+                    atoll(g), gc, wc);
+        }
+        assert_true(eq);
+        char trades[32];
+        line_field(g, 8, trades, sizeof trades);
+        empty += strcmp(trades, "0") == 0;
+        g += gl + 1;
+        w += wl + 1;
     }
-    sqlite3_finalize(st);
-    return n;
-}
-
-static void str_field(kf__json *j, char *dst, size_t cap)
-{
-    kf__json_span v;
-    assert_true(kf__json_read_string(j, &v));
-    assert_true(v.len < cap);
-    memcpy(dst, v.p, v.len);
-    dst[v.len] = 0;
-}
-
-/* GET /fapi/v1/klines rows [from, to] (open times) into out. */
-static size_t rest_rows(int port, const char *sym, const char *iv, int64_t from, int64_t to,
-                        row *out, size_t cap)
-{
-    static char body[1 << 21];
-    char path[256];
-    snprintf(path, sizeof path,
-             "/fapi/v1/klines?symbol=%s&interval=%s&startTime=%" PRId64 "&endTime=%" PRId64
-             "&limit=1500",
-             sym, iv, from, to);
-    assert_int_equal(kft_http_get(port, path, body, sizeof body), 200);
-    kf__json j;
-    kf__json_init(&j, body, strlen(body));
-    size_t n = 0;
-    assert_true(kf__json_enter_array(&j));
-    while (kf__json_next_elem(&j)) {
-        assert_true(n < cap);
-        row *r = &out[n++];
-        memset(r, 0, sizeof *r);
-        assert_true(kf__json_enter_array(&j));
-        assert_true(kf__json_next_elem(&j) && kf__json_read_i64(&j, &r->open_time));
-        assert_true(kf__json_next_elem(&j));
-        str_field(&j, r->open, sizeof r->open);
-        assert_true(kf__json_next_elem(&j));
-        str_field(&j, r->high, sizeof r->high);
-        assert_true(kf__json_next_elem(&j));
-        str_field(&j, r->low, sizeof r->low);
-        assert_true(kf__json_next_elem(&j));
-        str_field(&j, r->close, sizeof r->close);
-        assert_true(kf__json_next_elem(&j));
-        str_field(&j, r->volume, sizeof r->volume);
-        assert_true(kf__json_next_elem(&j) && kf__json_read_i64(&j, &r->close_time));
-        assert_true(kf__json_next_elem(&j));
-        str_field(&j, r->quote_volume, sizeof r->quote_volume);
-        assert_true(kf__json_next_elem(&j) && kf__json_read_i64(&j, &r->trades));
-        assert_true(kf__json_next_elem(&j));
-        str_field(&j, r->tbb, sizeof r->tbb);
-        assert_true(kf__json_next_elem(&j));
-        str_field(&j, r->tbq, sizeof r->tbq);
-        assert_true(kf__json_next_elem(&j) && kf__json_skip_value(&j, NULL));
-        assert_false(kf__json_next_elem(&j));
-    }
-    assert_true(kf__json_finish(&j));
-    return n;
-}
-
-static bool row_eq(const row *a, const row *b)
-{
-    return a->open_time == b->open_time && a->close_time == b->close_time &&
-           a->trades == b->trades && !strcmp(a->open, b->open) && !strcmp(a->high, b->high) &&
-           !strcmp(a->low, b->low) && !strcmp(a->close, b->close) &&
-           !strcmp(a->volume, b->volume) && !strcmp(a->quote_volume, b->quote_volume) &&
-           !strcmp(a->tbb, b->tbb) && !strcmp(a->tbq, b->tbq);
+    return empty;
 }
 
 /* The collector has closed BTCUSDT's 1m candle that opens at *arg. */
@@ -187,29 +121,32 @@ static void test_simulated_hour_equals_rest(void **state)
 
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    static row got[2000], want[2000];
     size_t total = 0, empty = 0;
     for (int si = 0; si < 3; si++)
         for (int ii = 0; ii < 4; ii++) {
-            size_t n = db_rows(db, symbols[si], intervals[ii], got, 2000);
+            kft_text got = {0}, want = {0};
+            int64_t first = 0, last = 0;
+            assert_int_equal(kft_store_text(db, symbols[si], intervals[ii], &got, &first, &last),
+                             SQLITE_OK);
+            size_t n = got.rows;
             assert_true(n >= 1);
-            size_t m = rest_rows(sim_port, symbols[si], intervals[ii], got[0].open_time,
-                                 got[n - 1].open_time, want, 2000);
+            kft_exchange_text(sim_port, "/fapi/v1/klines", symbols[si], intervals[ii], first, last,
+                              &want);
+            size_t m = want.rows;
             if (n != m)
                 fprintf(stderr, "%s %s: %zu stored, %zu from REST\n", symbols[si], intervals[ii], n,
                         m);
             assert_int_equal(n, m); /* contiguous: nothing missing, nothing extra */
-            for (size_t i = 0; i < n; i++) {
-                if (!row_eq(&got[i], &want[i]))
-                    fprintf(stderr, "%s %s row %zu differs: open_time %" PRId64 " close %s/%s\n",
-                            symbols[si], intervals[ii], i, got[i].open_time, got[i].close,
-                            want[i].close);
-                assert_true(row_eq(&got[i], &want[i]));
-                empty += got[i].trades == 0;
-            }
+            empty += assert_rows_equal(symbols[si], intervals[ii], &got, &want);
             total += n;
+            kft_text_free(&got);
+            kft_text_free(&want);
         }
-    size_t minutes = db_rows(db, "BTCUSDT", "1m", got, 2000);
+    kft_text btc = {0};
+    int64_t first = 0, last = 0;
+    assert_int_equal(kft_store_text(db, "BTCUSDT", "1m", &btc, &first, &last), SQLITE_OK);
+    size_t minutes = btc.rows;
+    kft_text_free(&btc);
     sqlite3_close(db);
     printf("simulated hour: streams=12 rows_compared=%zu empty_candles=%zu btc_1m_rows=%zu "
            "mismatches=0 missing=0\n",
@@ -264,18 +201,21 @@ static void test_restart_resumes_from_store(void **state)
     kf_stop(c);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    static row got[2000], want[2000];
     const char *syms[] = {"BTCUSDT", "AVAXUSDT"}, *ivs[] = {"1m", "3m"};
     size_t total = 0;
     for (int si = 0; si < 2; si++)
         for (int ii = 0; ii < 2; ii++) {
-            size_t n = db_rows(db, syms[si], ivs[ii], got, 2000);
-            size_t m = rest_rows(port, syms[si], ivs[ii], got[0].open_time, got[n - 1].open_time,
-                                 want, 2000);
+            kft_text got = {0}, want = {0};
+            int64_t first = 0, last = 0;
+            assert_int_equal(kft_store_text(db, syms[si], ivs[ii], &got, &first, &last), SQLITE_OK);
+            size_t n = got.rows;
+            kft_exchange_text(port, "/fapi/v1/klines", syms[si], ivs[ii], first, last, &want);
+            size_t m = want.rows;
             assert_int_equal(n, m);
-            for (size_t i = 0; i < n; i++)
-                assert_true(row_eq(&got[i], &want[i]));
+            assert_rows_equal(syms[si], ivs[ii], &got, &want);
             total += n;
+            kft_text_free(&got);
+            kft_text_free(&want);
         }
     sqlite3_close(db);
     printf("restart: rows_compared=%zu backfilled=%llu rest_requests=%llu rest_weight=%llu "

@@ -15,27 +15,21 @@
 
 #include "sink/format.h"
 #include "sink/sink.h"
+#include "sink_fixture.h"
 
 static char g_dir[256];
 static char g_err[512];
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **st)
 {
     (void)st;
-    snprintf(g_dir, sizeof g_dir, "/tmp/kf-sink-store-XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return kft_dir_create(g_dir, sizeof g_dir, "kf-sink-store");
 }
 
 static int teardown(void **st)
 {
     (void)st;
-    return nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return kft_dir_remove(g_dir);
 }
 
 static const char *path_in(const char *name)
@@ -110,19 +104,6 @@ static void db_exec(sqlite3 *db, const char *sql)
         fail_msg("%s: %s", sql, msg ? msg : "?");
 }
 
-/* First column of the first row as text into a static buffer ("" if no row). */
-static const char *db_text(sqlite3 *db, const char *sql)
-{
-    static char out[256];
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    out[0] = 0;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-        snprintf(out, sizeof out, "%s", (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    return out;
-}
-
 /* ---- lookup ---- */
 
 static void test_lookup(void **st)
@@ -185,14 +166,14 @@ static void test_sqlite_create_reopen(void **st)
     s = sq_open_ok(p); /* same schema: accepted, data kept */
     kf__sink_sqlite.close(s);
     sqlite3 *db = db_open(p);
-    assert_string_equal(db_text(db, "SELECT count(*) FROM klines"), "3");
-    assert_string_equal(db_text(db, "SELECT value FROM meta WHERE key='schema_version'"), "1");
-    assert_string_equal(db_text(db, "PRAGMA journal_mode"), "wal");
-    assert_string_equal(db_text(db, "SELECT count(*) FROM meta"), "1");
+    assert_string_equal(kft_db_text(db, "SELECT count(*) FROM klines"), "3");
+    assert_string_equal(kft_db_text(db, "SELECT value FROM meta WHERE key='schema_version'"), "1");
+    assert_string_equal(kft_db_text(db, "PRAGMA journal_mode"), "wal");
+    assert_string_equal(kft_db_text(db, "SELECT count(*) FROM meta"), "1");
     assert_string_equal(
-        db_text(db, "SELECT sql LIKE '%WITHOUT ROWID' FROM sqlite_master WHERE name='klines'"),
+        kft_db_text(db, "SELECT sql LIKE '%WITHOUT ROWID' FROM sqlite_master WHERE name='klines'"),
         "1");
-    assert_string_equal(db_text(db, "SELECT close FROM klines WHERE symbol='ETHUSDT'"), "3");
+    assert_string_equal(kft_db_text(db, "SELECT close FROM klines WHERE symbol='ETHUSDT'"), "3");
     sqlite3_close(db);
 }
 
@@ -216,11 +197,11 @@ static void test_sqlite_exact_text(void **st)
     const char *sql = "SELECT open || '|' || high || '|' || low || '|' || close || '|' || volume "
                       "|| '|' || quote_volume || '|' || taker_buy_base || '|' || taker_buy_quote "
                       "|| '|' || trades || '|' || closed || '|' || close_time FROM klines";
-    assert_string_equal(db_text(db, sql),
+    assert_string_equal(kft_db_text(db, sql),
                         "0.00000|83084.90|0.10|0.01731|123456789012.34567|412345678901.12345|"
                         "999999999999999999|0.000000000000000001|123456789|1|1790000059999");
-    assert_string_equal(db_text(db, "SELECT typeof(open) || typeof(quote_volume) || "
-                                    "typeof(open_time) || typeof(closed) FROM klines"),
+    assert_string_equal(kft_db_text(db, "SELECT typeof(open) || typeof(quote_volume) || "
+                                        "typeof(open_time) || typeof(closed) FROM klines"),
                         "texttextintegerinteger");
     sqlite3_close(db);
 }
@@ -232,7 +213,7 @@ static const char *row_state(sqlite3 *db, int64_t t)
              "SELECT close || '/' || closed FROM klines WHERE symbol='BTCUSDT' AND "
              "interval='1m' AND open_time=%lld",
              (long long)t);
-    return db_text(db, sql);
+    return kft_db_text(db, sql);
 }
 
 static void test_sqlite_upsert_rules(void **st)
@@ -263,7 +244,7 @@ static void test_sqlite_upsert_rules(void **st)
                      mk("BTCUSDT", "1m", 120000, 0, "3")};
     assert_int_equal(kf__sink_sqlite.write(s, b, 3, g_err, sizeof g_err), KF_OK);
     assert_string_equal(row_state(db, 120000), "2/1");
-    assert_string_equal(db_text(db, "SELECT count(*) FROM klines"), "2");
+    assert_string_equal(kft_db_text(db, "SELECT count(*) FROM klines"), "2");
     sqlite3_close(db);
     kf__sink_sqlite.close(s);
 }
@@ -281,10 +262,10 @@ static void test_sqlite_batch_is_atomic(void **st)
     assert_int_equal(kf__sink_sqlite.write(s, b, 3, g_err, sizeof g_err), KF_ERR_SINK);
     assert_non_null(strstr(g_err, p));
     assert_non_null(strstr(g_err, "injected failure"));
-    assert_string_equal(db_text(db, "SELECT count(*) FROM klines"), "0");
+    assert_string_equal(kft_db_text(db, "SELECT count(*) FROM klines"), "0");
     /* the connection is usable again afterwards */
     assert_int_equal(kf__sink_sqlite.write(s, b, 1, g_err, sizeof g_err), KF_OK);
-    assert_string_equal(db_text(db, "SELECT count(*) FROM klines"), "1");
+    assert_string_equal(kft_db_text(db, "SELECT count(*) FROM klines"), "1");
     sqlite3_close(db);
     kf__sink_sqlite.close(s);
 }

@@ -15,28 +15,22 @@
 
 #include "sink/format.h"
 #include "sink/sink.h"
+#include "sink_fixture.h"
 
 static char g_dir[256];
 static char g_err[512];
 static kf__logger g_lg;
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **st)
 {
     (void)st;
-    snprintf(g_dir, sizeof g_dir, "/tmp/kf-sink-writer-XXXXXX");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return kft_dir_create(g_dir, sizeof g_dir, "kf-sink-writer");
 }
 
 static int teardown(void **st)
 {
     (void)st;
-    return nftw(g_dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return kft_dir_remove(g_dir);
 }
 
 static const char *spec_in(const char *scheme, const char *name)
@@ -82,18 +76,6 @@ static kf_kline row(uint64_t i)
     return k;
 }
 
-static const char *db_text(sqlite3 *db, const char *sql)
-{
-    static char out[256];
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    out[0] = 0;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-        snprintf(out, sizeof out, "%s", (const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    return out;
-}
-
 static kf__writer *open_ok(const char *spec, size_t cap)
 {
     kf__writer *w = kf__writer_open(spec, cap, &g_lg, g_err, sizeof g_err);
@@ -120,12 +102,13 @@ static void check_sqlite_rows(const char *spec, uint64_t n)
     assert_int_equal(sqlite3_open(spec + strlen("sqlite:"), &db), SQLITE_OK);
     char want[32];
     snprintf(want, sizeof want, "%llu", (unsigned long long)n);
-    assert_string_equal(db_text(db, "SELECT count(*) FROM klines"), want);
+    assert_string_equal(kft_db_text(db, "SELECT count(*) FROM klines"), want);
     /* each row exactly once and the right one: open encodes its index */
     snprintf(want, sizeof want, "%llu", (unsigned long long)n);
-    assert_string_equal(db_text(db, "SELECT count(DISTINCT open) FROM klines"), want);
+    assert_string_equal(kft_db_text(db, "SELECT count(DISTINCT open) FROM klines"), want);
     assert_string_equal(
-        db_text(db, "SELECT count(*) FROM klines WHERE CAST(replace(open, '.', '') AS INTEGER) "
+        kft_db_text(db,
+                    "SELECT count(*) FROM klines WHERE CAST(replace(open, '.', '') AS INTEGER) "
                     "- 8308490 != ((open_time - 1790000000000) / 60000) * 4 + "
                     "CASE symbol WHEN 'BTCUSDT' THEN 0 WHEN 'ETHUSDT' THEN 1 WHEN 'SOLUSDT' THEN "
                     "2 ELSE 3 END"),
