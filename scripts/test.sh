@@ -16,6 +16,10 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$JOBS"
 echo "== tests"
 (cd build && ctest --output-on-failure -j "$JOBS" -LE valgrind)
+# What the tests injected and compared (ctest keeps passing tests' output in its log).
+echo "== figures printed by the tests"
+grep -hE '^(fault suite|rotation|crash test|simulated hour|restart|reconnect|allocations|# history|# interrupted|# tight budget|sqlite writer|locked for)' \
+  build/Testing/Temporary/LastTest.log || true
 
 echo "== build (ASan + UBSan)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DKF_SANITIZE=ON >/dev/null
