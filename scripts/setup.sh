@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake pkg-config clang
+  build-essential cmake pkg-config clang clang-format
   libssl-dev ca-certificates         # TLS (OpenSSL) and the system CA store
   libuv1-dev                         # event loop, timers, signals, wake-ups
   libcurl4-openssl-dev               # REST
