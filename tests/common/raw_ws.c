@@ -1,5 +1,6 @@
 /* raw_ws.c - raw loopback TCP/HTTP and the minimal WebSocket client of the simulator tests. */
 #include "raw_ws.h"
+#include "transport/ws.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -288,4 +289,39 @@ void kft_ws_event_to_row(const char *ev, char *row, size_t cap)
     assert_true(kft_json_field(ev, "Q", Q, sizeof Q));
     snprintf(row, cap, "[%s,\"%s\",\"%s\",\"%s\",\"%s\",\"%s\",%s,\"%s\",%s,\"%s\",\"%s\",\"0\"]",
              t, o, h, l, c, v, T, q, n, V, Q);
+}
+
+int kft_ws_server_upgrade(int cfd)
+{
+    char req[4096], key[64] = "", resp[512], accept_key[29];
+    ssize_t n = recv(cfd, req, sizeof req - 1, 0);
+    if (n <= 0)
+        return -1;
+    req[n] = 0;
+    const char *k = strstr(req, "Sec-WebSocket-Key: ");
+    if (k)
+        sscanf(k + 19, "%63[^\r]", key);
+    kf__ws_accept_for(key, accept_key);
+    snprintf(resp, sizeof resp,
+             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Accept: %s\r\n\r\n",
+             accept_key);
+    send(cfd, resp, strlen(resp), MSG_NOSIGNAL);
+    return 0;
+}
+
+void kft_ws_server_send(int fd, int opcode, const char *text)
+{
+    uint8_t hdr[4];
+    size_t n = strlen(text), h = 0;
+    hdr[h++] = (uint8_t)(0x80 | opcode);
+    if (n < 126) {
+        hdr[h++] = (uint8_t)n;
+    } else {
+        hdr[h++] = 126;
+        hdr[h++] = (uint8_t)(n >> 8);
+        hdr[h++] = (uint8_t)n;
+    }
+    send(fd, hdr, h, MSG_NOSIGNAL);
+    send(fd, text, n, MSG_NOSIGNAL);
 }

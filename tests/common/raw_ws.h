@@ -46,4 +46,11 @@ bool kft_json_field(const char *js, const char *key, char *out, size_t cap);
 /* the REST row the closing event stands for (cmocka-asserts every field is present) */
 void kft_ws_event_to_row(const char *ev, char *row, size_t cap);
 
+/* ---- the server side, for scripted WebSocket servers in tests ---- */
+/* Reads the client's upgrade request on cfd and answers 101 with the right accept key.
+ * 0, or -1 when the request could not be read. */
+int kft_ws_server_upgrade(int cfd);
+/* Sends one unmasked server frame (FIN set) with text as payload (< 64 KiB). */
+void kft_ws_server_send(int fd, int opcode, const char *text);
+
 #endif

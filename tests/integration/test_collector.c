@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "kftest.h"
+#include "raw_ws.h"
 #include "sim_proc.h"
 #include "transport/ws.h"
 
@@ -554,22 +555,6 @@ static void test_server_pings_answered(void **st)
  * oversized number between two good klines. Both good klines arrive, the bad frames are
  * counted and logged with a sample, and the connection stays up.
  */
-static void ws_send(int fd, uint8_t opcode, const char *text)
-{
-    uint8_t hdr[10];
-    size_t n = strlen(text), h = 0;
-    hdr[h++] = (uint8_t)(0x80 | opcode);
-    if (n < 126) {
-        hdr[h++] = (uint8_t)n;
-    } else {
-        hdr[h++] = 126;
-        hdr[h++] = (uint8_t)(n >> 8);
-        hdr[h++] = (uint8_t)n;
-    }
-    send(fd, hdr, h, MSG_NOSIGNAL);
-    send(fd, text, n, MSG_NOSIGNAL);
-}
-
 static const char *kline_frame(char *buf, size_t cap, long t, const char *sym)
 {
     snprintf(buf, cap,
@@ -587,29 +572,21 @@ static void *hostile_main(void *arg)
     int cfd = accept(f->fd, NULL, NULL);
     if (cfd < 0)
         return NULL;
-    char req[4096], key[64] = "", resp[512], accept_key[29], frame[1024];
-    ssize_t n = recv(cfd, req, sizeof req - 1, 0);
-    req[n > 0 ? n : 0] = 0;
-    const char *k = strstr(req, "Sec-WebSocket-Key: ");
-    if (k)
-        sscanf(k + 19, "%63[^\r]", key);
-    kf__ws_accept_for(key, accept_key);
-    snprintf(resp, sizeof resp,
-             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-             "Sec-WebSocket-Accept: %s\r\n\r\n",
-             accept_key);
-    send(cfd, resp, strlen(resp), MSG_NOSIGNAL);
+    char req[4096], frame[1024];
+    ssize_t n;
+    kft_ws_server_upgrade(cfd);
     n = recv(cfd, req, sizeof req, 0); /* the SUBSCRIBE (id 1) */
-    ws_send(cfd, 1, "{\"result\":null,\"id\":1}");
-    ws_send(cfd, 1, kline_frame(frame, sizeof frame, 60000, "BTCUSDT"));
-    ws_send(cfd, 1, "this is not json \x01\x02");
-    ws_send(cfd, 1, "{\"e\":\"kline\",\"E\":1,\"s\":\"BTCUSDT\",\"k\":{\"t\":");
-    ws_send(cfd, 2, "binary");
-    ws_send(cfd, 1, "{\"e\":\"aggTrade\",\"E\":1,\"s\":\"BTCUSDT\"}");
-    ws_send(cfd, 1, kline_frame(frame, sizeof frame, 60000, "XRPUSDT"));
-    ws_send(cfd, 1,
-            "{\"e\":\"kline\",\"E\":1,\"s\":\"BTCUSDT\",\"k\":{\"t\":99999999999999999999999}}");
-    ws_send(cfd, 1, kline_frame(frame, sizeof frame, 120000, "BTCUSDT"));
+    kft_ws_server_send(cfd, 1, "{\"result\":null,\"id\":1}");
+    kft_ws_server_send(cfd, 1, kline_frame(frame, sizeof frame, 60000, "BTCUSDT"));
+    kft_ws_server_send(cfd, 1, "this is not json \x01\x02");
+    kft_ws_server_send(cfd, 1, "{\"e\":\"kline\",\"E\":1,\"s\":\"BTCUSDT\",\"k\":{\"t\":");
+    kft_ws_server_send(cfd, 2, "binary");
+    kft_ws_server_send(cfd, 1, "{\"e\":\"aggTrade\",\"E\":1,\"s\":\"BTCUSDT\"}");
+    kft_ws_server_send(cfd, 1, kline_frame(frame, sizeof frame, 60000, "XRPUSDT"));
+    kft_ws_server_send(
+        cfd, 1,
+        "{\"e\":\"kline\",\"E\":1,\"s\":\"BTCUSDT\",\"k\":{\"t\":99999999999999999999999}}");
+    kft_ws_server_send(cfd, 1, kline_frame(frame, sizeof frame, 120000, "BTCUSDT"));
     /* wait for the client's close frame, then answer it */
     while ((n = recv(cfd, req, sizeof req, 0)) > 0)
         if ((req[0] & 0x0f) == 8) {

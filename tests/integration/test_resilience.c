@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "kftest.h"
+#include "raw_ws.h"
 #include "sim_proc.h"
 #include "transport/ws.h"
 
@@ -87,49 +88,24 @@ typedef struct silent_server {
     pthread_t th;
 } silent_server;
 
-static void ws_send_text(int fd, const char *text)
-{
-    uint8_t hdr[4];
-    size_t n = strlen(text), h = 0;
-    hdr[h++] = 0x81;
-    if (n < 126) {
-        hdr[h++] = (uint8_t)n;
-    } else {
-        hdr[h++] = 126;
-        hdr[h++] = (uint8_t)(n >> 8);
-        hdr[h++] = (uint8_t)n;
-    }
-    send(fd, hdr, h, MSG_NOSIGNAL);
-    send(fd, text, n, MSG_NOSIGNAL);
-}
-
 static int serve_upgrade(int cfd)
 {
-    char req[4096], key[64] = "", resp[512], accept_key[29];
-    ssize_t n = recv(cfd, req, sizeof req - 1, 0);
-    if (n <= 0)
+    char req[4096];
+    if (kft_ws_server_upgrade(cfd) != 0)
         return -1;
-    req[n] = 0;
-    const char *k = strstr(req, "Sec-WebSocket-Key: ");
-    if (k)
-        sscanf(k + 19, "%63[^\r]", key);
-    kf__ws_accept_for(key, accept_key);
-    snprintf(resp, sizeof resp,
-             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-             "Sec-WebSocket-Accept: %s\r\n\r\n",
-             accept_key);
-    send(cfd, resp, strlen(resp), MSG_NOSIGNAL);
-    n = recv(cfd, req, sizeof req, 0); /* SUBSCRIBE */
-    /* the id is the first number after "id": in the (masked) request: answer ids 1..4 */
+    if (recv(cfd, req, sizeof req, 0) <= 0) /* the SUBSCRIBE (masked: not parsed) */
+        return -1;
+    /* acknowledge ids 1..4: the collector's first batch id is among them */
     for (int id = 1; id <= 4; id++) {
         char ack[64];
         snprintf(ack, sizeof ack, "{\"result\":null,\"id\":%d}", id);
-        ws_send_text(cfd, ack);
+        kft_ws_server_send(cfd, 1, ack);
     }
-    ws_send_text(cfd, "{\"e\":\"kline\",\"E\":60500,\"s\":\"BTCUSDT\",\"k\":{\"t\":0,\"T\":59999,"
-                      "\"s\":\"BTCUSDT\",\"i\":\"1m\",\"f\":1,\"L\":2,\"o\":\"1.0\",\"c\":\"2.0\","
-                      "\"h\":\"3.0\",\"l\":\"0.5\",\"v\":\"10\",\"n\":2,\"x\":true,\"q\":\"20.0\","
-                      "\"V\":\"5\",\"Q\":\"10.0\",\"B\":\"0\"}}");
+    kft_ws_server_send(cfd, 1,
+                       "{\"e\":\"kline\",\"E\":60500,\"s\":\"BTCUSDT\",\"k\":{\"t\":0,\"T\":59999,"
+                       "\"s\":\"BTCUSDT\",\"i\":\"1m\",\"f\":1,\"L\":2,\"o\":\"1.0\",\"c\":\"2.0\","
+                       "\"h\":\"3.0\",\"l\":\"0.5\",\"v\":\"10\",\"n\":2,\"x\":true,\"q\":\"20.0\","
+                       "\"V\":\"5\",\"Q\":\"10.0\",\"B\":\"0\"}}");
     return 0;
 }
 
