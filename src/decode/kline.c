@@ -802,7 +802,7 @@ HOT const char *fast_int(const char *p, const char *end, int64_t *out)
         m = eight_digits(p);
         p += 8;
     }
-    while (p < end && (d = (unsigned)(*p - '0')) <= 9) {
+    while ((d = (unsigned)(*p - '0')) <= 9) { /* stops at the final '}' at the latest */
         m = m * 10 + d;
         p++;
     }
@@ -824,7 +824,7 @@ HOT const char *fast_dec(const char *p, const char *end, kf_dec *out)
     const char *s = p;
     uint64_t m = 0;
     unsigned d;
-    while (p < end && (d = (unsigned)(*p - '0')) <= 9) {
+    while ((d = (unsigned)(*p - '0')) <= 9) { /* stops at the final '}' at the latest */
         m = m * 10 + d;
         p++;
     }
@@ -833,7 +833,7 @@ HOT const char *fast_dec(const char *p, const char *end, kf_dec *out)
         return NULL;
     if (p < end && *p == '.') {
         const char *f0 = ++p;
-        while (p < end && (d = (unsigned)(*p - '0')) <= 9) {
+        while ((d = (unsigned)(*p - '0')) <= 9) { /* stops at the final '}' at the latest */
             m = m * 10 + d;
             p++;
         }
@@ -912,6 +912,10 @@ static bool fast_kline(const char *buf, size_t len, kf__frame *f, kf_kline *out)
     size_t stream_len = 0, sym_len, ival_len, b_len;
     kf_kline w;
     bool wrapped = false;
+    /* Binance's frames end with '}', a non-digit: the digit loops below need no bounds check
+     * (anything else, trailing whitespace included, goes to the general parser) */
+    if (len < 2 || buf[len - 1] != '}')
+        return false;
     if (len >= 11 && lit_eq(p, "{\"stream\":\"", 11)) {
         p += 11;
         STR(stream, stream_len);
