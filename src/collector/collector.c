@@ -184,7 +184,7 @@ void kf__collector_deliver_ws(kf_collector *c, size_t si, const kf_kline *k)
     if (r == KF__APPLY_CLOSED) {
         collector_store(c, k);
         if (gap.from <= gap.to) {
-            KF__STAT_ADD(c, gaps, kf__stream_missing(s));
+            KF__STAT_ADD(c, gaps, kf__interval_count(s->interval, gap.from, gap.to));
             kf__log(&c->log, KF_LOG_WARN,
                     "msg=\"gap: closed candles missing\" stream=%s from=%lld to=%lld", s->name,
                     (long long)gap.from, (long long)gap.to);

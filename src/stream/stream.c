@@ -50,8 +50,7 @@ int64_t kf__interval_next(int interval, int64_t t)
     return (int64_t)timegm(&tm) * 1000;
 }
 
-/* Candles from a to b inclusive (open times on the interval's grid). */
-static uint64_t stream_count(int interval, int64_t a, int64_t b)
+uint64_t kf__interval_count(int interval, int64_t a, int64_t b)
 {
     if (a > b)
         return 0;
@@ -204,7 +203,7 @@ uint64_t kf__stream_missing(kf__stream *s)
     uint64_t n = 0;
     pthread_mutex_lock(&s->mu);
     for (size_t i = 0; i < s->nholes; i++)
-        n += stream_count(s->interval, s->holes[i].from, s->holes[i].to);
+        n += kf__interval_count(s->interval, s->holes[i].from, s->holes[i].to);
     pthread_mutex_unlock(&s->mu);
     return n;
 }

@@ -74,6 +74,10 @@ kf__apply kf__stream_apply(kf__stream *s, const kf_kline *k, kf__gap *gap);
  * than what the stream knows. Any thread before the I/O thread runs. */
 void kf__stream_resume(kf__stream *s, int64_t last_closed);
 
+/* Candles with open times from a to b inclusive (on the interval's grid; 1M counted in
+ * calendar months); 0 when a > b. */
+uint64_t kf__interval_count(int interval, int64_t a, int64_t b);
+
 /* Number of candles in the open holes (1M counted in calendar months). */
 uint64_t kf__stream_missing(kf__stream *s);
 

@@ -113,6 +113,7 @@ static void test_gap_opens_hole_and_backfill_fills_it(void **st)
     assert_int_equal(gap.from, 180000);
     assert_int_equal(gap.to, 300000);
     assert_int_equal(kf__stream_missing(&s), 3);
+    assert_int_equal(kf__interval_count(0, gap.from, gap.to), 3);
     /* a REST row inside the hole is new, once; the middle one splits the hole */
     k = mk(240000, 4, true);
     assert_int_equal(kf__stream_apply(&s, &k, NULL), KF__APPLY_CLOSED);
@@ -200,6 +201,8 @@ static void test_month_boundaries(void **st)
     assert_int_equal(gap.from, 1769904000000LL);
     assert_int_equal(gap.to, 1772323200000LL);
     assert_int_equal(kf__stream_missing(&s), 2);
+    assert_int_equal(kf__interval_count(m, gap.from, gap.to), 2);
+    assert_int_equal(kf__interval_count(m, gap.to, gap.from), 0);
     kf__stream_destroy(&s);
 }
 
