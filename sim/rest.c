@@ -64,6 +64,21 @@ static void reply_err(sim_conn *c, int64_t used, int code, const char *msg)
     reply(c, 400, "Bad Request", body, (size_t)n, used, NULL);
 }
 
+/* The symbol and interval of a klines-style request; false after answering 400 as Binance does. */
+static bool find_stream(sim_conn *c, int64_t used, const char *sym, const char *ivs, int *s,
+                        int *iv)
+{
+    if ((*s = market_find(sym, strlen(sym))) < 0) {
+        reply_err(c, used, -1121, "Invalid symbol.");
+        return false;
+    }
+    if ((*iv = interval_parse(ivs, strlen(ivs))) < 0) {
+        reply_err(c, used, -1120, "Invalid interval.");
+        return false;
+    }
+    return true;
+}
+
 static void klines(sim_conn *c, const char *query, int64_t used)
 {
     char sym[256], ivs[64], tmp[64];
@@ -105,16 +120,9 @@ static void klines(sim_conn *c, const char *query, int64_t used)
         }
         has_en = true;
     }
-    int s = market_find(sym, strlen(sym));
-    if (s < 0) {
-        reply_err(c, used, -1121, "Invalid symbol.");
+    int s, iv;
+    if (!find_stream(c, used, sym, ivs, &s, &iv))
         return;
-    }
-    int iv = interval_parse(ivs, strlen(ivs));
-    if (iv < 0) {
-        reply_err(c, used, -1120, "Invalid interval.");
-        return;
-    }
     int64_t now = sim_now();
     int64_t listing = market_listing_ms();
     int64_t last_open = interval_open(iv, now);
@@ -190,16 +198,9 @@ static void truth(sim_conn *c, const char *query)
                   "'^-?[0-9]{1,20}$'.");
         return;
     }
-    int s = market_find(sym, strlen(sym));
-    if (s < 0) {
-        reply_err(c, used, -1121, "Invalid symbol.");
+    int s, iv;
+    if (!find_stream(c, used, sym, ivs, &s, &iv))
         return;
-    }
-    int iv = interval_parse(ivs, strlen(ivs));
-    if (iv < 0) {
-        reply_err(c, used, -1120, "Invalid interval.");
-        return;
-    }
     int64_t now = sim_now();
     int64_t listing = market_listing_ms();
     int64_t from = has_st && st > listing ? st : listing;
