@@ -119,34 +119,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (kf_kline_decode(buf, size, &k) != KF_OK)
             abort();
-        /* the general parser (a leading space skips the canonical-layout fast path) agrees */
-        char *sp = malloc(size + 1);
-        kf_kline k2;
+    }
+    /* the general parser alone decides the same way: kind, reason, event, stream, every field
+     * (the fast paths handle Binance's compact layout and must never change a result) */
+    {
         kf__frame f2;
-        if (sp) {
-            sp[0] = ' ';
-            memcpy(sp + 1, buf, size);
-            if (kf__decode(sp, size + 1, &f2, &k2) != KF__FRAME_KLINE ||
-                memcmp(k.symbol, k2.symbol, sizeof k.symbol) != 0 ||
-                k.interval_index != k2.interval_index || k.open_time != k2.open_time ||
-                k.close_time != k2.close_time || k.event_time != k2.event_time ||
-                k.trades != k2.trades || k.first_trade_id != k2.first_trade_id ||
-                k.last_trade_id != k2.last_trade_id || k.closed != k2.closed ||
-                memcmp(k.interval, k2.interval, sizeof k.interval) != 0 ||
-                f.event_len != f2.event_len || f.stream_len != f2.stream_len ||
-                (f.stream == NULL) != (f2.stream == NULL) ||
-                (f.stream && memcmp(f.stream, f2.stream, f.stream_len) != 0))
-                abort();
-            /* every decimal, mantissa and scale */
+        kf_kline k2;
+        kf__frame_kind kind2 = kf__decode_general(buf, size, &f2, &k2);
+        if (kind2 != kind || f2.why != f.why || f2.event != f.event ||
+            f2.event_len != f.event_len || f2.stream != f.stream || f2.stream_len != f.stream_len ||
+            f2.has_id != f.has_id || f2.id != f.id || f2.err_code != f.err_code ||
+            f2.err_msg != f.err_msg || f2.result != f.result || f2.result_len != f.result_len)
+            abort();
+        if (kind == KF__FRAME_KLINE) {
+            const kf_dec *d1[] = {&k.open,           &k.high,           &k.low,
+                                  &k.close,          &k.volume,         &k.quote_volume,
+                                  &k.taker_buy_base, &k.taker_buy_quote};
             const kf_dec *d2[] = {&k2.open,           &k2.high,           &k2.low,
                                   &k2.close,          &k2.volume,         &k2.quote_volume,
                                   &k2.taker_buy_base, &k2.taker_buy_quote};
+            if (strcmp(k.symbol, k2.symbol) != 0 || strcmp(k.interval, k2.interval) != 0 ||
+                k.interval_index != k2.interval_index || k.open_time != k2.open_time ||
+                k.close_time != k2.close_time || k.event_time != k2.event_time ||
+                k.trades != k2.trades || k.first_trade_id != k2.first_trade_id ||
+                k.last_trade_id != k2.last_trade_id || k.closed != k2.closed)
+                abort();
             for (size_t i = 0; i < 8; i++)
-                if (decs[i]->mant != d2[i]->mant || decs[i]->scale != d2[i]->scale)
+                if (d1[i]->mant != d2[i]->mant || d1[i]->scale != d2[i]->scale)
                     abort();
-            free(sp);
         }
+        kf__frame f3;
+        kf_kline k3;
+        memset(&f3, 0, sizeof f3);
+        if (kf__decode_fast(buf, size, &f3, &k3) && f3.kind != kind)
+            abort();
     }
+
     /* pointers handed out stay inside the buffer */
     if ((f.event && (f.event < buf || f.event + f.event_len > buf + size)) ||
         (f.stream && (f.stream < buf || f.stream + f.stream_len > buf + size)) ||

@@ -45,4 +45,13 @@ typedef struct kf__frame {
  */
 kf__frame_kind kf__decode(const char *buf, size_t len, kf__frame *f, kf_kline *k);
 
+/*
+ * The two halves of kf__decode, for tests and fuzzing (they check that both agree).
+ * kf__decode_fast (fast.c) handles the compact layout Binance sends: on true it has set
+ * f->kind (KLINE or EVENT), f->event, f->stream (and *k for a kline) and written nothing else;
+ * on false it has written nothing at all. kf__decode_general (kline.c) decides every frame.
+ */
+bool kf__decode_fast(const char *buf, size_t len, kf__frame *f, kf_kline *k);
+kf__frame_kind kf__decode_general(const char *buf, size_t len, kf__frame *f, kf_kline *k);
+
 #endif

@@ -22,9 +22,9 @@
 
 #include "decode/decode.h"
 #include "decode/json.h"
+#include "decode/lex.h"
 
 #define MAX_DEPTH KF__JSON_MAX_DEPTH
-#define HOT static inline __attribute__((always_inline))
 
 /* k.* fields */
 enum {
@@ -92,14 +92,6 @@ enum {
     TK_ERROR = 1u << 8,  /* error */
 };
 
-/* Bytes a symbol may not contain: controls, space, DEL, / @ ? & and the JSON specials. */
-static const unsigned char sym_bad[256] = {
-    1, 1, 1, 1,         1,         1,         1,         1,         1,          1,
-    1, 1, 1, 1,         1,         1,         1,         1,         1,          1,
-    1, 1, 1, 1,         1,         1,         1,         1,         1,          1,
-    1, 1, 1, ['"'] = 1, ['&'] = 1, ['/'] = 1, ['?'] = 1, ['@'] = 1, ['\\'] = 1, [0x7f] = 1,
-};
-
 typedef struct dstate {
     const char *end;
     const char *why;  /* fatal: the frame is MALFORMED whatever it is */
@@ -117,34 +109,6 @@ typedef struct dstate {
     kf__frame *f;
     kf_kline *k;
 } dstate;
-
-HOT const char *ws(const char *p, const char *end)
-{
-    if (p < end && (unsigned char)*p > ' ')
-        return p;
-    while (p < end && (unsigned char)*p <= ' ' &&
-           (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-        p++;
-    return p;
-}
-
-static inline bool is_digit(char c)
-{
-    return (unsigned)(c - '0') <= 9u;
-}
-
-/* Value of 8 ASCII digits at p (the caller checked they are digits). */
-HOT uint64_t eight_digits(const char *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    v -= 0x3030303030303030ULL;
-    v = (v * 10) + (v >> 8);
-    v = (((v & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32))) +
-         (((v >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >>
-        32;
-    return v;
-}
 
 /* Fails the frame; returns NULL so callers can `return fail(...)`. */
 static const char *fail(dstate *st, const char *why)
@@ -179,27 +143,6 @@ HOT const char *skip(dstate *st, const char *p, int depth)
     const char *q = kf__json_skip(p, st->end, depth, &why);
     return q ? q : fail(st, why);
 }
-
-static const uint64_t pow10_u64[20] = {1ULL,
-                                       10ULL,
-                                       100ULL,
-                                       1000ULL,
-                                       10000ULL,
-                                       100000ULL,
-                                       1000000ULL,
-                                       10000000ULL,
-                                       100000000ULL,
-                                       1000000000ULL,
-                                       10000000000ULL,
-                                       100000000000ULL,
-                                       1000000000000ULL,
-                                       10000000000000ULL,
-                                       100000000000000ULL,
-                                       1000000000000000ULL,
-                                       10000000000000000ULL,
-                                       100000000000000000ULL,
-                                       1000000000000000000ULL,
-                                       10000000000000000000ULL};
 
 /* Value of the n (0..19) ASCII digits at p (checked by the caller); end bounds the reads. */
 HOT uint64_t digits_u64(const char *p, size_t n, const char *end)
@@ -316,50 +259,6 @@ HOT const char *parse_plain_str(const char *p, const char *end, const char **s, 
     *s = p;
     *n = (size_t)(q - p);
     return q + 1;
-}
-
-HOT int interval_index(const char *s, size_t n)
-{
-    if (n == 2) {
-        switch (s[0]) {
-        case '1':
-            switch (s[1]) {
-            case 'm':
-                return 0;
-            case 'h':
-                return 5;
-            case 'd':
-                return 11;
-            case 'w':
-                return 13;
-            case 'M':
-                return 14;
-            }
-            return -1;
-        case '3':
-            return s[1] == 'm' ? 1 : s[1] == 'd' ? 12 : -1;
-        case '5':
-            return s[1] == 'm' ? 2 : -1;
-        case '2':
-            return s[1] == 'h' ? 6 : -1;
-        case '4':
-            return s[1] == 'h' ? 7 : -1;
-        case '6':
-            return s[1] == 'h' ? 8 : -1;
-        case '8':
-            return s[1] == 'h' ? 9 : -1;
-        }
-        return -1;
-    }
-    if (n == 3) {
-        if (s[0] == '1' && s[1] == '5' && s[2] == 'm')
-            return 3;
-        if (s[0] == '3' && s[1] == '0' && s[2] == 'm')
-            return 4;
-        if (s[0] == '1' && s[1] == '2' && s[2] == 'h')
-            return 10;
-    }
-    return -1;
 }
 
 /* Reads a key at p (just past ws, must be '"'): sets *key and *klen (klen = SIZE_MAX when the
@@ -771,257 +670,21 @@ static kf__frame_kind finish_kline(dstate *st, kf_kline *out)
     return KF__FRAME_KLINE;
 }
 
-/*
- * Fast path for the exact layout Binance sends (PROTOCOL.md section 2, optionally in the
- * combined wrapper): keys and separators compared in order, no dispatch, scalar digit loops
- * (fewest instructions for the short numbers of a kline). Returns false on the first deviation
- * (other key order, whitespace, escapes, more than 18 digits, anything unusual) and the general
- * parser then decides, so both paths accept exactly the same frames with the same result.
- */
-
-/* 8 bytes at p are all ASCII digits. */
-HOT bool eight_are_digits(const char *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return (((v + 0x4646464646464646ULL) | (v - 0x3030303030303030ULL)) & 0x8080808080808080ULL) ==
-           0;
-}
-
-/* JSON integer of 1..18 digits at p; returns the byte after it or NULL. */
-HOT const char *fast_int(const char *p, const char *end, int64_t *out)
-{
-    if (p >= end)
-        return NULL;
-    bool neg = *p == '-';
-    p += neg;
-    const char *s = p;
-    uint64_t m = 0;
-    unsigned d;
-    if (end - p >= 16 && eight_are_digits(p)) {
-        m = eight_digits(p);
-        p += 8;
-    }
-    while ((d = (unsigned)(*p - '0')) <= 9) { /* stops at the final '}' at the latest */
-        m = m * 10 + d;
-        p++;
-    }
-    size_t n = (size_t)(p - s);
-    if (n == 0 || n > 18 || (*s == '0' && n > 1))
-        return NULL;
-    *out = neg ? -(int64_t)m : (int64_t)m;
-    return p;
-}
-
-/* Decimal text at p (after the opening quote) with at most 18 digits in all; returns the byte
- * after it (the caller checks the closing quote) or NULL. Same rules as kf_dec_parse. */
-HOT const char *fast_dec(const char *p, const char *end, kf_dec *out)
-{
-    if (p >= end)
-        return NULL;
-    bool neg = *p == '-';
-    p += neg;
-    const char *s = p;
-    uint64_t m = 0;
-    unsigned d;
-    while ((d = (unsigned)(*p - '0')) <= 9) { /* stops at the final '}' at the latest */
-        m = m * 10 + d;
-        p++;
-    }
-    size_t nint = (size_t)(p - s), scale = 0;
-    if (nint == 0 || (*s == '0' && nint > 1))
-        return NULL;
-    if (p < end && *p == '.') {
-        const char *f0 = ++p;
-        while ((d = (unsigned)(*p - '0')) <= 9) { /* stops at the final '}' at the latest */
-            m = m * 10 + d;
-            p++;
-        }
-        scale = (size_t)(p - f0);
-        if (scale == 0)
-            return NULL;
-    }
-    if (nint + scale > 18 || (neg && m == 0))
-        return NULL;
-    out->mant = neg ? -(int64_t)m : (int64_t)m;
-    out->scale = (int32_t)scale;
-    return p;
-}
-
-/* p[0..n) == s[0..n) for a small constant n: a few overlapping word loads, no memcmp call. */
-HOT bool lit_eq(const char *p, const char *s, size_t n)
-{
-    uint64_t a8, b8, c8, d8;
-    uint32_t a4, b4, c4, d4;
-    if (n >= 8) {
-        uint64_t diff = 0;
-        size_t i = 0;
-        for (; i + 8 < n; i += 8) {
-            memcpy(&a8, p + i, 8);
-            memcpy(&b8, s + i, 8);
-            diff |= a8 ^ b8;
-        }
-        memcpy(&c8, p + n - 8, 8);
-        memcpy(&d8, s + n - 8, 8);
-        return (diff | (c8 ^ d8)) == 0;
-    }
-    if (n >= 4) {
-        memcpy(&a4, p, 4);
-        memcpy(&b4, s, 4);
-        memcpy(&c4, p + n - 4, 4);
-        memcpy(&d4, s + n - 4, 4);
-        return ((a4 ^ b4) | (c4 ^ d4)) == 0;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != s[i])
-            return false;
-    return true;
-}
-
-#define LIT(s)                                                                                     \
-    do {                                                                                           \
-        if (end - p < (ptrdiff_t)sizeof(s) - 1 || !lit_eq(p, s, sizeof(s) - 1))                    \
-            return false;                                                                          \
-        p += sizeof(s) - 1;                                                                        \
-    } while (0)
-#define INT(field)                                                                                 \
-    do {                                                                                           \
-        if (!(p = fast_int(p, end, &w.field)))                                                     \
-            return false;                                                                          \
-    } while (0)
-#define DEC(field)                                                                                 \
-    do {                                                                                           \
-        if (!(p = fast_dec(p, end, &w.field)))                                                     \
-            return false;                                                                          \
-    } while (0)
-/* A string without escapes or control bytes up to its closing quote (p stays on it). */
-#define STR(s, n)                                                                                  \
-    do {                                                                                           \
-        const char *q_ = kf__json_scan_str(p, end);                                                \
-        if (q_ >= end || *q_ != '"')                                                               \
-            return false;                                                                          \
-        s = p;                                                                                     \
-        n = (size_t)(q_ - p);                                                                      \
-        p = q_;                                                                                    \
-    } while (0)
-
-static bool fast_kline(const char *buf, size_t len, kf__frame *f, kf_kline *out)
-{
-    const char *p = buf, *end = buf + len;
-    const char *stream = NULL, *sym, *ival, *b;
-    size_t stream_len = 0, sym_len, ival_len, b_len;
-    kf_kline w;
-    bool wrapped = false;
-    /* Binance's frames end with '}', a non-digit: the digit loops below need no bounds check
-     * (anything else, trailing whitespace included, goes to the general parser) */
-    if (len < 2 || buf[len - 1] != '}')
-        return false;
-    if (len >= 11 && lit_eq(p, "{\"stream\":\"", 11)) {
-        p += 11;
-        STR(stream, stream_len);
-        LIT("\",\"data\":");
-        wrapped = true;
-    }
-    LIT("{\"e\":\"kline\",\"E\":");
-    const char *event = p - 11;
-    INT(event_time);
-    LIT(",\"s\":\"");
-    STR(sym, sym_len);
-    LIT("\",\"k\":{\"t\":");
-    INT(open_time);
-    LIT(",\"T\":");
-    INT(close_time);
-    LIT(",\"s\":\"");
-    /* k.s: the same bytes as s and a quote (s has no quote, backslash or control byte, so a
-     * scan of k.s would stop at the same place): one compare instead of a scan */
-    if (end - p <= (ptrdiff_t)sym_len || memcmp(p, sym, sym_len) != 0 || p[sym_len] != '"')
-        return false;
-    p += sym_len;
-    LIT("\",\"i\":\"");
-    /* k.i: 2 or 3 bytes, checked by interval_index() below (no quote, backslash or control
-     * byte can pass it), then the quote */
-    ival = p;
-    if (end - p >= 4 && p[2] == '"')
-        ival_len = 2;
-    else if (end - p >= 4 && p[3] == '"')
-        ival_len = 3;
-    else
-        return false;
-    p += ival_len;
-    LIT("\",\"f\":");
-    INT(first_trade_id);
-    LIT(",\"L\":");
-    INT(last_trade_id);
-    LIT(",\"o\":\"");
-    DEC(open);
-    LIT("\",\"c\":\"");
-    DEC(close);
-    LIT("\",\"h\":\"");
-    DEC(high);
-    LIT("\",\"l\":\"");
-    DEC(low);
-    LIT("\",\"v\":\"");
-    DEC(volume);
-    LIT("\",\"n\":");
-    INT(trades);
-    LIT(",\"x\":");
-    if (end - p >= 4 && lit_eq(p, "true", 4)) {
-        w.closed = true;
-        p += 4;
-    } else if (end - p >= 5 && lit_eq(p, "false", 5)) {
-        w.closed = false;
-        p += 5;
-    } else {
-        return false;
-    }
-    LIT(",\"q\":\"");
-    DEC(quote_volume);
-    LIT("\",\"V\":\"");
-    DEC(taker_buy_base);
-    LIT("\",\"Q\":\"");
-    DEC(taker_buy_quote);
-    LIT("\",\"B\":\"");
-    if (end - p >= 3 && lit_eq(p, "0\"}", 3)) { /* k.B is always "0" */
-        p += 3;
-    } else {
-        STR(b, b_len);
-        (void)b;
-        (void)b_len;
-        LIT("\"}");
-    }
-    LIT("}");
-    if (wrapped)
-        LIT("}");
-    if (p != end && ws(p, end) != end)
-        return false;
-    /* the checks of finish_kline() */
-    if (sym_len == 0 || sym_len > KF_SYMBOL_MAX)
-        return false;
-    for (size_t i = 0; i < sym_len; i++)
-        if (sym_bad[(unsigned char)sym[i]])
-            return false;
-    int iv = interval_index(ival, ival_len);
-    if (iv < 0)
-        return false;
-    memset(w.symbol, 0, sizeof w.symbol);
-    memcpy(w.symbol, sym, sym_len);
-    memset(w.interval, 0, sizeof w.interval);
-    memcpy(w.interval, ival, ival_len);
-    w.interval_index = iv;
-    *out = w;
-    f->kind = KF__FRAME_KLINE;
-    f->event = event;
-    f->event_len = 5;
-    f->stream = stream;
-    f->stream_len = stream_len;
-    return true;
-}
-#undef LIT
-#undef INT
-#undef DEC
-#undef STR
-
 kf__frame_kind kf__decode(const char *buf, size_t len, kf__frame *f, kf_kline *k)
+{
+    kf__frame fdummy;
+    kf_kline kdummy;
+    if (!f)
+        f = &fdummy;
+    if (!k)
+        k = &kdummy;
+    memset(f, 0, sizeof *f);
+    if (buf && kf__decode_fast(buf, len, f, k))
+        return f->kind;
+    return kf__decode_general(buf, len, f, k);
+}
+
+kf__frame_kind kf__decode_general(const char *buf, size_t len, kf__frame *f, kf_kline *k)
 {
     kf__frame fdummy;
     kf_kline kdummy, work;
@@ -1032,8 +695,6 @@ kf__frame_kind kf__decode(const char *buf, size_t len, kf__frame *f, kf_kline *k
     memset(f, 0, sizeof *f);
     if (!buf)
         return malformed(f, len ? "null buffer" : "empty frame");
-    if (fast_kline(buf, len, f, k))
-        return KF__FRAME_KLINE;
     dstate st;
     memset(&st, 0, sizeof st);
     st.end = buf + len;

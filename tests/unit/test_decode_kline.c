@@ -90,6 +90,62 @@ static kf__frame_kind decs(const char *s, kf__frame *f, kf_kline *k)
     return dec(s, strlen(s), f, k);
 }
 
+/* Both halves of kf__decode agree on s[0..len): kind, reason, event, stream and every kline
+ * field. Returns whether the fast path took the frame. Exact-size copies for ASan. */
+static bool agree(const char *s, size_t len)
+{
+    char *a = malloc(len ? len : 1), *b = malloc(len ? len : 1);
+    memcpy(a, s, len);
+    memcpy(b, s, len);
+    kf__frame f1, f2, f3;
+    kf_kline k1, k2, k3;
+    memset(&f3, 0, sizeof f3);
+    kf__frame_kind x = kf__decode(a, len, &f1, &k1);
+    kf__frame_kind y = kf__decode_general(b, len, &f2, &k2);
+    bool fast = kf__decode_fast(a, len, &f3, &k3);
+    assert_int_equal(x, y);
+    assert_int_equal(f1.kind, f2.kind);
+    if (fast)
+        assert_int_equal(f3.kind, x);
+    assert_true(f1.why == f2.why || (f1.why && f2.why && strcmp(f1.why, f2.why) == 0));
+    assert_true((f1.event == NULL) == (f2.event == NULL));
+    if (f1.event) {
+        assert_int_equal(f1.event - a, f2.event - b);
+        assert_int_equal(f1.event_len, f2.event_len);
+    }
+    assert_true((f1.stream == NULL) == (f2.stream == NULL));
+    if (f1.stream) {
+        assert_int_equal(f1.stream - a, f2.stream - b);
+        assert_int_equal(f1.stream_len, f2.stream_len);
+    }
+    assert_true(f1.has_id == f2.has_id && f1.id == f2.id && f1.err_code == f2.err_code);
+    if (x == KF__FRAME_KLINE) {
+        assert_string_equal(k1.symbol, k2.symbol);
+        assert_string_equal(k1.interval, k2.interval);
+        assert_int_equal(k1.interval_index, k2.interval_index);
+        assert_true(k1.closed == k2.closed && k1.event_time == k2.event_time &&
+                    k1.open_time == k2.open_time && k1.close_time == k2.close_time &&
+                    k1.first_trade_id == k2.first_trade_id &&
+                    k1.last_trade_id == k2.last_trade_id && k1.trades == k2.trades);
+        const kf_dec *d1[] = {&k1.open,           &k1.high,           &k1.low,
+                              &k1.close,          &k1.volume,         &k1.quote_volume,
+                              &k1.taker_buy_base, &k1.taker_buy_quote};
+        const kf_dec *d2[] = {&k2.open,           &k2.high,           &k2.low,
+                              &k2.close,          &k2.volume,         &k2.quote_volume,
+                              &k2.taker_buy_base, &k2.taker_buy_quote};
+        for (size_t d = 0; d < 8; d++)
+            assert_true(d1[d]->mant == d2[d]->mant && d1[d]->scale == d2[d]->scale);
+    }
+    free(a);
+    free(b);
+    return fast;
+}
+
+static bool agrees(const char *s)
+{
+    return agree(s, strlen(s));
+}
+
 static const char *why_of(const char *s)
 {
     kf__frame f;
@@ -350,49 +406,15 @@ static void test_spot(void **state)
     assert_int_equal(closes, 4);
 }
 
-/* The canonical-layout fast path and the general parser agree: a space after the first '{'
- * sends a frame down the general path. */
+/* The fast paths and the general parser agree on every frame of the capture, and every one of
+ * them (klines, aggTrade, depthUpdate, bookTicker) takes a fast path. */
 static void test_fast_vs_general(void **state)
 {
     (void)state;
-    size_t klines = 0;
-    for (size_t i = 0; i < nframes; i++) {
-        kf__frame f1, f2;
-        kf_kline k1, k2;
-        memset(&k1, 0xAA, sizeof k1);
-        memset(&k2, 0x55, sizeof k2);
-        kf__frame_kind a = dec(frames[i].p, frames[i].len, &f1, &k1);
-        char *sp = malloc(frames[i].len + 1);
-        sp[0] = '{';
-        sp[1] = ' ';
-        memcpy(sp + 2, frames[i].p + 1, frames[i].len - 1);
-        kf__frame_kind b = dec(sp, frames[i].len + 1, &f2, &k2);
-        assert_int_equal(a, b);
-        if (a == KF__FRAME_KLINE) {
-            klines++;
-            assert_memory_equal(k1.symbol, k2.symbol, sizeof k1.symbol);
-            assert_memory_equal(k1.interval, k2.interval, sizeof k1.interval);
-            assert_int_equal(k1.interval_index, k2.interval_index);
-            assert_true(k1.closed == k2.closed && k1.event_time == k2.event_time &&
-                        k1.open_time == k2.open_time && k1.close_time == k2.close_time &&
-                        k1.first_trade_id == k2.first_trade_id &&
-                        k1.last_trade_id == k2.last_trade_id && k1.trades == k2.trades);
-            const kf_dec *d1[] = {&k1.open,           &k1.high,           &k1.low,
-                                  &k1.close,          &k1.volume,         &k1.quote_volume,
-                                  &k1.taker_buy_base, &k1.taker_buy_quote};
-            const kf_dec *d2[] = {&k2.open,           &k2.high,           &k2.low,
-                                  &k2.close,          &k2.volume,         &k2.quote_volume,
-                                  &k2.taker_buy_base, &k2.taker_buy_quote};
-            for (size_t d = 0; d < 8; d++)
-                assert_true(d1[d]->mant == d2[d]->mant && d1[d]->scale == d2[d]->scale);
-            assert_int_equal(f1.stream_len, f2.stream_len);
-            assert_memory_equal(f1.stream, frames[i].p + 11, f1.stream_len);
-            assert_int_equal(f1.event_len, f2.event_len);
-            assert_memory_equal(f1.event, "kline", 5);
-        }
-        free(sp);
-    }
-    assert_int_equal(klines, 67);
+    size_t fast = 0;
+    for (size_t i = 0; i < nframes; i++)
+        fast += agree(frames[i].p, frames[i].len);
+    assert_int_equal(fast, nframes);
     /* long numbers leave the fast path's short cuts but decode the same */
     kf__frame f;
     kf_kline k;
@@ -417,6 +439,79 @@ static void test_fast_vs_general(void **state)
                         "k.s differs from s");
     assert_string_equal(why_of(rep(",\"s\":\"CTKUSDT\",\"i\"", ",\"s\":\"CTKUSDTX\",\"i\"")),
                         "k.s differs from s");
+}
+
+/* Events the fast path must leave to the general parser (which decides them the same way),
+ * and unusual but valid ones it takes. */
+static void test_fast_event_edges(void **state)
+{
+    (void)state;
+    static const char *const longway[] = {
+        "{\"e\":\"aggTrade\",\"E\":1,\"E\":2}",                 /* duplicate E */
+        "{\"e\":\"aggTrade\",\"s\":\"A\",\"s\":\"B\"}",         /* duplicate s */
+        "{\"e\":\"aggTrade\",\"e\":\"x\"}",                     /* second e */
+        "{\"e\":\"continuous_kline\",\"k\":{\"t\":1,\"t\":2}}", /* k: checked there */
+        "{\"e\":\"aggTrade\",\"id\":1}",                        /* reply key, unwrapped */
+        "{\"e\":\"aggTrade\",\"result\":null}",
+        "{\"e\":\"aggTrade\",\"error\":{}}",
+        "{\"e\":\"aggTrade\",\"stream\":\"x\"}",
+        "{\"e\":\"aggTrade\",\"data\":{}}",
+        "{\"e\":\"aggTrade\", \"E\":1}", /* whitespace */
+        "{\"e\":\"aggTrade\",\"E\":1}\n",
+        "{\"e\":\"agg\\u0054rade\",\"E\":1}", /* escapes */
+        "{\"e\":\"aggTrade\",\"m\":\"a\\\"b\"}",
+        "{\"e\":\"aggTrade\",\"m\":[\"a\\nb\"]}",
+        "{\"e\":\"aggTrade\",\"m\":[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}", /* deep */
+        "{\"e\":\"aggTrade\",\"m\":01}",                                  /* bad JSON */
+        "{\"e\":\"aggTrade\",\"m\":[\"a\",]}",
+        "{\"e\":\"aggTrade\",\"m\":[[\"a\",\"b\"],]}",
+        "{\"e\":\"aggTrade\",\"m\":[[\"a\",\"b\"]}",
+        "{\"e\":\"aggTrade\",\"m\":tru}",
+        "{\"e\":\"aggTrade\",\"m\":\"a\x01\"}",
+        "{\"stream\":\"x\",\"data\":{\"e\":\"aggTrade\",\"E\":1},\"x\":1}",
+        "{\"stream\":\"x\",\"data\":{\"e\":\"aggTrade\",\"E\":1}",
+        "{\"e\":\"aggTrade\",\"E\":1}}",
+        "{\"e\":\"kline\",\"E\":1}", /* a broken kline */
+    };
+    for (size_t i = 0; i < sizeof longway / sizeof *longway; i++)
+        assert_false(agrees(longway[i]));
+    static const char *const fast[] = {
+        "{\"e\":\"aggTrade\",\"E\":1626992741017,\"s\":\"BTCUSDT\",\"p\":\"1.5\"}",
+        "{\"e\":\"x\",\"a\":[],\"b\":{},\"c\":[[]],\"d\":[{}],\"f\":[1,-2.5e+3,true,false,null]}",
+        "{\"e\":\"x\",\"nested\":{\"E\":1,\"E\":2,\"e\":3,\"k\":4,\"id\":5}}",
+        "{\"e\":\"x\",\"b\":[[\"1\",\"2\",\"3\"],[\"4\"],[\"\",\"\"]],\"a\":[\"x\"]}",
+        "{\"e\":\"\xc3\xa9v\xc3\xa9nement\",\"s\":\"\xe5\xb8\x81\xe5\xae\x89USDT\"}",
+        "{\"stream\":\"x\",\"data\":{\"e\":\"x\",\"id\":1,\"result\":2}}",
+        "{\"e\":\"x\",\"long\":"
+        "\"0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567"
+        "890123456789\"}",
+        "{\"e\":\"\",\"E\":12345}",
+    };
+    for (size_t i = 0; i < sizeof fast / sizeof *fast; i++)
+        assert_true(agrees(fast[i]));
+}
+
+/* Every truncation and many one-byte changes of a sample of the capture: both halves agree. */
+static void test_fast_mutations(void **state)
+{
+    (void)state;
+    static const char subst[] = "\"\\,:[]{} 0-.eta\x01\x7f";
+    size_t tried = 0, fast = 0;
+    for (size_t i = 0; i < nframes; i += 7) {
+        char *m = malloc(frames[i].len);
+        for (size_t pos = 0; pos < frames[i].len; pos++) {
+            fast += agree(frames[i].p, pos);
+            memcpy(m, frames[i].p, frames[i].len);
+            for (size_t s = 0; s < sizeof subst - 1; s++) {
+                m[pos] = subst[s];
+                fast += agree(m, frames[i].len);
+                tried++;
+            }
+        }
+        free(m);
+    }
+    assert_true(tried > 100000);
+    assert_true(fast > 0);
 }
 
 static void test_truncation(void **state)
@@ -1044,6 +1139,8 @@ int main(void)
         cmocka_unit_test(test_samples),
         cmocka_unit_test(test_spot),
         cmocka_unit_test(test_fast_vs_general),
+        cmocka_unit_test(test_fast_event_edges),
+        cmocka_unit_test(test_fast_mutations),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_bad_types),

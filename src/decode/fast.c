@@ -1,0 +1,578 @@
+/*
+ * The decoder's fast paths (decode.h: kf__decode_fast). Binance writes every
+ * frame in one compact layout: no whitespace, "e" first, the kline keys in one
+ * order. These paths handle exactly that and give up (return false, having
+ * written nothing) on the first deviation: other key order, whitespace,
+ * escapes, numbers past 18 digits, deep nesting, a syntax error. The general
+ * parser (kline.c) then decides, so every frame gets the same result on both
+ * paths; tests/unit/test_decode_kline.c and fuzz/fuzz_decode.c check that.
+ *
+ *  - klines: a template, keys and separators compared in order, no dispatch;
+ *  - every other event (aggTrade, depthUpdate, bookTicker, ...): a validating
+ *    walk over compact JSON that tracks what the general parser tracks (the
+ *    duplicate E and s keys) and gives up on keys the general parser treats
+ *    specially (a second e, k, and the reply keys of an unwrapped frame).
+ */
+#include <string.h>
+
+#include "decode/decode.h"
+#include "decode/json.h"
+#include "decode/lex.h"
+
+/* 8 bytes at p are all ASCII digits. */
+HOT bool eight_are_digits(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return (((v + 0x4646464646464646ULL) | (v - 0x3030303030303030ULL)) & 0x8080808080808080ULL) ==
+           0;
+}
+
+/* JSON integer of 1..18 digits at p; returns the byte after it or NULL. */
+HOT const char *fast_int(const char *p, const char *end, int64_t *out)
+{
+    if (p >= end)
+        return NULL;
+    bool neg = *p == '-';
+    p += neg;
+    const char *s = p;
+    uint64_t m = 0;
+    unsigned d;
+    if (end - p >= 16 && eight_are_digits(p)) {
+        m = eight_digits(p);
+        p += 8;
+    }
+    while ((d = (unsigned)(*p - '0')) <= 9) { /* stops at the final '}' at the latest */
+        m = m * 10 + d;
+        p++;
+    }
+    size_t n = (size_t)(p - s);
+    if (n == 0 || n > 18 || (*s == '0' && n > 1))
+        return NULL;
+    *out = neg ? -(int64_t)m : (int64_t)m;
+    return p;
+}
+
+/* Decimal text at p (after the opening quote) with at most 18 digits in all; returns the byte
+ * after it (the caller checks the closing quote) or NULL. Same rules as kf_dec_parse. */
+HOT const char *fast_dec(const char *p, const char *end, kf_dec *out)
+{
+    if (p >= end)
+        return NULL;
+    bool neg = *p == '-';
+    p += neg;
+    const char *s = p;
+    uint64_t m = 0;
+    unsigned d;
+    while ((d = (unsigned)(*p - '0')) <= 9) { /* stops at the final '}' at the latest */
+        m = m * 10 + d;
+        p++;
+    }
+    size_t nint = (size_t)(p - s), scale = 0;
+    if (nint == 0 || (*s == '0' && nint > 1))
+        return NULL;
+    if (p < end && *p == '.') {
+        const char *f0 = ++p;
+        while ((d = (unsigned)(*p - '0')) <= 9) { /* stops at the final '}' at the latest */
+            m = m * 10 + d;
+            p++;
+        }
+        scale = (size_t)(p - f0);
+        if (scale == 0)
+            return NULL;
+    }
+    if (nint + scale > 18 || (neg && m == 0))
+        return NULL;
+    out->mant = neg ? -(int64_t)m : (int64_t)m;
+    out->scale = (int32_t)scale;
+    return p;
+}
+
+/* p[0..n) == s[0..n) for a small constant n: a few overlapping word loads, no memcmp call. */
+HOT bool lit_eq(const char *p, const char *s, size_t n)
+{
+    uint64_t a8, b8, c8, d8;
+    uint32_t a4, b4, c4, d4;
+    if (n >= 8) {
+        uint64_t diff = 0;
+        size_t i = 0;
+        for (; i + 8 < n; i += 8) {
+            memcpy(&a8, p + i, 8);
+            memcpy(&b8, s + i, 8);
+            diff |= a8 ^ b8;
+        }
+        memcpy(&c8, p + n - 8, 8);
+        memcpy(&d8, s + n - 8, 8);
+        return (diff | (c8 ^ d8)) == 0;
+    }
+    if (n >= 4) {
+        memcpy(&a4, p, 4);
+        memcpy(&b4, s, 4);
+        memcpy(&c4, p + n - 4, 4);
+        memcpy(&d4, s + n - 4, 4);
+        return ((a4 ^ b4) | (c4 ^ d4)) == 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != s[i])
+            return false;
+    return true;
+}
+
+#define LIT(s)                                                                                     \
+    do {                                                                                           \
+        if (end - p < (ptrdiff_t)sizeof(s) - 1 || !lit_eq(p, s, sizeof(s) - 1))                    \
+            return false;                                                                          \
+        p += sizeof(s) - 1;                                                                        \
+    } while (0)
+#define INT(field)                                                                                 \
+    do {                                                                                           \
+        if (!(p = fast_int(p, end, &w.field)))                                                     \
+            return false;                                                                          \
+    } while (0)
+#define DEC(field)                                                                                 \
+    do {                                                                                           \
+        if (!(p = fast_dec(p, end, &w.field)))                                                     \
+            return false;                                                                          \
+    } while (0)
+/* A string without escapes or control bytes up to its closing quote (p stays on it). */
+#define STR(s, n)                                                                                  \
+    do {                                                                                           \
+        const char *q_ = kf__json_scan_str(p, end);                                                \
+        if (q_ >= end || *q_ != '"')                                                               \
+            return false;                                                                          \
+        s = p;                                                                                     \
+        n = (size_t)(q_ - p);                                                                      \
+        p = q_;                                                                                    \
+    } while (0)
+
+/* After the event object's '}' at p: the wrapper's '}' when wrapped, then the end of the frame
+ * (trailing whitespace is left to the general parser). */
+HOT bool frame_end(const char *p, const char *end, bool wrapped)
+{
+    if (wrapped) {
+        if (p >= end || *p != '}')
+            return false;
+        p++;
+    }
+    return p == end;
+}
+
+/* The kline template: p just after `{"e":"kline",` (event points at "kline"); out is
+ * written only on success. */
+static bool fast_kline(const char *p, const char *end, const char *event, bool wrapped,
+                       kf__frame *f, kf_kline *out)
+{
+    const char *sym, *ival, *b;
+    size_t sym_len, ival_len, b_len;
+    kf_kline w;
+    LIT("\"E\":");
+    INT(event_time);
+    LIT(",\"s\":\"");
+    STR(sym, sym_len);
+    LIT("\",\"k\":{\"t\":");
+    INT(open_time);
+    LIT(",\"T\":");
+    INT(close_time);
+    LIT(",\"s\":\"");
+    /* k.s: the same bytes as s and a quote (s has no quote, backslash or control byte, so a
+     * scan of k.s would stop at the same place): one compare instead of a scan */
+    if (end - p <= (ptrdiff_t)sym_len || memcmp(p, sym, sym_len) != 0 || p[sym_len] != '"')
+        return false;
+    p += sym_len;
+    LIT("\",\"i\":\"");
+    /* k.i: 2 or 3 bytes, checked by interval_index() below (no quote, backslash or control
+     * byte can pass it), then the quote */
+    ival = p;
+    if (end - p >= 4 && p[2] == '"')
+        ival_len = 2;
+    else if (end - p >= 4 && p[3] == '"')
+        ival_len = 3;
+    else
+        return false;
+    p += ival_len;
+    LIT("\",\"f\":");
+    INT(first_trade_id);
+    LIT(",\"L\":");
+    INT(last_trade_id);
+    LIT(",\"o\":\"");
+    DEC(open);
+    LIT("\",\"c\":\"");
+    DEC(close);
+    LIT("\",\"h\":\"");
+    DEC(high);
+    LIT("\",\"l\":\"");
+    DEC(low);
+    LIT("\",\"v\":\"");
+    DEC(volume);
+    LIT("\",\"n\":");
+    INT(trades);
+    LIT(",\"x\":");
+    if (end - p >= 4 && lit_eq(p, "true", 4)) {
+        w.closed = true;
+        p += 4;
+    } else if (end - p >= 5 && lit_eq(p, "false", 5)) {
+        w.closed = false;
+        p += 5;
+    } else {
+        return false;
+    }
+    LIT(",\"q\":\"");
+    DEC(quote_volume);
+    LIT("\",\"V\":\"");
+    DEC(taker_buy_base);
+    LIT("\",\"Q\":\"");
+    DEC(taker_buy_quote);
+    LIT("\",\"B\":\"");
+    if (end - p >= 3 && lit_eq(p, "0\"}", 3)) { /* k.B is always "0" */
+        p += 3;
+    } else {
+        STR(b, b_len);
+        (void)b;
+        (void)b_len;
+        LIT("\"}");
+    }
+    LIT("}");
+    if (!frame_end(p, end, wrapped))
+        return false;
+    /* the checks of finish_kline() */
+    if (sym_len == 0 || sym_len > KF_SYMBOL_MAX)
+        return false;
+    for (size_t i = 0; i < sym_len; i++)
+        if (sym_bad[(unsigned char)sym[i]])
+            return false;
+    int iv = interval_index(ival, ival_len);
+    if (iv < 0)
+        return false;
+    memset(w.symbol, 0, sizeof w.symbol);
+    memcpy(w.symbol, sym, sym_len);
+    memset(w.interval, 0, sizeof w.interval);
+    memcpy(w.interval, ival, ival_len);
+    w.interval_index = iv;
+    *out = w;
+    f->kind = KF__FRAME_KLINE;
+    f->event = event;
+    f->event_len = 5;
+    return true;
+}
+
+#define COMPACT_MAX_DEPTH 16 /* well inside KF__JSON_MAX_DEPTH: deeper values go the long way */
+
+/* Skips the JSON number at p ('-' or a digit); NULL on a syntax error. */
+HOT const char *compact_number(const char *p, const char *end)
+{
+    p += *p == '-';
+    if (p >= end)
+        return NULL;
+    if (*p == '0') {
+        p++;
+    } else if ((unsigned)(*p - '1') <= 8u) {
+        /* digit by digit, 8 at a time while they last: the next position then comes from
+         * predicted branches, not from a scan's result (Binance's ids and times have 12 or 13) */
+        p++;
+        while (end - p >= 8 && eight_are_digits(p))
+            p += 8;
+        while (p < end && is_digit(*p))
+            p++;
+    } else {
+        return NULL;
+    }
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || !is_digit(*p))
+            return NULL;
+        p = kf__json_scan_digits(p + 1, end);
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= end || !is_digit(*p))
+            return NULL;
+        p = kf__json_scan_digits(p + 1, end);
+    }
+    return p;
+}
+
+/*
+ * String ends from a 64-byte window of "stop" bytes (quote, backslash, control byte): the
+ * strings of an array (depth levels, price/quantity pairs) and of the frame's first bytes are
+ * found by clearing bits, not by one scan per string, whose result would be the next scan's
+ * address (that wait, more than the instructions, was the cost).
+ */
+typedef struct qwin {
+    const char *base; /* the window covers [base, base + 64) clipped to the frame's end */
+    uint64_t stops;   /* bit i: base[i] is '"', '\\' or a control byte */
+} qwin;
+
+#ifdef __SSE2__
+HOT unsigned stop_mask(__m128i v)
+{
+    const __m128i quote = _mm_set1_epi8('"'), bsl = _mm_set1_epi8('\\'), c1f = _mm_set1_epi8(0x1f);
+    return (unsigned)_mm_movemask_epi8(
+        _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bsl)),
+                     _mm_cmpeq_epi8(_mm_min_epu8(v, c1f), v)));
+}
+#endif
+
+/* Loads the window at x (buf <= end - 16 <= ... : the caller checked the frame has 16 bytes). */
+HOT void qwin_load(qwin *w, const char *x, const char *end)
+{
+    uint64_t s = 0;
+#ifdef __SSE2__
+    if (end - x >= 64) { /* the usual case: four loads, no branch */
+        for (unsigned i = 0; i < 64; i += 16)
+            s |= (uint64_t)stop_mask(_mm_loadu_si128((const __m128i *)(const void *)(x + i))) << i;
+    } else {
+        for (unsigned i = 0; x + i < end; i += 16) {
+            if (end - (x + i) >= 16) {
+                s |= (uint64_t)stop_mask(_mm_loadu_si128((const __m128i *)(const void *)(x + i)))
+                     << i;
+            } else { /* the 16 bytes that end the frame, shifted into place */
+                unsigned sh = (unsigned)(16 - (end - (x + i)));
+                s |= (uint64_t)(stop_mask(
+                                    _mm_loadu_si128((const __m128i *)(const void *)(end - 16))) >>
+                                sh)
+                     << i;
+            }
+        }
+    }
+#else
+    for (unsigned i = 0; i < 64 && x + i < end; i++)
+        if (x[i] == '"' || x[i] == '\\' || (unsigned char)x[i] < 0x20)
+            s |= 1ULL << i;
+#endif
+    w->base = x;
+    w->stops = s;
+}
+
+/* The closing quote of the string whose content starts at x (x < end), or NULL (an escape or
+ * a control byte first, or unterminated). */
+HOT const char *qwin_close(qwin *w, const char *x, const char *end)
+{
+    size_t off = (size_t)(x - w->base);
+    uint64_t m = off < 64 ? w->stops >> off : 0;
+    if (!m) {
+        qwin_load(w, x, end);
+        if (!(m = w->stops)) /* longer than the window: a scan */
+            return (x = kf__json_scan_str(x, end)) < end && *x == '"' ? x : NULL;
+    }
+    x += __builtin_ctzll(m);
+    return *x == '"' ? x : NULL;
+}
+
+/* A plain key at p (its opening quote) directly followed by ':'; returns the byte after the
+ * ':' or NULL. One-letter keys, most of Binance's, need no window (and no wait for one). */
+HOT const char *compact_key(const char *p, const char *end, qwin *w, const char **k, size_t *n)
+{
+    if (end - p >= 4 && p[0] == '"' && p[2] == '"' && p[3] == ':' &&
+        (unsigned)((p[1] | 0x20) - 'a') < 26u) {
+        *k = p + 1;
+        *n = 1;
+        return p + 4;
+    }
+    const char *q;
+    if (p >= end || *p != '"' || !(q = qwin_close(w, p + 1, end)) || end - q < 2 || q[1] != ':')
+        return NULL;
+    *k = p + 1;
+    *n = (size_t)(q - (p + 1));
+    return q + 2;
+}
+
+/*
+ * Skips one value at p in compact JSON (no whitespace, strings without escapes, at most
+ * COMPACT_MAX_DEPTH containers) and validates it; returns the byte after it or NULL.
+ */
+static inline const char *compact_skip(const char *p, const char *end, qwin *w)
+{
+    uint32_t objs = 0; /* bit 0: the innermost open container is an object; bit 1: the next... */
+    unsigned lvl = 0;
+    const char *q, *k;
+    size_t n;
+value:
+    if (p >= end)
+        return NULL;
+    if (*p == '"') {
+        if (!(q = qwin_close(w, p + 1, end)))
+            return NULL;
+        p = q + 1;
+    } else if (*p == '[' && end - p >= 3 && (p[1] == '"' || (p[1] == '[' && p[2] == '"'))) {
+        /* an array of strings (a price level), or of such arrays (a side of the book): string
+         * after string without the dispatch */
+        bool nested = p[1] == '[';
+        p += nested;
+        for (;;) {
+            p++; /* at a string's opening quote */
+            if (!(q = qwin_close(w, p + 1, end)) || end - q < 3)
+                return NULL;
+            if (q[1] == ',' && q[2] == '"') {
+                p = q + 1;
+                continue;
+            }
+            if (q[1] != ']')
+                return NULL;
+            p = q + 2;
+            if (!nested)
+                break;
+            if (end - p >= 3 && p[0] == ',' && p[1] == '[' && p[2] == '"') { /* the next level */
+                p += 1;
+                continue;
+            }
+            if (p >= end || p[0] != ']')
+                return NULL;
+            p++;
+            break;
+        }
+    } else if (*p == '[' || *p == '{') {
+        if (lvl == COMPACT_MAX_DEPTH)
+            return NULL;
+        objs = (objs << 1) | (*p == '{');
+        lvl++;
+        if (++p >= end)
+            return NULL;
+        if (*p == (objs & 1 ? '}' : ']')) { /* empty */
+            p++;
+            objs >>= 1;
+            lvl--;
+        } else if (objs & 1) {
+            goto key;
+        } else {
+            goto value;
+        }
+    } else if (*p == '-' || is_digit(*p)) {
+        if (!(p = compact_number(p, end)))
+            return NULL;
+    } else if (*p == 't' && end - p >= 4 && memcmp(p, "true", 4) == 0) {
+        p += 4;
+    } else if (*p == 'f' && end - p >= 5 && memcmp(p, "false", 5) == 0) {
+        p += 5;
+    } else if (*p == 'n' && end - p >= 4 && memcmp(p, "null", 4) == 0) {
+        p += 4;
+    } else {
+        return NULL;
+    }
+after:
+    if (lvl == 0)
+        return p;
+    if (p >= end)
+        return NULL;
+    if (*p == ',') {
+        p++;
+        if (objs & 1)
+            goto key;
+        goto value;
+    }
+    if (*p != (objs & 1 ? '}' : ']'))
+        return NULL;
+    p++;
+    objs >>= 1;
+    lvl--;
+    goto after;
+key:
+    if (!(p = compact_key(p, end, w, &k, &n)))
+        return NULL;
+    goto value;
+}
+
+/* A key the general parser treats specially at the top level of an unwrapped frame. */
+HOT bool reply_key(const char *k, size_t n)
+{
+    switch (n) {
+    case 2:
+        return memcmp(k, "id", 2) == 0;
+    case 4:
+        return memcmp(k, "data", 4) == 0;
+    case 5:
+        return memcmp(k, "error", 5) == 0;
+    case 6:
+        return memcmp(k, "stream", 6) == 0 || memcmp(k, "result", 6) == 0;
+    }
+    return false;
+}
+
+/*
+ * Any other event: p just past the closing quote of its "e" value. The general parser
+ * classifies such a frame as EVENT when the JSON is valid and "E" and "s" are not repeated;
+ * a second "e", a "k" (parsed and checked there) or, unwrapped, a reply key at the event's
+ * level send the frame the long way.
+ */
+static bool fast_event(const char *p, const char *end, bool wrapped, qwin *w)
+{
+    bool seen_E = false, seen_s = false;
+    for (;;) {
+        if (p >= end)
+            return false;
+        if (*p == '}')
+            return frame_end(p + 1, end, wrapped);
+        if (*p != ',')
+            return false;
+        const char *k;
+        size_t n;
+        if (!(p = compact_key(p + 1, end, w, &k, &n)))
+            return false;
+        if (n == 1) {
+            if (*k == 'E') {
+                if (seen_E)
+                    return false;
+                seen_E = true;
+            } else if (*k == 's') {
+                if (seen_s)
+                    return false;
+                seen_s = true;
+            } else if (*k == 'e' || *k == 'k') {
+                return false;
+            }
+        } else if (!wrapped && reply_key(k, n)) {
+            return false;
+        }
+        if (p < end && is_digit(*p)) /* the usual values inline: ids, times, names */
+            p = compact_number(p, end);
+        else if (p < end && *p == '"')
+            p = (p = qwin_close(w, p + 1, end)) ? p + 1 : NULL;
+        else
+            p = compact_skip(p, end, w);
+        if (!p)
+            return false;
+    }
+}
+
+bool kf__decode_fast(const char *buf, size_t len, kf__frame *f, kf_kline *k)
+{
+    const char *p = buf, *end = buf + len, *stream = NULL, *q;
+    size_t stream_len = 0;
+    bool wrapped = false;
+    qwin w;
+    /* Binance's frames end with '}', a non-digit: the kline template's digit loops need no
+     * bounds check (anything else, trailing whitespace included, goes the long way) */
+    if (len < 16 || buf[len - 1] != '}')
+        return false;
+    qwin_load(&w, p, end);
+    if (lit_eq(p, "{\"stream\":\"", 11)) {
+        if (!(q = qwin_close(&w, p + 11, end)))
+            return false;
+        stream = p + 11;
+        stream_len = (size_t)(q - stream);
+        p = q;
+        LIT("\",\"data\":");
+        wrapped = true;
+    }
+    LIT("{\"e\":\"");
+    const char *event = p;
+    if (end - p >= 7 && lit_eq(p, "kline\",", 7)) {
+        if (!fast_kline(p + 7, end, event, wrapped, f, k))
+            return false;
+    } else {
+        if (!(q = qwin_close(&w, p, end)) || (q - p == 5 && memcmp(p, "kline", 5) == 0) ||
+            !fast_event(q + 1, end, wrapped, &w))
+            return false;
+        f->kind = KF__FRAME_EVENT;
+        f->event = event;
+        f->event_len = (size_t)(q - p);
+    }
+    f->stream = stream;
+    f->stream_len = stream_len;
+    return true;
+}
+#undef LIT
+#undef INT
+#undef DEC
+#undef STR
