@@ -39,17 +39,19 @@ typedef struct kf__frame {
 } kf__frame;
 
 /*
- * Decodes buf[0..len). Fills *f always and *k only when the result is
- * KF__FRAME_KLINE (k->interval_index set, symbol NUL-terminated). Never
- * reads past len, never crashes on any input.
+ * Decodes buf[0..len). Fills *f always, and *k when the result is
+ * KF__FRAME_KLINE (k->interval_index set, symbol NUL-terminated); after any
+ * other result *k is unspecified (the kline template writes in place and may
+ * stop half way). Never reads past len, never crashes on any input.
  */
 kf__frame_kind kf__decode(const char *buf, size_t len, kf__frame *f, kf_kline *k);
 
 /*
  * The two halves of kf__decode, for tests and fuzzing (they check that both agree).
  * kf__decode_fast (fast.c) handles the compact layout Binance sends: on true it has set
- * f->kind (KLINE or EVENT), f->event, f->stream (and *k for a kline) and written nothing else;
- * on false it has written nothing at all. kf__decode_general (kline.c) decides every frame.
+ * f->kind (KLINE or EVENT), f->event, f->stream (and *k for a kline) and written nothing else
+ * in *f; on false *f is untouched and *k unspecified. kf__decode_general (kline.c) decides
+ * every frame.
  */
 bool kf__decode_fast(const char *buf, size_t len, kf__frame *f, kf_kline *k);
 kf__frame_kind kf__decode_general(const char *buf, size_t len, kf__frame *f, kf_kline *k);
