@@ -111,6 +111,13 @@ HOT uint64_t reduce8(uint64_t d)
            32;
 }
 
+/* Value of 4 digit values (0..9 each, the first in the lowest byte). */
+HOT uint64_t reduce4(uint32_t d)
+{
+    d = (d * 10) + (d >> 8);
+    return (((d & 0x00FF00FFu) * (1u + (100u << 16))) >> 16) & 0xFFFFu;
+}
+
 /* The digit run at *pp (8 bytes readable), at most 8 digits: advances *pp over it, stores its
  * value and returns its length (8: 8 or more). The digits are moved to the top of the word;
  * the zeros shifted in below act as leading '0's. */
@@ -128,15 +135,15 @@ HOT unsigned run8(const char **pp, uint64_t *m)
         *pp += 1;
         return 1;
     case 2:
-        *m = reduce8(d << 48);
+        *m = (d & 0xFF) * 10 + ((d >> 8) & 0xFF);
         *pp += 2;
         return 2;
     case 3:
-        *m = reduce8(d << 40);
+        *m = reduce4((uint32_t)d << 8);
         *pp += 3;
         return 3;
     case 4:
-        *m = reduce8(d << 32);
+        *m = reduce4((uint32_t)d);
         *pp += 4;
         return 4;
     case 5:
