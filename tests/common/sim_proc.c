@@ -4,6 +4,13 @@
 
 #include "raw_ws.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -203,4 +210,32 @@ void kft_sim_stop(kft_sim *s)
         usleep(10000);
     }
     free(s);
+}
+
+/* ---- one simulator at a time, for cmocka tests */
+
+static kft_sim *g_current; /* stopped by kft_sim_teardown even when an assertion fails */
+
+kft_sim *kft_sim_run(const char *a0, ...)
+{
+    const char *args[32];
+    int n = 0;
+    va_list ap;
+    va_start(ap, a0);
+    for (const char *a = a0; a && n < 31; a = va_arg(ap, const char *))
+        args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    kft_sim_stop(g_current);
+    g_current = kft_sim_start(args);
+    assert_non_null(g_current);
+    return g_current;
+}
+
+int kft_sim_teardown(void **state)
+{
+    (void)state;
+    kft_sim_stop(g_current);
+    g_current = NULL;
+    return 0;
 }

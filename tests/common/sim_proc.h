@@ -18,4 +18,13 @@ int kft_http_get(int port, const char *path, char *buf, size_t cap);
 /* SIGTERM, waitpid (SIGKILL after 5 s); frees. NULL ignored. */
 void kft_sim_stop(kft_sim *s);
 
+/* For cmocka tests that run one simulator at a time: stops the previous one, starts one with
+ * the NULL-terminated args (asserting that it started) and keeps it for kft_sim_teardown, a
+ * cmocka teardown that stops it even when an assertion failed. */
+kft_sim *kft_sim_run(const char *a0, ...);
+int kft_sim_teardown(void **state);
+
+/* A buffer size for whole HTTP bodies of the simulator (klines, /sim/truth). */
+#define KFT_HTTP_BUF (1 << 21)
+
 #endif

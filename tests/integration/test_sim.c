@@ -20,49 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kftest.h"
 #include "raw_ws.h"
 #include "sim_proc.h"
 
 /* ---- helpers */
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static kft_sim *g_sim; /* stopped by the teardown even when an assertion fails */
-
-static int teardown(void **state)
-{
-    (void)state;
-    kft_sim_stop(g_sim);
-    g_sim = NULL;
-    return 0;
-}
-
-static kft_sim *start_sim(const char *a0, ...)
-{
-    const char *args[32];
-    int n = 0;
-    va_list ap;
-    va_start(ap, a0);
-    for (const char *a = a0; a && n < 31; a = va_arg(ap, const char *))
-        args[n++] = a;
-    va_end(ap);
-    args[n] = NULL;
-    kft_sim_stop(g_sim);
-    kft_sim *s = kft_sim_start(args);
-    g_sim = s;
-    assert_non_null(s);
-    return s;
-}
-
-static char *big_buf(void)
-{
-    return malloc(1 << 21);
-}
-
 /* The next text message holding needle, those before it skipped; each within 3 s. */
 static char *text_with(kft_ws *c, const char *needle)
 {
@@ -79,9 +41,9 @@ static char *text_with(kft_ws *c, const char *needle)
 static void test_upgrade_and_requests(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim(NULL);
+    kft_sim *s = kft_sim_run(NULL);
     int port = kft_sim_port(s);
-    char *resp = big_buf();
+    char *resp = malloc(KFT_HTTP_BUF);
 
     /* missing key -> 400 */
     int st = kft_http_raw(port,
@@ -154,13 +116,13 @@ static void test_upgrade_and_requests(void **state)
     assert_int_equal(c->close_code, 1002);
     kft_ws_free(c);
     free(resp);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_updates_and_combined(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--speed", "10", NULL);
+    kft_sim *s = kft_sim_run("--speed", "10", NULL);
     int port = kft_sim_port(s);
     kft_ws *c = kft_ws_open(port, "/market/ws");
     assert_non_null(c);
@@ -203,13 +165,13 @@ static void test_updates_and_combined(void **state)
                 strncmp(m, "{\"stream\":\"bnbusdt@kline_3m\",\"data\":{\"e\":\"kline\"", 48) == 0);
     free(m);
     kft_ws_free(c);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_unrouted_silent(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--speed", "600", NULL);
+    kft_sim *s = kft_sim_run("--speed", "600", NULL);
     kft_ws *c = kft_ws_open(kft_sim_port(s), "/ws/btcusdt@kline_1m");
     assert_non_null(c);
     kft_ws_text_send(c, "{\"method\":\"SUBSCRIBE\",\"params\":[\"ethusdt@kline_1m\"],\"id\":3}");
@@ -220,13 +182,13 @@ static void test_unrouted_silent(void **state)
     assert_null(m);
     assert_int_equal(c->close_code, 0);
     kft_ws_free(c);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_stream_cap(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim(NULL);
+    kft_sim *s = kft_sim_run(NULL);
     kft_ws *c = kft_ws_open(kft_sim_port(s), "/market/ws");
     assert_non_null(c);
     size_t cap = 64 * 1100;
@@ -252,13 +214,13 @@ static void test_stream_cap(void **state)
     assert_int_equal(c->close_code, 1008);
     free(req);
     kft_ws_free(c);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_msg_rate(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim(NULL);
+    kft_sim *s = kft_sim_run(NULL);
     kft_ws *c = kft_ws_open(kft_sim_port(s), "/market/ws");
     assert_non_null(c);
     for (int i = 0; i < 15; i++) {
@@ -276,7 +238,7 @@ static void test_msg_rate(void **state)
     assert_int_equal(c->close_code, 1008);
     assert_string_equal(c->close_reason, "Too many requests");
     kft_ws_free(c);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void get_row(int port, const char *sym, const char *iv, const char *t, char *body,
@@ -301,14 +263,14 @@ static long long mant(const char *s)
 static void test_closes_match_rest(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--speed", "600", NULL);
+    kft_sim *s = kft_sim_run("--speed", "600", NULL);
     int port = kft_sim_port(s);
     kft_ws *c = kft_ws_open(port, "/market/ws/btcusdt@kline_1m/ethusdt@kline_5m/avaxusdt@kline_1m");
     assert_non_null(c);
     int closes_1m = 0, closes_5m = 0, empty_thin = 0;
-    char *body = big_buf();
-    long long deadline = now_ms() + 8000;
-    while ((closes_1m < 6 || closes_5m < 1 || empty_thin < 1) && now_ms() < deadline) {
+    char *body = malloc(KFT_HTTP_BUF);
+    long long deadline = kft_now_ms() + 8000;
+    while ((closes_1m < 6 || closes_5m < 1 || empty_thin < 1) && kft_now_ms() < deadline) {
         char *m = kft_ws_text(c, 2000);
         assert_non_null(m);
         if (!strstr(m, "\"x\":true")) {
@@ -402,13 +364,13 @@ static void test_closes_match_rest(void **state)
     assert_true(empty_thin >= 1);
     free(body);
     kft_ws_free(c);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_no_skipped_closes(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--speed", "60000", NULL); /* a simulated minute per real ms */
+    kft_sim *s = kft_sim_run("--speed", "60000", NULL); /* a simulated minute per real ms */
     kft_ws *c = kft_ws_open(kft_sim_port(s), "/market/ws/btcusdt@kline_1m");
     assert_non_null(c);
     long long prev = -1;
@@ -427,15 +389,15 @@ static void test_no_skipped_closes(void **state)
         free(m);
     }
     kft_ws_free(c);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_rest_rules(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim(NULL);
+    kft_sim *s = kft_sim_run(NULL);
     int port = kft_sim_port(s);
-    char *r = big_buf();
+    char *r = malloc(KFT_HTTP_BUF);
     /* keep the weight sequence inside one UTC minute */
     if (time(NULL) % 60 >= 57)
         sleep((unsigned)(61 - time(NULL) % 60));
@@ -502,12 +464,12 @@ static void test_rest_rules(void **state)
     assert_non_null(strstr(r, "\"pricePrecision\":2,\"quantityPrecision\":3"));
     assert_non_null(strstr(r, "\"tickSize\":\"0.01\""));
     free(r);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 
     /* 429 under a tiny weight limit */
-    s = start_sim("--weight-limit", "5", NULL);
+    s = kft_sim_run("--weight-limit", "5", NULL);
     port = kft_sim_port(s);
-    r = big_buf();
+    r = malloc(KFT_HTTP_BUF);
     if (time(NULL) % 60 >= 58)
         sleep((unsigned)(61 - time(NULL) % 60));
     for (int i = 0; i < 5; i++)
@@ -519,13 +481,13 @@ static void test_rest_rules(void **state)
     assert_non_null(strstr(r, "{\"code\":-1003,\"msg\":\"Too many requests; current limit is 5 "
                               "requests per minute.\"}"));
     free(r);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_state_and_pings(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--ping-ms", "100", "--delisted", "OLDUSDT", NULL);
+    kft_sim *s = kft_sim_run("--ping-ms", "100", "--delisted", "OLDUSDT", NULL);
     int port = kft_sim_port(s);
     kft_ws *a = kft_ws_open(port, "/market/ws/btcusdt@kline_1m");
     kft_ws *b = kft_ws_open(port, "/market/stream");
@@ -536,8 +498,8 @@ static void test_state_and_pings(void **state)
                      "1m\"],\"id\":1}");
     char *m;
     bool pinged = false;
-    long long deadline = now_ms() + 3000;
-    while (now_ms() < deadline && !pinged) { /* kft_ws_text answers pings */
+    long long deadline = kft_now_ms() + 3000;
+    while (kft_now_ms() < deadline && !pinged) { /* kft_ws_text answers pings */
         int op;
         char *pl;
         size_t n;
@@ -557,7 +519,7 @@ static void test_state_and_pings(void **state)
     }
     kft_ws_free(a);
     usleep(200000);
-    char *r = big_buf();
+    char *r = malloc(KFT_HTTP_BUF);
     assert_int_equal(kft_http_get(port, "/sim/state", r, 1 << 20), 200);
     assert_non_null(strstr(r, "\"connections_total\":2,\"connections_open\":1,"
                               "\"subscribe_requests\":1,\"streams\":[\"btcusdt@kline_1m\","
@@ -572,13 +534,13 @@ static void test_state_and_pings(void **state)
     assert_true(strncmp(r, "{\"now\":", 7) == 0);
     free(r);
     kft_ws_free(b);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_flood(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--flood", "100000", NULL);
+    kft_sim *s = kft_sim_run("--flood", "100000", NULL);
     int port = kft_sim_port(s);
     unsigned long long sum[2] = {0, 0};
     for (int k = 0; k < 2; k++) {
@@ -601,22 +563,22 @@ static void test_flood(void **state)
         kft_ws_free(c);
     }
     assert_true(sum[0] == sum[1]);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_upgrade_and_requests, teardown),
-        cmocka_unit_test_teardown(test_updates_and_combined, teardown),
-        cmocka_unit_test_teardown(test_unrouted_silent, teardown),
-        cmocka_unit_test_teardown(test_stream_cap, teardown),
-        cmocka_unit_test_teardown(test_msg_rate, teardown),
-        cmocka_unit_test_teardown(test_closes_match_rest, teardown),
-        cmocka_unit_test_teardown(test_no_skipped_closes, teardown),
-        cmocka_unit_test_teardown(test_rest_rules, teardown),
-        cmocka_unit_test_teardown(test_state_and_pings, teardown),
-        cmocka_unit_test_teardown(test_flood, teardown),
+        cmocka_unit_test_teardown(test_upgrade_and_requests, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_updates_and_combined, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_unrouted_silent, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_stream_cap, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_msg_rate, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_closes_match_rest, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_no_skipped_closes, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_rest_rules, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_state_and_pings, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_flood, kft_sim_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,49 +21,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kftest.h"
 #include "raw_ws.h"
 #include "sim_proc.h"
 
 /* ---- helpers */
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static kft_sim *g_sim; /* stopped by the teardown even when an assertion fails */
-
-static int teardown(void **state)
-{
-    (void)state;
-    kft_sim_stop(g_sim);
-    g_sim = NULL;
-    return 0;
-}
-
-static kft_sim *start_sim(const char *a0, ...)
-{
-    const char *args[32];
-    int n = 0;
-    va_list ap;
-    va_start(ap, a0);
-    for (const char *a = a0; a && n < 31; a = va_arg(ap, const char *))
-        args[n++] = a;
-    va_end(ap);
-    args[n] = NULL;
-    kft_sim_stop(g_sim);
-    kft_sim *s = kft_sim_start(args);
-    g_sim = s;
-    assert_non_null(s);
-    return s;
-}
-
-static char *big_buf(void)
-{
-    return malloc(1 << 21);
-}
-
 /* "key":<unsigned> in /sim/state (keys are unique there); -1 if absent */
 static long long state_num(const char *st, const char *key)
 {
@@ -77,10 +39,10 @@ static long long state_num(const char *st, const char *key)
 static int get_state(int port, char *buf, size_t cap)
 {
     int fails = 0;
-    long long deadline = now_ms() + 10000;
+    long long deadline = kft_now_ms() + 10000;
     while (kft_http_get(port, "/sim/state", buf, cap) != 200) {
         fails++;
-        assert_true(now_ms() < deadline);
+        assert_true(kft_now_ms() < deadline);
         usleep(50000);
     }
     return fails;
@@ -89,7 +51,7 @@ static int get_state(int port, char *buf, size_t cap)
 /* One number of /sim/state (fetched as get_state does); -1 if absent. */
 static long long state_value(int port, const char *key)
 {
-    char *r = big_buf();
+    char *r = malloc(KFT_HTTP_BUF);
     get_state(port, r, 1 << 21);
     long long v = state_num(r, key);
     free(r);
@@ -99,9 +61,9 @@ static long long state_value(int port, const char *key)
 /* next frame of any kind, pings answered; 1 frame, 0 timeout, -1 closed */
 static int next_frame(kft_ws *c, int timeout_ms, int *op, char **pl, size_t *n)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = kft_now_ms() + timeout_ms;
     for (;;) {
-        long long left = deadline - now_ms();
+        long long left = deadline - kft_now_ms();
         int rc = kft_ws_frame(c, left < 0 ? 0 : (int)left, op, pl, n);
         if (rc == 1 && *op == 9)
             kft_ws_send(c, 0xA, true, *pl, *n);
@@ -113,12 +75,12 @@ static int next_frame(kft_ws *c, int timeout_ms, int *op, char **pl, size_t *n)
  * 0 on timeout; counts text frames and close frames (first close code into *code) */
 static int read_until_end(kft_ws *c, int timeout_ms, int *texts, int *closes, int *code)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = kft_now_ms() + timeout_ms;
     for (;;) {
         int op;
         char *pl;
         size_t n;
-        long long left = deadline - now_ms();
+        long long left = deadline - kft_now_ms();
         if (left <= 0)
             return 0;
         int rc = next_frame(c, (int)left, &op, &pl, &n);
@@ -143,7 +105,7 @@ static int read_until_end(kft_ws *c, int timeout_ms, int *texts, int *closes, in
 static void test_reset(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--fault-reset-every", "0.2", "--faults-start-ms", "300", NULL);
+    kft_sim *s = kft_sim_run("--fault-reset-every", "0.2", "--faults-start-ms", "300", NULL);
     int port = kft_sim_port(s);
     for (int k = 0; k < 2; k++) {
         /* a routed connection, then an unrouted (silent) one: both are targets */
@@ -157,26 +119,26 @@ static void test_reset(void **state)
             assert_true(texts >= 1); /* it delivered before the reset */
         kft_ws_free(c);
     }
-    char *r = big_buf();
+    char *r = malloc(KFT_HTTP_BUF);
     get_state(port, r, 1 << 21);
     assert_int_equal(state_num(r, "reset"), 2);
     assert_int_equal(state_num(r, "connections_open"), 0);
     assert_int_equal(state_num(r, "connections_max_open"), 1);
     free(r);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_stall(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--fault-stall-every", "0.1", "--faults-start-ms", "800", "--ping-ms",
-                           "150", NULL);
+    kft_sim *s = kft_sim_run("--fault-stall-every", "0.1", "--faults-start-ms", "800", "--ping-ms",
+                             "150", NULL);
     int port = kft_sim_port(s);
     kft_ws *c = kft_ws_open(port, "/market/ws/btcusdt@kline_1m");
     assert_non_null(c);
-    char *r = big_buf();
+    char *r = malloc(KFT_HTTP_BUF);
     int pings = 0, texts = 0;
-    long long deadline = now_ms() + 8000;
+    long long deadline = kft_now_ms() + 8000;
     for (;;) { /* live until the simulator reports the stall */
         int op;
         char *pl;
@@ -192,7 +154,7 @@ static void test_stall(void **state)
         get_state(port, r, 1 << 21);
         if (state_num(r, "stall") == 1)
             break;
-        assert_true(now_ms() < deadline);
+        assert_true(kft_now_ms() < deadline);
     }
     assert_true(pings >= 2);
     assert_true(texts >= 1);
@@ -211,13 +173,13 @@ static void test_stall(void **state)
     assert_int_equal(state_num(r, "stall"), 1);
     assert_int_equal(state_num(r, "connections_open"), 0); /* closed once we closed */
     free(r);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_close(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--fault-close-every", "0.1", "--faults-start-ms", "300", NULL);
+    kft_sim *s = kft_sim_run("--fault-close-every", "0.1", "--faults-start-ms", "300", NULL);
     int port = kft_sim_port(s);
     const int want[2] = {1001, 1008};
     const char *reason[2] = {"going away", "Too many requests"};
@@ -232,20 +194,20 @@ static void test_close(void **state)
         kft_ws_free(c);
     }
     assert_int_equal(state_value(port, "close"), 2);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_refuse(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--fault-refuse-every", "0.3", "--refuse-ms", "800", "--faults-start-ms",
-                           "300", NULL);
+    kft_sim *s = kft_sim_run("--fault-refuse-every", "0.3", "--refuse-ms", "800",
+                             "--faults-start-ms", "300", NULL);
     int port = kft_sim_port(s);
-    char *r = big_buf();
+    char *r = malloc(KFT_HTTP_BUF);
     int fails = 0, ok_after = 0;
     bool ws_refused = false;
-    long long deadline = now_ms() + 8000;
-    while (now_ms() < deadline && (!fails || !ok_after)) {
+    long long deadline = kft_now_ms() + 8000;
+    while (kft_now_ms() < deadline && (!fails || !ok_after)) {
         int st = kft_http_get_full(port, "/fapi/v1/ping", r, 1 << 21);
         if (st < 0) {
             fails++;
@@ -271,13 +233,13 @@ static void test_refuse(void **state)
     assert_true(state_num(r, "refused") >= 1);
     assert_int_equal(state_num(r, "refused_connections"), fails);
     free(r);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_garbage(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--fault-garbage-every", "0.08", "--faults-start-ms", "700", NULL);
+    kft_sim *s = kft_sim_run("--fault-garbage-every", "0.08", "--faults-start-ms", "700", NULL);
     int port = kft_sim_port(s);
     kft_ws *c = kft_ws_open(port, "/market/ws/btcusdt@kline_1m");
     assert_non_null(c);
@@ -285,9 +247,9 @@ static void test_garbage(void **state)
     int seen[NK] = {0};
     int garbage = 0;
     char *last = NULL;
-    char *r = big_buf();
+    char *r = malloc(KFT_HTTP_BUF);
     long long limit = -1;
-    long long deadline = now_ms() + 15000;
+    long long deadline = kft_now_ms() + 15000;
     for (;;) {
         bool all = true;
         for (int k = 0; k < NK; k++)
@@ -299,7 +261,7 @@ static void test_garbage(void **state)
         }
         if (limit >= 0 && garbage >= limit)
             break;
-        assert_true(now_ms() < deadline);
+        assert_true(kft_now_ms() < deadline);
         int op;
         char *pl;
         size_t n;
@@ -342,20 +304,20 @@ static void test_garbage(void **state)
     free(last);
     free(r);
     kft_ws_free(c);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_drop_close(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--drop-close-rate", "1", "--speed", "600", NULL);
+    kft_sim *s = kft_sim_run("--drop-close-rate", "1", "--speed", "600", NULL);
     int port = kft_sim_port(s);
     kft_ws *c = kft_ws_open(port, "/market/ws/btcusdt@kline_1m");
     assert_non_null(c);
     int updates = 0, distinct = 0;
     char prev[32] = "";
-    long long deadline = now_ms() + 1500;
-    while (now_ms() < deadline) {
+    long long deadline = kft_now_ms() + 1500;
+    while (kft_now_ms() < deadline) {
         char *m = kft_ws_text(c, 500);
         assert_non_null(m);
         assert_null(strstr(m, "\"x\":true"));
@@ -374,19 +336,19 @@ static void test_drop_close(void **state)
     usleep(100000);
     long long dropped = state_value(port, "dropped_closes");
     assert_true(dropped >= distinct - 1 && dropped <= distinct + 2);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 /* --drop-close-rate 0.5: some closes arrive, some not, the same ones for the same seed */
 static void drop_run(const char *seed, long long *ts, bool *closed, int *n)
 {
     kft_sim *s =
-        start_sim("--drop-close-rate", "0.5", "--fault-seed", seed, "--speed", "600", NULL);
+        kft_sim_run("--drop-close-rate", "0.5", "--fault-seed", seed, "--speed", "600", NULL);
     kft_ws *c = kft_ws_open(kft_sim_port(s), "/market/ws/btcusdt@kline_1m");
     assert_non_null(c);
     *n = 0;
-    long long deadline = now_ms() + 1500;
-    while (now_ms() < deadline && *n < 64) {
+    long long deadline = kft_now_ms() + 1500;
+    while (kft_now_ms() < deadline && *n < 64) {
         char *m = kft_ws_text(c, 500);
         assert_non_null(m);
         char t[32];
@@ -401,7 +363,7 @@ static void drop_run(const char *seed, long long *ts, bool *closed, int *n)
         free(m);
     }
     kft_ws_free(c);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_drop_close_seeded(void **state)
@@ -436,41 +398,41 @@ static void test_drop_close_seeded(void **state)
 static void test_max_age(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--max-conn-age-ms", "700", NULL);
+    kft_sim *s = kft_sim_run("--max-conn-age-ms", "700", NULL);
     int port = kft_sim_port(s);
-    long long t0 = now_ms();
+    long long t0 = kft_now_ms();
     kft_ws *c = kft_ws_open(port, "/market/ws/btcusdt@kline_1m");
     assert_non_null(c);
     int texts = 0, closes = 0, code = 0;
     assert_int_equal(read_until_end(c, 5000, &texts, &closes, &code), -1);
-    long long el = now_ms() - t0;
+    long long el = kft_now_ms() - t0;
     assert_int_equal(closes, 1);
     assert_int_equal(code, 1001);
     assert_true(el >= 650 && el <= 1500);
     kft_ws_free(c);
-    char *r = big_buf();
+    char *r = malloc(KFT_HTTP_BUF);
     get_state(port, r, 1 << 21);
     assert_int_equal(state_num(r, "aged_out"), 1);
     long long age = state_num(r, "age_ms");
     assert_true(age >= 700 && age <= 1200);
     free(r);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 /* ---- REST faults */
 static void test_rest_429_ban(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--rest-429-rate", "1", "--ban-ms", "1500", NULL);
+    kft_sim *s = kft_sim_run("--rest-429-rate", "1", "--ban-ms", "1500", NULL);
     int port = kft_sim_port(s);
-    char *r = big_buf();
+    char *r = malloc(KFT_HTTP_BUF);
     assert_int_equal(kft_http_get_full(port, "/fapi/v1/time", r, 1 << 21), 429);
     long ra = kft_http_header_long(r, "Retry-After");
     assert_true(ra >= 1 && ra <= 3);
     assert_non_null(strstr(r, "{\"code\":-1003,\"msg\":\"Too many requests;"));
     assert_true(kft_http_header_long(r, "X-MBX-USED-WEIGHT-1M") >= 1);
     /* inside the announced window: banned */
-    long long tb = now_ms();
+    long long tb = kft_now_ms();
     assert_int_equal(
         kft_http_get_full(port, "/fapi/v1/klines?symbol=BTCUSDT&interval=1m", r, 1 << 21), 418);
     assert_int_equal(kft_http_header_long(r, "Retry-After"), 2);
@@ -483,9 +445,9 @@ static void test_rest_429_ban(void **state)
         n418++;
     }
     get_state(port, r, 1 << 21); /* introspection is not subject to bans */
-    assert_true(now_ms() - tb < 1500);
+    assert_true(kft_now_ms() - tb < 1500);
     /* after the ban: 429 again (rate 1), and waiting out its Retry-After is not punished */
-    usleep((useconds_t)(1500 - (now_ms() - tb) + 150) * 1000);
+    usleep((useconds_t)(1500 - (kft_now_ms() - tb) + 150) * 1000);
     assert_int_equal(kft_http_get_full(port, "/fapi/v1/time", r, 1 << 21), 429);
     ra = kft_http_header_long(r, "Retry-After");
     assert_true(ra >= 1 && ra <= 3);
@@ -495,15 +457,15 @@ static void test_rest_429_ban(void **state)
     assert_int_equal(state_num(r, "rest_429"), 3);
     assert_int_equal(state_num(r, "rest_418"), n418);
     free(r);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_rest_500(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--rest-500-rate", "1", NULL);
+    kft_sim *s = kft_sim_run("--rest-500-rate", "1", NULL);
     int port = kft_sim_port(s);
-    char *r = big_buf();
+    char *r = malloc(KFT_HTTP_BUF);
     int n500 = 0, n503 = 0;
     for (int i = 0; i < 4; i++) {
         int st = kft_http_get_full(port, "/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=5", r,
@@ -525,24 +487,24 @@ static void test_rest_500(void **state)
     assert_int_equal(state_num(r, "rest_500"), 4);
     assert_int_equal(state_num(r, "rest_requests"), 4);
     free(r);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_rest_slow(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--rest-slow-rate", "1", "--rest-slow-ms", "800", NULL);
+    kft_sim *s = kft_sim_run("--rest-slow-rate", "1", "--rest-slow-ms", "800", NULL);
     int port = kft_sim_port(s);
     int fd = kft_tcp_connect(port);
     assert_true(fd >= 0);
     const char *req = "GET /fapi/v1/time HTTP/1.1\r\nHost: x\r\n\r\n"
                       "GET /fapi/v1/ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    long long t0 = now_ms();
+    long long t0 = kft_now_ms();
     assert_true(send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req));
     /* other clients are served meanwhile */
-    char *r = big_buf();
+    char *r = malloc(KFT_HTTP_BUF);
     get_state(port, r, 1 << 21);
-    assert_true(now_ms() - t0 < 500);
+    assert_true(kft_now_ms() - t0 < 500);
     size_t len = 0;
     long long first = -1;
     for (;;) {
@@ -552,11 +514,11 @@ static void test_rest_slow(void **state)
         if (k <= 0)
             break;
         if (first < 0)
-            first = now_ms() - t0;
+            first = kft_now_ms() - t0;
         len += (size_t)k;
     }
     r[len] = 0;
-    long long total = now_ms() - t0;
+    long long total = kft_now_ms() - t0;
     close(fd);
     assert_true(first >= 800);  /* the first reply was held back */
     assert_true(total >= 1600); /* and so was the pipelined second one */
@@ -566,13 +528,13 @@ static void test_rest_slow(void **state)
     get_state(port, r, 1 << 21);
     assert_int_equal(state_num(r, "rest_slow"), 2);
     free(r);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_rest_timeout(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--rest-timeout-rate", "1", NULL);
+    kft_sim *s = kft_sim_run("--rest-timeout-rate", "1", NULL);
     int port = kft_sim_port(s);
     int fd = kft_tcp_connect(port);
     assert_true(fd >= 0);
@@ -582,23 +544,23 @@ static void test_rest_timeout(void **state)
     assert_int_equal(poll(&pf, 1, 2000), 0); /* no answer, not closed */
     close(fd);
     assert_int_equal(state_value(port, "rest_timeout"), 1);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 /* ---- ground truth */
 static void test_truth(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim("--speed", "60", NULL);
+    kft_sim *s = kft_sim_run("--speed", "60", NULL);
     int port = kft_sim_port(s);
-    char *truth = big_buf(), *rest = big_buf(), *st = big_buf();
+    char *truth = malloc(KFT_HTTP_BUF), *rest = malloc(KFT_HTTP_BUF), *st = malloc(KFT_HTTP_BUF);
     kft_ws *c = kft_ws_open(port, "/market/ws/btcusdt@kline_1m");
     assert_non_null(c);
     char rows[3][1024];
     int nrows = 0;
-    long long deadline = now_ms() + 6000;
+    long long deadline = kft_now_ms() + 6000;
     while (nrows < 3) {
-        assert_true(now_ms() < deadline);
+        assert_true(kft_now_ms() < deadline);
         char *m = kft_ws_text(c, 2000);
         assert_non_null(m);
         if (strstr(m, "\"x\":true"))
@@ -661,13 +623,13 @@ static void test_truth(void **state)
     free(truth);
     free(rest);
     free(st);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 static void test_state_defaults(void **state)
 {
     (void)state;
-    kft_sim *s = start_sim(NULL);
+    kft_sim *s = kft_sim_run(NULL);
     int port = kft_sim_port(s);
     kft_ws *c[3];
     for (int i = 0; i < 3; i++) {
@@ -677,7 +639,7 @@ static void test_state_defaults(void **state)
     for (int i = 0; i < 3; i++)
         kft_ws_free(c[i]);
     usleep(200000);
-    char *r = big_buf();
+    char *r = malloc(KFT_HTTP_BUF);
     get_state(port, r, 1 << 21);
     assert_int_equal(state_num(r, "connections_open"), 0);
     assert_int_equal(state_num(r, "connections_max_open"), 3);
@@ -687,26 +649,26 @@ static void test_state_defaults(void **state)
                               "\"aged_out\":0,\"rest_429\":0,\"rest_418\":0,\"rest_500\":0,"
                               "\"rest_slow\":0,\"rest_timeout\":0}}"));
     free(r);
-    teardown(NULL);
+    kft_sim_teardown(NULL);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_reset, teardown),
-        cmocka_unit_test_teardown(test_stall, teardown),
-        cmocka_unit_test_teardown(test_close, teardown),
-        cmocka_unit_test_teardown(test_refuse, teardown),
-        cmocka_unit_test_teardown(test_garbage, teardown),
-        cmocka_unit_test_teardown(test_drop_close, teardown),
-        cmocka_unit_test_teardown(test_drop_close_seeded, teardown),
-        cmocka_unit_test_teardown(test_max_age, teardown),
-        cmocka_unit_test_teardown(test_rest_429_ban, teardown),
-        cmocka_unit_test_teardown(test_rest_500, teardown),
-        cmocka_unit_test_teardown(test_rest_slow, teardown),
-        cmocka_unit_test_teardown(test_rest_timeout, teardown),
-        cmocka_unit_test_teardown(test_truth, teardown),
-        cmocka_unit_test_teardown(test_state_defaults, teardown),
+        cmocka_unit_test_teardown(test_reset, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_stall, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_close, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_refuse, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_garbage, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_drop_close, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_drop_close_seeded, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_max_age, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_rest_429_ban, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_rest_500, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_rest_slow, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_rest_timeout, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_truth, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_state_defaults, kft_sim_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
