@@ -29,7 +29,7 @@ HOT bool eight_are_digits(const char *p)
 }
 
 /* JSON integer of 1..18 digits at p; returns the byte after it or NULL. */
-HOT const char *fast_int(const char *p, const char *end, int64_t *out)
+static __attribute__((noinline)) const char *fast_int(const char *p, const char *end, int64_t *out)
 {
     if (p >= end)
         return NULL;
@@ -55,7 +55,7 @@ HOT const char *fast_int(const char *p, const char *end, int64_t *out)
 
 /* Decimal text at p (after the opening quote) with at most 18 digits in all; returns the byte
  * after it (the caller checks the closing quote) or NULL. Same rules as kf_dec_parse. */
-HOT const char *fast_dec(const char *p, const char *end, kf_dec *out)
+static __attribute__((noinline)) const char *fast_dec(const char *p, const char *end, kf_dec *out)
 {
     if (p >= end)
         return NULL;
