@@ -178,11 +178,11 @@ HOT unsigned run16(const char **pp, uint64_t *m)
     return n;
 }
 
-/* JSON integer of 1..15 digits at p, or NULL; a sign, a leading zero and the end of the frame
- * go to fast_int, which decides them the same way. */
+/* JSON integer of 1..15 digits at p (17 bytes readable from p), or NULL; a sign and a leading
+ * zero go to fast_int, which decides them the same way. */
 HOT const char *run_int(const char *p, const char *end, int64_t *out)
 {
-    if (end - p < 17 || *p == '-' || *p == '0')
+    if (*p == '-' || *p == '0')
         return fast_int(p, end, out);
     uint64_t m;
     unsigned n = run16(&p, &m);
@@ -192,9 +192,39 @@ HOT const char *run_int(const char *p, const char *end, int64_t *out)
     return p;
 }
 
-/* Decimal text at p (after the opening quote), the rules of fast_dec, which takes a sign and
- * the end of the frame; runs of 16+ digits go to the general parser. */
+/* Decimal text at p (after the opening quote; 33 bytes readable from p), the rules of
+ * fast_dec, which takes a sign; runs of 16+ digits go to the general parser. */
 HOT const char *run_dec(const char *p, const char *end, kf_dec *out)
+{
+    if (*p == '-')
+        return fast_dec(p, end, out);
+    const char *s = p;
+    uint64_t m, frac;
+    unsigned ni = run16(&p, &m), scale = 0;
+    if (ni == 0 || ni > 15 || (*s == '0' && ni > 1))
+        return NULL;
+    if (*p == '.') {
+        p++;
+        scale = run16(&p, &frac);
+        if (scale == 0 || ni + scale > 18)
+            return NULL;
+        m = m * pow10_u64[scale] + frac;
+    }
+    out->mant = (int64_t)m;
+    out->scale = (int32_t)scale;
+    return p;
+}
+
+/* run_int and run_dec near the end of the frame: the digit runs while 16 bytes are left,
+ * else the scalar loops. Not inlined: the template has one copy, not one per number. */
+static __attribute__((noinline)) const char *int_near_end(const char *p, const char *end,
+                                                          int64_t *out)
+{
+    return end - p >= 17 ? run_int(p, end, out) : fast_int(p, end, out);
+}
+
+static __attribute__((noinline)) const char *dec_near_end(const char *p, const char *end,
+                                                          kf_dec *out)
 {
     if (end - p < 17 || *p == '-')
         return fast_dec(p, end, out);
@@ -252,15 +282,35 @@ HOT bool lit_eq(const char *p, const char *s, size_t n)
             return false;                                                                          \
         p += sizeof(s) - 1;                                                                        \
     } while (0)
-#define INT(field)                                                                                 \
+/*
+ * A number and the literal after it, with one bounds check while the frame goes on far enough:
+ * an integer's runs read 16 bytes and it spans at most 15, a decimal's read up to 33 bytes and
+ * it spans at most 19. Closer to the end, checked step by step.
+ */
+#define INT_LIT(field, s)                                                                          \
     do {                                                                                           \
-        if (!(p = run_int(p, end, &w.field)))                                                      \
-            return false;                                                                          \
+        if (end - p >= 16 + (ptrdiff_t)sizeof(s)) {                                                \
+            if (!(p = run_int(p, end, &w.field)) || !lit_eq(p, s, sizeof(s) - 1))                  \
+                return false;                                                                      \
+            p += sizeof(s) - 1;                                                                    \
+        } else {                                                                                   \
+            if (!(p = int_near_end(p, end, &w.field)))                                             \
+                return false;                                                                      \
+            LIT(s);                                                                                \
+        }                                                                                          \
     } while (0)
-#define DEC(field)                                                                                 \
+#define DEC_LIT(field, s)                                                                          \
     do {                                                                                           \
-        if (!(p = run_dec(p, end, &w.field)))                                                      \
-            return false;                                                                          \
+        _Static_assert(sizeof(s) - 1 <= 14, "covered by the 33-byte check");                       \
+        if (end - p >= 33) {                                                                       \
+            if (!(p = run_dec(p, end, &w.field)) || !lit_eq(p, s, sizeof(s) - 1))                  \
+                return false;                                                                      \
+            p += sizeof(s) - 1;                                                                    \
+        } else {                                                                                   \
+            if (!(p = dec_near_end(p, end, &w.field)))                                             \
+                return false;                                                                      \
+            LIT(s);                                                                                \
+        }                                                                                          \
     } while (0)
 /* A string without escapes or control bytes up to its closing quote (p stays on it). */
 #define STR(s, n)                                                                                  \
@@ -353,14 +403,11 @@ static bool fast_kline(const char *p, const char *end, const char *event, bool w
     size_t sym_len, ival_len, b_len;
 #define w (*out) /* written in place: *out is unspecified unless the frame is a kline */
     LIT("\"E\":");
-    INT(event_time);
-    LIT(",\"s\":\"");
+    INT_LIT(event_time, ",\"s\":\"");
     STR(sym, sym_len);
     LIT("\",\"k\":{\"t\":");
-    INT(open_time);
-    LIT(",\"T\":");
-    INT(close_time);
-    LIT(",\"s\":\"");
+    INT_LIT(open_time, ",\"T\":");
+    INT_LIT(close_time, ",\"s\":\"");
     /* k.s: the same bytes as s and a quote (s has no quote, backslash or control byte, so a
      * scan of k.s would stop at the same place): one compare instead of a scan */
     if (end - p <= (ptrdiff_t)sym_len || !same_bytes(p, sym, sym_len, end) || p[sym_len] != '"')
@@ -378,22 +425,14 @@ static bool fast_kline(const char *p, const char *end, const char *event, bool w
         return false;
     p += ival_len;
     LIT("\",\"f\":");
-    INT(first_trade_id);
-    LIT(",\"L\":");
-    INT(last_trade_id);
-    LIT(",\"o\":\"");
-    DEC(open);
-    LIT("\",\"c\":\"");
-    DEC(close);
-    LIT("\",\"h\":\"");
-    DEC(high);
-    LIT("\",\"l\":\"");
-    DEC(low);
-    LIT("\",\"v\":\"");
-    DEC(volume);
-    LIT("\",\"n\":");
-    INT(trades);
-    LIT(",\"x\":");
+    INT_LIT(first_trade_id, ",\"L\":");
+    INT_LIT(last_trade_id, ",\"o\":\"");
+    DEC_LIT(open, "\",\"c\":\"");
+    DEC_LIT(close, "\",\"h\":\"");
+    DEC_LIT(high, "\",\"l\":\"");
+    DEC_LIT(low, "\",\"v\":\"");
+    DEC_LIT(volume, "\",\"n\":");
+    INT_LIT(trades, ",\"x\":");
     if (end - p >= 4 && lit_eq(p, "true", 4)) {
         w.closed = true;
         p += 4;
@@ -404,12 +443,9 @@ static bool fast_kline(const char *p, const char *end, const char *event, bool w
         return false;
     }
     LIT(",\"q\":\"");
-    DEC(quote_volume);
-    LIT("\",\"V\":\"");
-    DEC(taker_buy_base);
-    LIT("\",\"Q\":\"");
-    DEC(taker_buy_quote);
-    LIT("\",\"B\":\"");
+    DEC_LIT(quote_volume, "\",\"V\":\"");
+    DEC_LIT(taker_buy_base, "\",\"Q\":\"");
+    DEC_LIT(taker_buy_quote, "\",\"B\":\"");
     if (end - p >= 3 && lit_eq(p, "0\"}", 3)) { /* k.B is always "0" */
         p += 3;
     } else {
@@ -752,6 +788,6 @@ bool kf__decode_fast(const char *buf, size_t len, kf__frame *f, kf_kline *k)
     return true;
 }
 #undef LIT
-#undef INT
-#undef DEC
+#undef INT_LIT
+#undef DEC_LIT
 #undef STR
