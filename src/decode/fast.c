@@ -284,12 +284,13 @@ HOT bool lit_eq(const char *p, const char *s, size_t n)
     } while (0)
 /*
  * A number and the literal after it, with one bounds check while the frame goes on far enough:
- * an integer's runs read 16 bytes and it spans at most 15, a decimal's read up to 33 bytes and
- * it spans at most 19. Closer to the end, checked step by step.
+ * an integer's runs read 16 bytes and it spans at most 19 (fast_int takes a sign or a leading
+ * zero and up to 18 digits), a decimal's runs read up to 33 bytes and it spans at most 20.
+ * Closer to the end, checked step by step.
  */
 #define INT_LIT(field, s)                                                                          \
     do {                                                                                           \
-        if (end - p >= 16 + (ptrdiff_t)sizeof(s)) {                                                \
+        if (end - p >= 19 + (ptrdiff_t)sizeof(s)) {                                                \
             if (!(p = run_int(p, end, &w.field)) || !lit_eq(p, s, sizeof(s) - 1))                  \
                 return false;                                                                      \
             p += sizeof(s) - 1;                                                                    \
@@ -301,7 +302,7 @@ HOT bool lit_eq(const char *p, const char *s, size_t n)
     } while (0)
 #define DEC_LIT(field, s)                                                                          \
     do {                                                                                           \
-        _Static_assert(sizeof(s) - 1 <= 14, "covered by the 33-byte check");                       \
+        _Static_assert(sizeof(s) - 1 <= 13, "covered by the 33-byte check");                       \
         if (end - p >= 33) {                                                                       \
             if (!(p = run_dec(p, end, &w.field)) || !lit_eq(p, s, sizeof(s) - 1))                  \
                 return false;                                                                      \
