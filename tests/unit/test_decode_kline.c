@@ -517,6 +517,62 @@ static void test_fast_mutations(void **state)
     assert_true(fast > 0);
 }
 
+/* Numbers of every length, sign and leading zero, followed by every cut of the rest of a kline
+ * frame: both halves agree, and (ASan run) nothing is read past the frame. */
+static void test_fast_number_tails(void **state)
+{
+    (void)state;
+    static const char *const heads[] = {
+        "{\"e\":\"kline\",\"E\":",
+        "{\"stream\":\"x\",\"data\":{\"e\":\"kline\",\"E\":1626992741424,\"s\":\"CTKUSDT\","
+        "\"k\":{\"t\":1626992700000,\"T\":1626992759999,\"s\":\"CTKUSDT\",\"i\":\"1m\",\"f\":",
+        "{\"e\":\"kline\",\"E\":1626992741424,\"s\":\"CTKUSDT\",\"k\":{\"t\":1626992700000,"
+        "\"T\":1626992759999,\"s\":\"CTKUSDT\",\"i\":\"1m\",\"f\":23961275,\"L\":23961322,\"o\":"
+        "\"1.01000\","
+        "\"c\":\"1.01100\",\"h\":\"1.01100\",\"l\":\"1.01000\",\"v\":\"3917\",\"n\":48,\"x\":false,"
+        "\"q\":\"3957.89900\",\"V\":\"1729\",\"Q\":\""};
+    static const char *const tails[] = {
+        ",\"s\":\"CTKUSDT\",\"k\":{\"t\":1626992700000,\"T\":1626992759999}}",
+        ",\"L\":23961322,\"o\":\"1.01000\",\"c\":\"1.01100\",\"h\":\"1.01100\",\"l\":\"1.01000\","
+        "\"v\":\"3917\",\"n\":48,\"x\":false,\"q\":\"3957.89900\",\"V\":\"1729\",\"Q\":\"1748."
+        "01900\","
+        "\"B\":\"0\"}}}",
+        "\",\"B\":\"0\"}}"};
+    static const char digits[] = "0123456789-."; /* '.' only in the decimal (head 2) */
+    uint32_t seed = 7;
+    size_t tried = 0;
+    for (size_t h = 0; h < 3; h++) {
+        for (int iter = 0; iter < 6000; iter++) {
+            char num[32], buf[600];
+            seed = seed * 1103515245u + 12345u;
+            size_t n = 1 + (seed >> 16) % 22;
+            for (size_t i = 0; i < n; i++) {
+                seed = seed * 1103515245u + 12345u;
+                unsigned r = (seed >> 16) % 40;
+                num[i] = r < (h == 2 ? 12u : 11u) ? digits[r] : (char)('1' + r % 9);
+            }
+            /* a sign or a leading zero often: they take the scalar paths */
+            seed = seed * 1103515245u + 12345u;
+            if ((seed >> 16) % 4 == 0)
+                num[0] = '-';
+            else if ((seed >> 16) % 8 == 1)
+                num[0] = '0';
+            num[n] = 0;
+            /* every cut of the tail, closed with a '}' (the fast path wants a frame that ends
+             * with one), and the whole frame */
+            size_t tl = strlen(tails[h]);
+            for (size_t k = 0; k <= tl; k += 1 + (k > 24) * 7) {
+                int len = snprintf(buf, sizeof buf, "%s%s%.*s}", heads[h], num, (int)k, tails[h]);
+                (void)agree(buf, (size_t)len);
+                tried++;
+            }
+            int len = snprintf(buf, sizeof buf, "%s%s%s", heads[h], num, tails[h]);
+            (void)agree(buf, (size_t)len);
+        }
+    }
+    assert_true(tried > 50000);
+}
+
 static void test_truncation(void **state)
 {
     (void)state;
@@ -1144,6 +1200,7 @@ int main(void)
         cmocka_unit_test(test_fast_vs_general),
         cmocka_unit_test(test_fast_event_edges),
         cmocka_unit_test(test_fast_mutations),
+        cmocka_unit_test(test_fast_number_tails),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_bad_types),
