@@ -1,17 +1,25 @@
 /*
  * The decoder's fast paths (decode.h: kf__decode_fast). Binance writes every
  * frame in one compact layout: no whitespace, "e" first, the kline keys in one
- * order. These paths handle exactly that and give up (return false, having
- * written nothing) on the first deviation: other key order, whitespace,
- * escapes, numbers past 18 digits, deep nesting, a syntax error. The general
- * parser (kline.c) then decides, so every frame gets the same result on both
- * paths; tests/unit/test_decode_kline.c and fuzz/fuzz_decode.c check that.
+ * order. These paths handle exactly that and give up (return false; *f
+ * untouched, *k unspecified) on the first deviation: other key order,
+ * whitespace, escapes, 16 digits or more, deep nesting, a syntax error. The
+ * general parser (kline.c) then decides, so every frame gets the same result
+ * on both paths; tests/unit/test_decode_kline.c (test_fast_*) and
+ * fuzz/fuzz_decode.c compare them on every input.
  *
  *  - klines: a template, keys and separators compared in order, no dispatch;
+ *    digit runs measured by word arithmetic and stepped over by a switch
+ *    (run8), one bounds check per number and the key after it (INT_LIT,
+ *    DEC_LIT);
  *  - every other event (aggTrade, depthUpdate, bookTicker, ...): a validating
- *    walk over compact JSON that tracks what the general parser tracks (the
- *    duplicate E and s keys) and gives up on keys the general parser treats
- *    specially (a second e, k, and the reply keys of an unwrapped frame).
+ *    walk over compact JSON (fast_event, compact_skip) that finds string ends
+ *    in a 64-byte window of stop bytes (qwin), tracks what the general parser
+ *    tracks (the duplicate E and s keys) and gives up on keys the general
+ *    parser treats specially (a second e, k, and the reply keys of an
+ *    unwrapped frame).
+ *
+ * docs/benchmarks.md has the measurements behind these choices.
  */
 #include <string.h>
 
@@ -395,8 +403,8 @@ HOT bool copy_symbol(char *dst, const char *sym, size_t n, const char *end)
     return true;
 }
 
-/* The kline template: p just after `{"e":"kline",` (event points at "kline"); out is
- * written only on success. */
+/* The kline template: p just after `{"e":"kline",` (event points at "kline"). *out is written
+ * in place as the fields go by: complete on true, unspecified on false. */
 static bool fast_kline(const char *p, const char *end, const char *event, bool wrapped,
                        kf__frame *f, kf_kline *out)
 {
