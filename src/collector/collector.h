@@ -88,7 +88,7 @@ struct kf_collector {
 
     kf__stream *streams;
     size_t nstreams;
-    kf_kline *rings; /* every stream's ring, one zeroed arena touched only as candles arrive */
+    kf__candle *rings; /* every stream's ring, one zeroed arena touched only as candles arrive */
     kf__stream_index index;
     kf__shard *shards;
     size_t nshards;

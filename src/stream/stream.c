@@ -7,7 +7,8 @@
 
 #include "core/alloc.h"
 
-kf_err kf__stream_init(kf__stream *s, const char *symbol, int interval, kf_kline *ring, size_t cap)
+kf_err kf__stream_init(kf__stream *s, const char *symbol, int interval, kf__candle *ring,
+                       size_t cap)
 {
     memset(s, 0, sizeof *s);
     size_t n = strlen(symbol);
@@ -121,6 +122,48 @@ static bool stream_fill_hole(kf__stream *s, int64_t t)
     return false;
 }
 
+/* The decimals of a kline, in kf__candle's order. */
+#define CANDLE_DECS(k)                                                                             \
+    {                                                                                              \
+        &(k)->open, &(k)->high, &(k)->low, &(k)->close, &(k)->volume, &(k)->quote_volume,          \
+            &(k)->taker_buy_base, &(k)->taker_buy_quote                                            \
+    }
+
+static void candle_pack(kf__candle *c, const kf_kline *k)
+{
+    const kf_dec *d[8] = CANDLE_DECS(k);
+    c->event_time = k->event_time;
+    c->open_time = k->open_time;
+    c->close_time = k->close_time;
+    c->first_trade_id = k->first_trade_id;
+    c->last_trade_id = k->last_trade_id;
+    c->trades = k->trades;
+    for (int i = 0; i < 8; i++) {
+        c->mant[i] = d[i]->mant;
+        c->scale[i] = (uint8_t)d[i]->scale; /* 0..18: kf_dec_parse and the decoder's limit */
+    }
+}
+
+static void candle_unpack(const kf__stream *s, const kf__candle *c, kf_kline *k)
+{
+    kf_dec *d[8] = CANDLE_DECS(k);
+    memcpy(k->symbol, s->symbol, sizeof k->symbol);
+    memset(k->interval, 0, sizeof k->interval);
+    memcpy(k->interval, kf_interval_name(s->interval), strlen(kf_interval_name(s->interval)));
+    k->interval_index = s->interval;
+    k->closed = true;
+    k->event_time = c->event_time;
+    k->open_time = c->open_time;
+    k->close_time = c->close_time;
+    k->first_trade_id = c->first_trade_id;
+    k->last_trade_id = c->last_trade_id;
+    k->trades = c->trades;
+    for (int i = 0; i < 8; i++) {
+        d[i]->mant = c->mant[i];
+        d[i]->scale = c->scale[i];
+    }
+}
+
 /* Puts a candle older than the newest into the ring in open-time order. */
 static void stream_ring_insert(kf__stream *s, const kf_kline *k)
 {
@@ -137,7 +180,7 @@ static void stream_ring_insert(kf__stream *s, const kf_kline *k)
     }
     for (size_t j = n; j > i; j--)
         s->ring[(s->head + j) % s->cap] = s->ring[(s->head + j - 1) % s->cap];
-    s->ring[(s->head + i) % s->cap] = *k;
+    candle_pack(&s->ring[(s->head + i) % s->cap], k);
     s->count++;
 }
 
@@ -173,7 +216,7 @@ kf__apply kf__stream_apply(kf__stream *s, const kf_kline *k, kf__gap *gap)
             }
         }
         size_t tail = (s->head + s->count) % s->cap;
-        s->ring[tail] = *k;
+        candle_pack(&s->ring[tail], k);
         if (s->count < s->cap)
             s->count++;
         else
@@ -216,7 +259,7 @@ size_t kf__stream_recent(kf__stream *s, kf_kline *out, size_t n)
         s->has_open && n > 0 && (!s->has_closed || s->open.open_time > s->last_closed) ? 1 : 0;
     size_t closed = s->count < n - want_open ? s->count : n - want_open;
     for (size_t i = s->count - closed; i < s->count; i++)
-        out[got++] = s->ring[(s->head + i) % s->cap];
+        candle_unpack(s, &s->ring[(s->head + i) % s->cap], &out[got++]);
     if (want_open)
         out[got++] = s->open;
     pthread_mutex_unlock(&s->mu);

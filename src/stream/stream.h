@@ -22,6 +22,15 @@
 /* Separate gaps tracked per stream at once (each may span any number of candles). */
 #define KF__STREAM_HOLES 16
 
+/* A closed candle as the ring keeps it: 120 bytes where a kf_kline takes 224. What the
+ * stream knows already (symbol, interval, closed) is left out and the decimal scales (0..18,
+ * kf_dec) are bytes; kf__stream_recent() gives whole kf_klines back, exactly as applied. */
+typedef struct kf__candle {
+    int64_t event_time, open_time, close_time, first_trade_id, last_trade_id, trades;
+    int64_t mant[8]; /* open, high, low, close, volume, quote_volume, taker_buy_base, ..._quote */
+    uint8_t scale[8];
+} kf__candle;
+
 typedef struct kf__stream {
     char symbol[KF_SYMBOL_MAX + 1]; /* uppercase, as in payloads */
     int interval;                   /* kf_interval_index() */
@@ -29,7 +38,7 @@ typedef struct kf__stream {
     size_t shard;                   /* connection it is subscribed on */
 
     pthread_mutex_t mu; /* guards everything below */
-    kf_kline *ring;     /* closed candles, capacity cap, oldest at head */
+    kf__candle *ring;   /* closed candles, capacity cap, oldest at head */
     size_t cap, head, count;
     kf_kline open; /* the candle in progress, valid when has_open */
     bool has_open;
@@ -54,7 +63,8 @@ typedef enum kf__apply {
 /* Initialises s for symbol (uppercase) and interval index with a ring of cap zeroed candles
  * owned by the caller (one arena for all streams: its pages are touched only as candles
  * arrive). KF_ERR_INVALID_ARG for a bad symbol, interval or cap. */
-kf_err kf__stream_init(kf__stream *s, const char *symbol, int interval, kf_kline *ring, size_t cap);
+kf_err kf__stream_init(kf__stream *s, const char *symbol, int interval, kf__candle *ring,
+                       size_t cap);
 void kf__stream_destroy(kf__stream *s);
 
 /*

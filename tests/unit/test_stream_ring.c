@@ -10,7 +10,7 @@
 
 #include "stream/stream.h"
 
-static kf_kline ring[64];
+static kf__candle ring[64];
 
 static kf_kline mk(int64_t t, int64_t close_mant, bool closed)
 {
@@ -228,6 +228,60 @@ static void test_index_lookup(void **st)
         kf__stream_destroy(&ss[i]);
 }
 
+/* The ring keeps a compact candle (kf__candle); what comes back out is the kline as applied,
+ * every field, for extreme values and every decimal scale. */
+static void test_ring_round_trip(void **st)
+{
+    (void)st;
+    kf__stream s;
+    assert_int_equal(kf__stream_init(&s, "1000SHIBUSDT", 14, ring, 20), KF_OK);
+    kf_kline in[19];
+    for (int i = 0; i < 19; i++) {
+        kf_kline *k = &in[i];
+        memset(k, 0, sizeof *k);
+        strcpy(k->symbol, "1000SHIBUSDT");
+        strcpy(k->interval, "1M");
+        k->interval_index = 14;
+        k->closed = true;
+        k->open_time = 1000000 + i; /* any grid: the ring only orders by open time */
+        k->close_time = INT64_MAX - i;
+        k->event_time = i ? INT64_MAX / (i + 1) : 0; /* 0: the row came from REST */
+        k->first_trade_id = i % 2 ? -1 : INT64_MAX;  /* -1: an empty candle */
+        k->last_trade_id = i % 2 ? -1 : 1;
+        k->trades = i * 1000003LL;
+        kf_dec *d[8] = {&k->open,           &k->high,           &k->low,
+                        &k->close,          &k->volume,         &k->quote_volume,
+                        &k->taker_buy_base, &k->taker_buy_quote};
+        for (int j = 0; j < 8; j++) {
+            d[j]->scale = (i + j) % 19; /* every scale 0..18 */
+            d[j]->mant = j % 2 ? 999999999999999999LL : -(int64_t)(i * 7 + j); /* 18 digits */
+        }
+        assert_int_equal(kf__stream_apply(&s, k, NULL), KF__APPLY_CLOSED);
+    }
+    kf_kline out[19];
+    assert_int_equal(kf__stream_recent(&s, out, 19), 19);
+    for (int i = 0; i < 19; i++) {
+        assert_string_equal(out[i].symbol, in[i].symbol);
+        assert_string_equal(out[i].interval, in[i].interval);
+        assert_int_equal(out[i].interval_index, 14);
+        assert_true(out[i].closed);
+        assert_true(out[i].open_time == in[i].open_time && out[i].close_time == in[i].close_time &&
+                    out[i].event_time == in[i].event_time &&
+                    out[i].first_trade_id == in[i].first_trade_id &&
+                    out[i].last_trade_id == in[i].last_trade_id && out[i].trades == in[i].trades);
+        const kf_dec *a[8] = {&out[i].open,           &out[i].high,           &out[i].low,
+                              &out[i].close,          &out[i].volume,         &out[i].quote_volume,
+                              &out[i].taker_buy_base, &out[i].taker_buy_quote};
+        const kf_dec *b[8] = {&in[i].open,           &in[i].high,           &in[i].low,
+                              &in[i].close,          &in[i].volume,         &in[i].quote_volume,
+                              &in[i].taker_buy_base, &in[i].taker_buy_quote};
+        for (int j = 0; j < 8; j++)
+            assert_true(a[j]->mant == b[j]->mant && a[j]->scale == b[j]->scale);
+    }
+    assert_true(sizeof(kf__candle) <= 120);
+    kf__stream_destroy(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_ring_wraps_and_query_caps),
         cmocka_unit_test(test_gap_opens_hole_and_backfill_fills_it),
         cmocka_unit_test(test_late_candle_in_full_ring),
+        cmocka_unit_test(test_ring_round_trip),
         cmocka_unit_test(test_resume_point),
         cmocka_unit_test(test_month_boundaries),
         cmocka_unit_test(test_index_lookup),
