@@ -541,7 +541,8 @@ HOT unsigned stop_mask(__m128i v)
 }
 #endif
 
-/* Loads the window at x (buf <= end - 16 <= ... : the caller checked the frame has 16 bytes). */
+/* Loads the window at x < end. The tail reads the frame's last 16 bytes: kf__decode_fast takes
+ * only frames of 16 bytes or more. */
 HOT void qwin_load(qwin *w, const char *x, const char *end)
 {
     uint64_t s = 0;
