@@ -200,11 +200,14 @@ HOT const char *run_int(const char *p, const char *end, int64_t *out)
     return p;
 }
 
-/* Decimal text at p (after the opening quote; 33 bytes readable from p), the rules of
- * fast_dec, which takes a sign; runs of 16+ digits go to the general parser. */
-HOT const char *run_dec(const char *p, const char *end, kf_dec *out)
+/*
+ * Decimal text at p (after the opening quote), the rules of fast_dec, which takes a sign and,
+ * near_end, what lies too close to the end for the digit runs; runs of 16+ digits go to the
+ * general parser. Without near_end the caller checked that 33 bytes are readable from p.
+ */
+HOT const char *dec_runs(const char *p, const char *end, kf_dec *out, bool near_end)
 {
-    if (*p == '-')
+    if ((near_end && end - p < 17) || *p == '-')
         return fast_dec(p, end, out);
     const char *s = p;
     uint64_t m, frac;
@@ -212,6 +215,8 @@ HOT const char *run_dec(const char *p, const char *end, kf_dec *out)
     if (ni == 0 || ni > 15 || (*s == '0' && ni > 1))
         return NULL;
     if (*p == '.') {
+        if (near_end && end - (p + 1) < 16)
+            return fast_dec(s, end, out);
         p++;
         scale = run16(&p, &frac);
         if (scale == 0 || ni + scale > 18)
@@ -221,6 +226,11 @@ HOT const char *run_dec(const char *p, const char *end, kf_dec *out)
     out->mant = (int64_t)m;
     out->scale = (int32_t)scale;
     return p;
+}
+
+HOT const char *run_dec(const char *p, const char *end, kf_dec *out)
+{
+    return dec_runs(p, end, out, false);
 }
 
 /* run_int and run_dec near the end of the frame: the digit runs while 16 bytes are left,
@@ -234,24 +244,7 @@ static __attribute__((noinline)) const char *int_near_end(const char *p, const c
 static __attribute__((noinline)) const char *dec_near_end(const char *p, const char *end,
                                                           kf_dec *out)
 {
-    if (end - p < 17 || *p == '-')
-        return fast_dec(p, end, out);
-    const char *s = p;
-    uint64_t m, frac;
-    unsigned ni = run16(&p, &m), scale = 0;
-    if (ni == 0 || ni > 15 || (*s == '0' && ni > 1))
-        return NULL;
-    if (*p == '.') {
-        if (end - ++p < 16)
-            return fast_dec(s, end, out);
-        scale = run16(&p, &frac);
-        if (scale == 0 || ni + scale > 18)
-            return NULL;
-        m = m * pow10_u64[scale] + frac;
-    }
-    out->mant = (int64_t)m;
-    out->scale = (int32_t)scale;
-    return p;
+    return dec_runs(p, end, out, true);
 }
 
 /* p[0..n) == s[0..n) for a small constant n: a few overlapping word loads, no memcmp call. */
@@ -296,30 +289,23 @@ HOT bool lit_eq(const char *p, const char *s, size_t n)
  * zero and up to 18 digits), a decimal's runs read up to 33 bytes and it spans at most 20.
  * Closer to the end, checked step by step.
  */
-#define INT_LIT(field, s)                                                                          \
+#define NUM_LIT(field, s, room, run, near)                                                         \
     do {                                                                                           \
-        if (end - p >= 19 + (ptrdiff_t)sizeof(s)) {                                                \
-            if (!(p = run_int(p, end, &w.field)) || !lit_eq(p, s, sizeof(s) - 1))                  \
+        if (end - p >= (room)) {                                                                   \
+            if (!(p = run(p, end, &w.field)) || !lit_eq(p, s, sizeof(s) - 1))                      \
                 return false;                                                                      \
             p += sizeof(s) - 1;                                                                    \
         } else {                                                                                   \
-            if (!(p = int_near_end(p, end, &w.field)))                                             \
+            if (!(p = near(p, end, &w.field)))                                                     \
                 return false;                                                                      \
             LIT(s);                                                                                \
         }                                                                                          \
     } while (0)
+#define INT_LIT(field, s) NUM_LIT(field, s, 19 + (ptrdiff_t)sizeof(s), run_int, int_near_end)
 #define DEC_LIT(field, s)                                                                          \
     do {                                                                                           \
         _Static_assert(sizeof(s) - 1 <= 13, "covered by the 33-byte check");                       \
-        if (end - p >= 33) {                                                                       \
-            if (!(p = run_dec(p, end, &w.field)) || !lit_eq(p, s, sizeof(s) - 1))                  \
-                return false;                                                                      \
-            p += sizeof(s) - 1;                                                                    \
-        } else {                                                                                   \
-            if (!(p = dec_near_end(p, end, &w.field)))                                             \
-                return false;                                                                      \
-            LIT(s);                                                                                \
-        }                                                                                          \
+        NUM_LIT(field, s, 33, run_dec, dec_near_end);                                              \
     } while (0)
 /* A string without escapes or control bytes up to its closing quote (p stays on it). */
 #define STR(s, n)                                                                                  \
@@ -798,6 +784,7 @@ bool kf__decode_fast(const char *buf, size_t len, kf__frame *f, kf_kline *k)
     return true;
 }
 #undef LIT
+#undef NUM_LIT
 #undef INT_LIT
 #undef DEC_LIT
 #undef STR
