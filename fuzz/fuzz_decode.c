@@ -9,6 +9,7 @@
 
 #include "decode/decode.h"
 #include "decode/json.h"
+#include "kline_same.h"
 
 /* Walks any value with the cursor, reading scalars with the typed readers. */
 static void walk(kf__json *j, int budget)
@@ -133,23 +134,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             f2.has_id != f.has_id || f2.id != f.id || f2.err_code != f.err_code ||
             f2.err_msg != f.err_msg || f2.result != f.result || f2.result_len != f.result_len)
             abort();
-        if (kind == KF__FRAME_KLINE) {
-            const kf_dec *d1[] = {&k.open,           &k.high,           &k.low,
-                                  &k.close,          &k.volume,         &k.quote_volume,
-                                  &k.taker_buy_base, &k.taker_buy_quote};
-            const kf_dec *d2[] = {&k2.open,           &k2.high,           &k2.low,
-                                  &k2.close,          &k2.volume,         &k2.quote_volume,
-                                  &k2.taker_buy_base, &k2.taker_buy_quote};
-            if (strcmp(k.symbol, k2.symbol) != 0 || strcmp(k.interval, k2.interval) != 0 ||
-                k.interval_index != k2.interval_index || k.open_time != k2.open_time ||
-                k.close_time != k2.close_time || k.event_time != k2.event_time ||
-                k.trades != k2.trades || k.first_trade_id != k2.first_trade_id ||
-                k.last_trade_id != k2.last_trade_id || k.closed != k2.closed)
-                abort();
-            for (size_t i = 0; i < 8; i++)
-                if (d1[i]->mant != d2[i]->mant || d1[i]->scale != d2[i]->scale)
-                    abort();
-        }
+        if (kind == KF__FRAME_KLINE && !kft_kline_same(&k, &k2))
+            abort();
         kf__frame f3;
         kf_kline k3;
         memset(&f3, 0, sizeof f3);

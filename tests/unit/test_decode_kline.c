@@ -12,6 +12,7 @@
 
 #include "decode/decode.h"
 #include "decode/json.h"
+#include "kline_same.h"
 
 #define SAMPLE KF_SAMPLES_DIR "/binance_futures_2021-07-22_mixed_streams.txt"
 
@@ -119,23 +120,8 @@ static bool agree(const char *s, size_t len)
         assert_int_equal(f1.stream_len, f2.stream_len);
     }
     assert_true(f1.has_id == f2.has_id && f1.id == f2.id && f1.err_code == f2.err_code);
-    if (x == KF__FRAME_KLINE) {
-        assert_string_equal(k1.symbol, k2.symbol);
-        assert_string_equal(k1.interval, k2.interval);
-        assert_int_equal(k1.interval_index, k2.interval_index);
-        assert_true(k1.closed == k2.closed && k1.event_time == k2.event_time &&
-                    k1.open_time == k2.open_time && k1.close_time == k2.close_time &&
-                    k1.first_trade_id == k2.first_trade_id &&
-                    k1.last_trade_id == k2.last_trade_id && k1.trades == k2.trades);
-        const kf_dec *d1[] = {&k1.open,           &k1.high,           &k1.low,
-                              &k1.close,          &k1.volume,         &k1.quote_volume,
-                              &k1.taker_buy_base, &k1.taker_buy_quote};
-        const kf_dec *d2[] = {&k2.open,           &k2.high,           &k2.low,
-                              &k2.close,          &k2.volume,         &k2.quote_volume,
-                              &k2.taker_buy_base, &k2.taker_buy_quote};
-        for (size_t d = 0; d < 8; d++)
-            assert_true(d1[d]->mant == d2[d]->mant && d1[d]->scale == d2[d]->scale);
-    }
+    if (x == KF__FRAME_KLINE)
+        assert_true(kft_kline_same(&k1, &k2));
     free(a);
     free(b);
     return fast;

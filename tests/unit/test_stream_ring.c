@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "kline_same.h"
 #include "stream/stream.h"
 
 static kf__candle ring[64];
@@ -260,24 +261,8 @@ static void test_ring_round_trip(void **st)
     }
     kf_kline out[19];
     assert_int_equal(kf__stream_recent(&s, out, 19), 19);
-    for (int i = 0; i < 19; i++) {
-        assert_string_equal(out[i].symbol, in[i].symbol);
-        assert_string_equal(out[i].interval, in[i].interval);
-        assert_int_equal(out[i].interval_index, 14);
-        assert_true(out[i].closed);
-        assert_true(out[i].open_time == in[i].open_time && out[i].close_time == in[i].close_time &&
-                    out[i].event_time == in[i].event_time &&
-                    out[i].first_trade_id == in[i].first_trade_id &&
-                    out[i].last_trade_id == in[i].last_trade_id && out[i].trades == in[i].trades);
-        const kf_dec *a[8] = {&out[i].open,           &out[i].high,           &out[i].low,
-                              &out[i].close,          &out[i].volume,         &out[i].quote_volume,
-                              &out[i].taker_buy_base, &out[i].taker_buy_quote};
-        const kf_dec *b[8] = {&in[i].open,           &in[i].high,           &in[i].low,
-                              &in[i].close,          &in[i].volume,         &in[i].quote_volume,
-                              &in[i].taker_buy_base, &in[i].taker_buy_quote};
-        for (int j = 0; j < 8; j++)
-            assert_true(a[j]->mant == b[j]->mant && a[j]->scale == b[j]->scale);
-    }
+    for (int i = 0; i < 19; i++)
+        assert_true(kft_kline_same(&out[i], &in[i]));
     assert_true(sizeof(kf__candle) <= 120);
     kf__stream_destroy(&s);
 }
