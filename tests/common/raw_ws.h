@@ -8,6 +8,10 @@
 
 /* A connected 127.0.0.1:port TCP socket, or -1. */
 int kft_tcp_connect(int port);
+/* A TCP socket bound to 127.0.0.1 on a port the kernel picks (into *port), listening when
+ * backlog > 0; with backlog 0 it only reserves the port, so connections to it are refused.
+ * -1 on failure. */
+int kft_tcp_listen(int backlog, int *port);
 /* Sends req on a fresh connection and reads the full response (head + body) into out until the
  * peer closes or 10 s pass; returns the HTTP status, -1 on failure. */
 int kft_http_raw(int port, const char *req, char *out, size_t cap);

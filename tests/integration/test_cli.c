@@ -25,6 +25,7 @@
 
 #include "cli_proc.h"
 #include "klinefeed.h"
+#include "raw_ws.h"
 
 #if __has_include("sim_proc.h")
 #include "sim_proc.h"
@@ -189,13 +190,10 @@ static void expect_usage_error(const char *const *args, const char *needle1, con
 /* A local TCP port that refuses connections: bound, never listening. *fd keeps it reserved. */
 static int refused_port(int *fd)
 {
-    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    int port;
+    *fd = kft_tcp_listen(0, &port);
     assert_true(*fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(*fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t alen = sizeof a;
-    assert_int_equal(getsockname(*fd, (struct sockaddr *)&a, &alen), 0);
-    return ntohs(a.sin_port);
+    return port;
 }
 
 /* ---- help, version ---- */

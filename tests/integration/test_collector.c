@@ -252,14 +252,9 @@ static void *fake_main(void *arg)
 
 static void fake_start(fake_server *f, const char *reply)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
     f->reply = reply;
-    f->fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_equal(bind(f->fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(f->fd, 4), 0);
-    getsockname(f->fd, (struct sockaddr *)&a, &al);
-    f->port = ntohs(a.sin_port);
+    f->fd = kft_tcp_listen(4, &f->port);
+    assert_true(f->fd >= 0);
     pthread_create(&f->th, NULL, fake_main, f);
 }
 
@@ -274,14 +269,11 @@ static void test_refused_endpoint(void **st)
 {
     (void)st;
     /* bind a port, then close it: nothing listens there */
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    getsockname(fd, (struct sockaddr *)&a, &al);
+    int port, fd = kft_tcp_listen(0, &port);
+    assert_true(fd >= 0);
     close(fd);
     char url[128];
-    snprintf(url, sizeof url, "ws://127.0.0.1:%d/market", ntohs(a.sin_port));
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/market", port);
     expect_start_error(url, KF_ERR_CONNECT, "Connection refused", 3000);
 }
 
@@ -609,13 +601,8 @@ static void test_hostile_frames_skipped(void **st)
 {
     (void)st;
     fake_server f;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    f.fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_equal(bind(f.fd, (struct sockaddr *)&a, sizeof a), 0);
-    listen(f.fd, 1);
-    getsockname(f.fd, (struct sockaddr *)&a, &al);
-    f.port = ntohs(a.sin_port);
+    f.fd = kft_tcp_listen(1, &f.port);
+    assert_true(f.fd >= 0);
     pthread_create(&f.th, NULL, hostile_main, &f);
     kft_logcap *cap = calloc(1, sizeof *cap);
     kft_logcap_init(cap, false);

@@ -152,13 +152,8 @@ static void test_silent_connection_declared_dead(void **st)
 {
     (void)st;
     silent_server s = {0};
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t al = sizeof a;
-    s.fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_equal(bind(s.fd, (struct sockaddr *)&a, sizeof a), 0);
-    listen(s.fd, 4);
-    getsockname(s.fd, (struct sockaddr *)&a, &al);
-    s.port = ntohs(a.sin_port);
+    s.fd = kft_tcp_listen(4, &s.port);
+    assert_true(s.fd >= 0);
     pthread_create(&s.th, NULL, silent_main, &s);
     kft_logcap *cap = calloc(1, sizeof *cap);
     kft_logcap_init(cap, false);
