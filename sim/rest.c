@@ -79,47 +79,56 @@ static bool find_stream(sim_conn *c, int64_t used, const char *sym, const char *
     return true;
 }
 
+/* A mandatory query parameter into buf, or NULL after Binance's -1102 reply. */
+static const char *need_param(sim_conn *c, int64_t used, const char *query, const char *name,
+                              char *buf, size_t cap)
+{
+    const char *v = qparam(query, name, buf, cap);
+    if (!v || !*v) {
+        char msg[128];
+        snprintf(msg, sizeof msg,
+                 "Mandatory parameter '%s' was not sent, was empty/null, or malformed.", name);
+        reply_err(c, used, -1102, msg);
+        return NULL;
+    }
+    return v;
+}
+
+/* An optional integer parameter (startTime, endTime): *has tells whether it was sent; false
+ * after Binance's -1100 reply when it is not an integer. */
+static bool opt_time(sim_conn *c, int64_t used, const char *query, const char *name, bool *has,
+                     long long *out)
+{
+    char tmp[64];
+    *has = qparam(query, name, tmp, sizeof tmp) != NULL;
+    if (*has && !parse_ll(tmp, out)) {
+        char msg[128];
+        snprintf(msg, sizeof msg,
+                 "Illegal characters found in parameter '%s'; legal range is '^-?[0-9]{1,20}$'.",
+                 name);
+        reply_err(c, used, -1100, msg);
+        return false;
+    }
+    return true;
+}
+
 static void klines(sim_conn *c, const char *query, int64_t used)
 {
     char sym[256], ivs[64], tmp[64];
     long long limit = 500, st = 0, en = 0;
     bool has_st = false, has_en = false;
-    const char *sp = qparam(query, "symbol", sym, sizeof sym);
-    if (!sp || !*sp) {
-        reply_err(c, used, -1102,
-                  "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.");
+    if (!need_param(c, used, query, "symbol", sym, sizeof sym) ||
+        !need_param(c, used, query, "interval", ivs, sizeof ivs))
         return;
-    }
-    const char *ip = qparam(query, "interval", ivs, sizeof ivs);
-    if (!ip || !*ip) {
-        reply_err(c, used, -1102,
-                  "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.");
-        return;
-    }
     if (qparam(query, "limit", tmp, sizeof tmp)) {
         if (!parse_ll(tmp, &limit) || limit < 1 || limit > 1500) {
             reply_err(c, used, -1130, "Data sent for parameter 'limit' is not valid.");
             return;
         }
     }
-    if (qparam(query, "startTime", tmp, sizeof tmp)) {
-        if (!parse_ll(tmp, &st)) {
-            reply_err(c, used, -1100,
-                      "Illegal characters found in parameter 'startTime'; legal range is "
-                      "'^-?[0-9]{1,20}$'.");
-            return;
-        }
-        has_st = true;
-    }
-    if (qparam(query, "endTime", tmp, sizeof tmp)) {
-        if (!parse_ll(tmp, &en)) {
-            reply_err(c, used, -1100,
-                      "Illegal characters found in parameter 'endTime'; legal range is "
-                      "'^-?[0-9]{1,20}$'.");
-            return;
-        }
-        has_en = true;
-    }
+    if (!opt_time(c, used, query, "startTime", &has_st, &st) ||
+        !opt_time(c, used, query, "endTime", &has_en, &en))
+        return;
     int s, iv;
     if (!find_stream(c, used, sym, ivs, &s, &iv))
         return;
@@ -169,35 +178,16 @@ static void klines(sim_conn *c, const char *query, int64_t used)
  * values as in the x:true update (state at close time). Free, no limit. */
 static void truth(sim_conn *c, const char *query)
 {
-    char sym[256], ivs[64], tmp[64];
+    char sym[256], ivs[64];
     long long st = 0, en = 0;
     int64_t used = rest_weight_used();
-    const char *sp = qparam(query, "symbol", sym, sizeof sym);
-    if (!sp || !*sp) {
-        reply_err(c, used, -1102,
-                  "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.");
+    if (!need_param(c, used, query, "symbol", sym, sizeof sym) ||
+        !need_param(c, used, query, "interval", ivs, sizeof ivs))
         return;
-    }
-    const char *ip = qparam(query, "interval", ivs, sizeof ivs);
-    if (!ip || !*ip) {
-        reply_err(c, used, -1102,
-                  "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.");
+    bool has_st, has_en;
+    if (!opt_time(c, used, query, "startTime", &has_st, &st) ||
+        !opt_time(c, used, query, "endTime", &has_en, &en))
         return;
-    }
-    bool has_st = qparam(query, "startTime", tmp, sizeof tmp) != NULL;
-    if (has_st && !parse_ll(tmp, &st)) {
-        reply_err(c, used, -1100,
-                  "Illegal characters found in parameter 'startTime'; legal range is "
-                  "'^-?[0-9]{1,20}$'.");
-        return;
-    }
-    bool has_en = qparam(query, "endTime", tmp, sizeof tmp) != NULL;
-    if (has_en && !parse_ll(tmp, &en)) {
-        reply_err(c, used, -1100,
-                  "Illegal characters found in parameter 'endTime'; legal range is "
-                  "'^-?[0-9]{1,20}$'.");
-        return;
-    }
     int s, iv;
     if (!find_stream(c, used, sym, ivs, &s, &iv))
         return;
