@@ -27,13 +27,32 @@
 #include "decode/json.h"
 #include "decode/lex.h"
 
+HOT uint64_t nondigits8(uint64_t v) /* 0x80 in each byte that is no ASCII digit */
+{
+    /* a carry or borrow only travels to later bytes: the lowest flagged byte is exact */
+    return ((v + 0x4646464646464646ULL) | (v - 0x3030303030303030ULL)) & 0x8080808080808080ULL;
+}
+
 /* 8 bytes at p are all ASCII digits. */
 HOT bool eight_are_digits(const char *p)
 {
     uint64_t v;
     memcpy(&v, p, 8);
-    return (((v + 0x4646464646464646ULL) | (v - 0x3030303030303030ULL)) & 0x8080808080808080ULL) ==
-           0;
+    return nondigits8(v) == 0;
+}
+
+/* Digits at *pp appended to m, *pp moved past them, with no bounds check: the frame ends with
+ * '}', which stops the loop at the latest. */
+HOT uint64_t more_digits(const char **pp, uint64_t m)
+{
+    const char *p = *pp;
+    unsigned d;
+    while ((d = (unsigned)(*p - '0')) <= 9) {
+        m = m * 10 + d;
+        p++;
+    }
+    *pp = p;
+    return m;
 }
 
 /* JSON integer of 1..18 digits at p; returns the byte after it or NULL. */
@@ -45,15 +64,11 @@ static __attribute__((noinline)) const char *fast_int(const char *p, const char 
     p += neg;
     const char *s = p;
     uint64_t m = 0;
-    unsigned d;
     if (end - p >= 16 && eight_are_digits(p)) {
         m = eight_digits(p);
         p += 8;
     }
-    while ((d = (unsigned)(*p - '0')) <= 9) { /* stops at the final '}' at the latest */
-        m = m * 10 + d;
-        p++;
-    }
+    m = more_digits(&p, m);
     size_t n = (size_t)(p - s);
     if (n == 0 || n > 18 || (*s == '0' && n > 1))
         return NULL;
@@ -71,20 +86,13 @@ static __attribute__((noinline)) const char *fast_dec(const char *p, const char 
     p += neg;
     const char *s = p;
     uint64_t m = 0;
-    unsigned d;
-    while ((d = (unsigned)(*p - '0')) <= 9) { /* stops at the final '}' at the latest */
-        m = m * 10 + d;
-        p++;
-    }
+    m = more_digits(&p, m);
     size_t nint = (size_t)(p - s), scale = 0;
     if (nint == 0 || (*s == '0' && nint > 1))
         return NULL;
     if (p < end && *p == '.') {
         const char *f0 = ++p;
-        while ((d = (unsigned)(*p - '0')) <= 9) { /* stops at the final '}' at the latest */
-            m = m * 10 + d;
-            p++;
-        }
+        m = more_digits(&p, m);
         scale = (size_t)(p - f0);
         if (scale == 0)
             return NULL;
@@ -104,11 +112,6 @@ static __attribute__((noinline)) const char *fast_dec(const char *p, const char 
  * moves the cursor by a constant per case, so the branch predictor supplies the length and
  * the value (SWAR) is computed off the critical path. Kline frames: 137 -> 115 ns.
  */
-HOT uint64_t nondigits8(uint64_t v) /* 0x80 in each byte that is no ASCII digit */
-{
-    /* a carry or borrow only travels to later bytes: the lowest flagged byte is exact */
-    return ((v + 0x4646464646464646ULL) | (v - 0x3030303030303030ULL)) & 0x8080808080808080ULL;
-}
 
 /* Value of 8 digit values (0..9 each, the first in the lowest byte). */
 HOT uint64_t reduce8(uint64_t d)
