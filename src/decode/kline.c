@@ -654,14 +654,11 @@ static kf__frame_kind finish_kline(dstate *st, kf_kline *out)
         return malformed(st->f, "empty symbol");
     if (n > KF_SYMBOL_MAX)
         return malformed(st->f, "symbol over 32 bytes");
-    for (size_t i = 0; i < n; i++)
-        if (sym_bad[(unsigned char)sym[i]])
-            return malformed(st->f, "bad byte in symbol");
+    if (!copy_symbol(k->symbol, sym, n, st->end))
+        return malformed(st->f, "bad byte in symbol");
     int iv = interval_index(st->ival, st->ival_len);
     if (iv < 0)
         return malformed(st->f, "unknown interval");
-    memset(k->symbol, 0, sizeof k->symbol);
-    memcpy(k->symbol, sym, n);
     memset(k->interval, 0, sizeof k->interval);
     memcpy(k->interval, st->ival, st->ival_len);
     k->interval_index = iv;

@@ -9,6 +9,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+#include "klinefeed.h"
 
 #define HOT static inline __attribute__((always_inline))
 
@@ -111,6 +116,50 @@ HOT int interval_index(const char *s, size_t n)
             return 10;
     }
     return -1;
+}
+
+/* Copies the symbol sym[0..n) (1..32 bytes, no quote, backslash or control byte: both parsers
+ * take it from a plain string) into dst[33] NUL-padded, unless it holds a byte sym_bad forbids
+ * (false). */
+HOT bool copy_symbol(char *dst, const char *sym, size_t n, const char *end)
+{
+#ifdef __SSE2__
+    if (end - sym >= 32) { /* the frame goes on long after the symbol: 32-byte loads */
+        static const unsigned char keep[64] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+                                               0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+                                               0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+                                               0xFF, 0xFF, 0xFF, 0xFF, 0xFF}; /* then 32 zeros */
+        const __m128i *kp = (const __m128i *)(const void *)(keep + 32 - n);
+        __m128i k0 = _mm_loadu_si128(kp), k1 = _mm_loadu_si128(kp + 1);
+        __m128i a = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)sym), k0);
+        __m128i b = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(sym + 16)), k1);
+        /* forbidden here: space / ? @ & DEL (the scan already excluded the rest of sym_bad) */
+        const __m128i sp = _mm_set1_epi8(' '), sl = _mm_set1_epi8('/'), qm = _mm_set1_epi8('?'),
+                      at = _mm_set1_epi8('@'), am = _mm_set1_epi8('&'), del = _mm_set1_epi8(0x7f);
+        __m128i bad = _mm_setzero_si128();
+        __m128i v[2] = {a, b};
+        for (int i = 0; i < 2; i++)
+            bad = _mm_or_si128(
+                bad,
+                _mm_or_si128(
+                    _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v[i], sp), _mm_cmpeq_epi8(v[i], sl)),
+                                 _mm_or_si128(_mm_cmpeq_epi8(v[i], qm), _mm_cmpeq_epi8(v[i], at))),
+                    _mm_or_si128(_mm_cmpeq_epi8(v[i], am), _mm_cmpeq_epi8(v[i], del))));
+        if (_mm_movemask_epi8(bad))
+            return false;
+        _mm_storeu_si128((__m128i *)(void *)dst, a);
+        _mm_storeu_si128((__m128i *)(void *)(dst + 16), b);
+        dst[32] = 0;
+        return true;
+    }
+#endif
+    (void)end;
+    for (size_t i = 0; i < n; i++)
+        if (sym_bad[(unsigned char)sym[i]])
+            return false;
+    memset(dst, 0, KF_SYMBOL_MAX + 1);
+    memcpy(dst, sym, n);
+    return true;
 }
 
 #endif
