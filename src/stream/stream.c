@@ -33,93 +33,111 @@ void kf__stream_destroy(kf__stream *s)
     if (!s->ring)
         return;
     pthread_mutex_destroy(&s->mu);
+    kf__free(s->holes);
+    s->holes = NULL;
+    s->nholes = s->holes_cap = 0;
     s->ring = NULL;
 }
 
-int64_t kf__interval_next(int interval, int64_t t)
+/* ---- holes: sorted by from, disjoint, bounds on the grid ---- */
+
+/* Index of the first hole whose to is >= t (nholes when none). */
+static size_t hole_search(const kf__stream *s, int64_t t)
 {
-    int64_t ms = kf_interval_ms(interval);
-    if (ms)
-        return t + ms;
-    /* 1M: the first day of the next UTC month */
-    time_t sec = (time_t)(t / 1000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    tm.tm_mon += 1;
-    tm.tm_mday = 1;
-    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-    return (int64_t)timegm(&tm) * 1000;
+    size_t lo = 0, hi = s->nholes;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->holes[mid].to < t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
-uint64_t kf__interval_count(int interval, int64_t a, int64_t b)
+/* Inserts [from, to] at index i (the caller keeps the order). */
+static kf_err hole_insert(kf__stream *s, size_t i, int64_t from, int64_t to, unsigned flags)
 {
-    if (a > b)
-        return 0;
-    int64_t ms = kf_interval_ms(interval);
-    if (ms)
-        return (uint64_t)((b - a) / ms + 1);
+    if (s->nholes == s->holes_cap) {
+        size_t cap = s->holes_cap ? s->holes_cap * 2 : 4;
+        kf__hole *h = kf__realloc(s->holes, cap * sizeof *h);
+        if (!h)
+            return KF_ERR_NOMEM;
+        s->holes = h;
+        s->holes_cap = cap;
+    }
+    memmove(&s->holes[i + 1], &s->holes[i], (s->nholes - i) * sizeof *s->holes);
+    s->holes[i] = (kf__hole){from, to, flags};
+    s->nholes++;
+    return KF_OK;
+}
+
+static void hole_remove(kf__stream *s, size_t i)
+{
+    memmove(&s->holes[i], &s->holes[i + 1], (s->nholes - i - 1) * sizeof *s->holes);
+    s->nholes--;
+}
+
+/* Adds the parts of [from, to] (on the grid) that no hole holds yet. */
+static kf_err holes_add(kf__stream *s, int64_t from, int64_t to, unsigned flags)
+{
+    size_t i = hole_search(s, from);
+    while (from <= to) {
+        if (i == s->nholes || s->holes[i].from > to) /* the rest is free */
+            return hole_insert(s, i, from, to, flags);
+        if (s->holes[i].from > from) { /* free up to that hole */
+            kf_err e =
+                hole_insert(s, i, from, kf__interval_prev(s->interval, s->holes[i].from), flags);
+            if (e)
+                return e;
+            i++;
+        }
+        from = kf__interval_next(s->interval, s->holes[i].to); /* past that hole */
+        i++;
+    }
+    return KF_OK;
+}
+
+/* Removes [from, to] (on the grid) from the holes; returns the candles removed. A hole cut in
+ * the middle keeps its left part and gets a new right part (which may fail: then the right
+ * part stays, and nothing is lost). */
+static uint64_t holes_cut(kf__stream *s, int64_t from, int64_t to)
+{
     uint64_t n = 0;
-    for (int64_t x = a; x <= b && n < 1000000; x = kf__interval_next(interval, x))
-        n++;
+    size_t i = hole_search(s, from);
+    while (i < s->nholes && s->holes[i].from <= to) {
+        kf__hole *h = &s->holes[i];
+        int64_t a = h->from > from ? h->from : from, b = h->to < to ? h->to : to;
+        if (h->from < a && h->to > b) { /* split */
+            kf__hole right = {kf__interval_next(s->interval, b), h->to, h->flags};
+            if (hole_insert(s, i + 1, right.from, right.to, right.flags) != KF_OK)
+                return n; /* keep the whole hole: asked again rather than forgotten */
+            s->holes[i].to = kf__interval_prev(s->interval, a);
+            return n + kf__interval_count(s->interval, a, b);
+        }
+        n += kf__interval_count(s->interval, a, b);
+        if (h->from == a && h->to == b) {
+            hole_remove(s, i);
+            continue;
+        }
+        if (h->from == a)
+            h->from = kf__interval_next(s->interval, b);
+        else
+            h->to = kf__interval_prev(s->interval, a);
+        i++;
+    }
     return n;
 }
 
-static int64_t stream_prev(int interval, int64_t t)
+/* Removes t from the hole holding it; false when t is in no hole. *flags gets the hole's. */
+static bool stream_fill_hole(kf__stream *s, int64_t t, unsigned *flags)
 {
-    int64_t ms = kf_interval_ms(interval);
-    if (ms)
-        return t - ms;
-    /* 1M: the first day of the previous UTC month */
-    time_t sec = (time_t)(t / 1000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    tm.tm_mon -= 1;
-    tm.tm_mday = 1;
-    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-    return (int64_t)timegm(&tm) * 1000;
-}
-
-static void stream_add_hole(kf__stream *s, int64_t from, int64_t to)
-{
-    if (s->nholes == KF__STREAM_HOLES) { /* forget the oldest: it can no longer be told apart */
-        memmove(&s->holes[0], &s->holes[1], (KF__STREAM_HOLES - 1) * sizeof s->holes[0]);
-        s->nholes--;
-        s->holes_dropped++;
-    }
-    s->holes[s->nholes].from = from;
-    s->holes[s->nholes].to = to;
-    s->nholes++;
-}
-
-/* Removes t from the hole holding it; false when t is in no hole. */
-static bool stream_fill_hole(kf__stream *s, int64_t t)
-{
-    for (size_t i = 0; i < s->nholes; i++) {
-        int64_t from = s->holes[i].from, to = s->holes[i].to;
-        if (t < from || t > to)
-            continue;
-        if (from == to) {
-            memmove(&s->holes[i], &s->holes[i + 1], (s->nholes - i - 1) * sizeof s->holes[0]);
-            s->nholes--;
-        } else if (t == from) {
-            s->holes[i].from = kf__interval_next(s->interval, t);
-        } else if (t == to) {
-            s->holes[i].to = stream_prev(s->interval, t);
-        } else { /* split */
-            s->holes[i].to = stream_prev(s->interval, t);
-            stream_add_hole(s, kf__interval_next(s->interval, t), to);
-        }
-        /* a hole whose bounds are off the interval grid (a resume time) may now be empty */
-        for (size_t j = 0; j < s->nholes;)
-            if (s->holes[j].from > s->holes[j].to) {
-                memmove(&s->holes[j], &s->holes[j + 1], (s->nholes - j - 1) * sizeof s->holes[0]);
-                s->nholes--;
-            } else {
-                j++;
-            }
-        return true;
-    }
-    return false;
+    size_t i = hole_search(s, t);
+    if (i == s->nholes || s->holes[i].from > t)
+        return false;
+    *flags = s->holes[i].flags;
+    holes_cut(s, t, t);
+    return true;
 }
 
 /* The decimals of a kline, in kf__candle's order. */
@@ -187,13 +205,14 @@ static void stream_ring_insert(kf__stream *s, const kf_kline *k)
 kf__apply kf__stream_apply(kf__stream *s, const kf_kline *k, kf__gap *gap)
 {
     kf__apply r;
+    unsigned filled = 0;
     if (gap)
-        gap->from = 1, gap->to = 0;
+        gap->from = 1, gap->to = 0, gap->filled = 0, gap->nomem = false;
     pthread_mutex_lock(&s->mu);
     if (s->has_closed && k->open_time <= s->last_closed) {
         if (!k->closed)
             r = KF__APPLY_STALE;
-        else if (s->nholes && stream_fill_hole(s, k->open_time)) {
+        else if (s->nholes && stream_fill_hole(s, k->open_time, &filled)) {
             stream_ring_insert(s, k);
             r = KF__APPLY_CLOSED;
         } else {
@@ -209,11 +228,17 @@ kf__apply kf__stream_apply(kf__stream *s, const kf_kline *k, kf__gap *gap)
         if (s->has_closed) {
             int64_t next = kf__interval_next(s->interval, s->last_closed);
             if (k->open_time > next) {
-                int64_t to = stream_prev(s->interval, k->open_time);
-                stream_add_hole(s, next, to);
-                if (gap)
+                int64_t to = kf__interval_prev(s->interval, k->open_time);
+                /* newer than every hole: always appended at the end */
+                kf_err e = hole_insert(s, s->nholes, next, to, 0);
+                if (gap) {
                     gap->from = next, gap->to = to;
+                    gap->nomem = e != KF_OK;
+                }
             }
+        } else if (!s->has_cover_from) {
+            s->cover_from = k->open_time; /* the first candle this stream has seen */
+            s->has_cover_from = true;
         }
         size_t tail = (s->head + s->count) % s->cap;
         candle_pack(&s->ring[tail], k);
@@ -228,6 +253,8 @@ kf__apply kf__stream_apply(kf__stream *s, const kf_kline *k, kf__gap *gap)
         r = KF__APPLY_CLOSED;
     }
     pthread_mutex_unlock(&s->mu);
+    if (gap)
+        gap->filled = filled;
     return r;
 }
 
@@ -249,6 +276,60 @@ uint64_t kf__stream_missing(kf__stream *s)
         n += kf__interval_count(s->interval, s->holes[i].from, s->holes[i].to);
     pthread_mutex_unlock(&s->mu);
     return n;
+}
+
+kf_err kf__stream_add_hole(kf__stream *s, int64_t from, int64_t to, unsigned flags)
+{
+    kf_err e = KF_OK;
+    pthread_mutex_lock(&s->mu);
+    from = kf__interval_ceil(s->interval, from);
+    to = kf__interval_floor(s->interval, to);
+    if (s->has_closed && to > s->last_closed)
+        to = s->last_closed;
+    if (s->has_closed && from <= to)
+        e = holes_add(s, from, to, flags);
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+uint64_t kf__stream_absent(kf__stream *s, int64_t from, int64_t to)
+{
+    pthread_mutex_lock(&s->mu);
+    from = kf__interval_ceil(s->interval, from);
+    to = kf__interval_floor(s->interval, to);
+    uint64_t n = from <= to ? holes_cut(s, from, to) : 0;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+size_t kf__stream_holes(kf__stream *s, kf__hole *out, size_t max)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->nholes < max ? s->nholes : max;
+    memcpy(out, s->holes, n * sizeof *out);
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+bool kf__stream_cover(kf__stream *s, int64_t *from, int64_t *to)
+{
+    pthread_mutex_lock(&s->mu);
+    bool ok = s->has_cover_from && s->has_closed;
+    if (ok) {
+        *from = s->cover_from;
+        *to = s->nholes ? kf__interval_prev(s->interval, s->holes[0].from) : s->last_closed;
+        ok = *to >= *from;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+void kf__stream_set_cover_from(kf__stream *s, int64_t from)
+{
+    pthread_mutex_lock(&s->mu);
+    s->cover_from = kf__interval_ceil(s->interval, from);
+    s->has_cover_from = true;
+    pthread_mutex_unlock(&s->mu);
 }
 
 size_t kf__stream_recent(kf__stream *s, kf_kline *out, size_t n)

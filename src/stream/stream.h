@@ -14,13 +14,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "decode/interval.h"
 #include "klinefeed.h"
 
 /* "币安人生usdt@kline_12h": symbol bytes + "@kline_" + interval + NUL. */
 #define KF__STREAM_NAME_MAX (KF_SYMBOL_MAX + 12)
-
-/* Separate gaps tracked per stream at once (each may span any number of candles). */
-#define KF__STREAM_HOLES 16
 
 /* A closed candle as the ring keeps it: 120 bytes where a kf_kline takes 224. What the
  * stream knows already (symbol, interval, closed) is left out and the decimal scales (0..18,
@@ -30,6 +28,16 @@ typedef struct kf__candle {
     int64_t mant[8]; /* open, high, low, close, volume, quote_volume, taker_buy_base, ..._quote */
     uint8_t scale[8];
 } kf__candle;
+
+/* A run of missing closed candles, open times from..to on the interval's grid. */
+typedef struct kf__hole {
+    int64_t from, to;
+    unsigned flags; /* KF__HOLE_* */
+} kf__hole;
+
+/* The candles were delivered (callbacks, ring) but a store could not take them: when they come
+ * back from REST they are stored, not delivered again. */
+#define KF__HOLE_UNSTORED 1u
 
 typedef struct kf__stream {
     char symbol[KF_SYMBOL_MAX + 1]; /* uppercase, as in payloads */
@@ -44,13 +52,15 @@ typedef struct kf__stream {
     bool has_open;
     bool has_closed;
     int64_t last_closed; /* open time of the newest closed candle, valid when has_closed */
-    /* Missing closed candles older than last_closed, as open-time ranges [from, to]: a
-     * closed candle inside a hole is new (stored), anything else not newer is a duplicate. */
-    struct {
-        int64_t from, to;
-    } holes[KF__STREAM_HOLES];
-    size_t nholes;
-    uint64_t holes_dropped; /* holes forgotten because more than KF__STREAM_HOLES were open */
+    /* Missing closed candles older than last_closed: a closed candle inside a hole is new
+     * (stored), anything else not newer is a duplicate. Sorted by from, disjoint, never
+     * forgotten: the array grows (only when a gap opens, never per update). */
+    kf__hole *holes;
+    size_t nholes, holes_cap;
+    /* Open time from which everything up to the first hole (or last_closed) is held by the
+     * stores or on its way to them: what a store may record as complete (kf__stream_cover). */
+    int64_t cover_from;
+    bool has_cover_from;
 } kf__stream;
 
 typedef enum kf__apply {
@@ -73,10 +83,14 @@ void kf__stream_destroy(kf__stream *s);
  * are duplicates. A closed candle that skips ahead of the newest one opens a hole; a closed
  * candle inside a hole fills it (it is placed in the ring in open-time order). With gap !=
  * NULL, a newly opened hole is reported as [gap->from, gap->to] (open times; from > to when
- * none).
+ * none), filled gets the flags of the hole a KF__APPLY_CLOSED candle filled (0 for a new newest
+ * candle), and nomem is set when a hole could not be recorded (out of memory: the candles are
+ * then found again by the next start's check of the stores).
  */
 typedef struct kf__gap {
     int64_t from, to;
+    unsigned filled;
+    bool nomem;
 } kf__gap;
 kf__apply kf__stream_apply(kf__stream *s, const kf_kline *k, kf__gap *gap);
 
@@ -84,18 +98,33 @@ kf__apply kf__stream_apply(kf__stream *s, const kf_kline *k, kf__gap *gap);
  * than what the stream knows. Any thread before the I/O thread runs. */
 void kf__stream_resume(kf__stream *s, int64_t last_closed);
 
-/* Candles with open times from a to b inclusive (on the interval's grid; 1M counted in
- * calendar months); 0 when a > b. */
-uint64_t kf__interval_count(int interval, int64_t a, int64_t b);
+/*
+ * Records candles [from, to] as missing (flags KF__HOLE_*): from is rounded up and to down to
+ * the interval's grid, and only what is not newer than last_closed and not in a hole already is
+ * added. For what a store was found to lack at start, and for candles a store could not take.
+ * KF_ERR_NOMEM when the holes cannot grow. Same thread as kf__stream_apply.
+ */
+kf_err kf__stream_add_hole(kf__stream *s, int64_t from, int64_t to, unsigned flags);
 
-/* Number of candles in the open holes (1M counted in calendar months). */
+/* Removes [from, to] (rounded inwards to the grid) from the holes: candles the exchange says do
+ * not exist. Returns how many candles were removed. Same thread as kf__stream_apply. */
+uint64_t kf__stream_absent(kf__stream *s, int64_t from, int64_t to);
+
+/* Copies the oldest holes (at most max) into out; returns the number copied. Any thread. */
+size_t kf__stream_holes(kf__stream *s, kf__hole *out, size_t max);
+
+/* Number of candles in the open holes (1M counted in calendar months). Any thread. */
 uint64_t kf__stream_missing(kf__stream *s);
+
+/* The range a store may record as complete: [cover_from, the candle before the first hole, or
+ * last_closed]. false when there is none yet. Any thread. */
+bool kf__stream_cover(kf__stream *s, int64_t *from, int64_t *to);
+
+/* Sets cover_from (at start, from what the stores hold and the first-run time). */
+void kf__stream_set_cover_from(kf__stream *s, int64_t from);
 
 /* Copies up to n newest candles, oldest first, the open candle last. Returns the count. */
 size_t kf__stream_recent(kf__stream *s, kf_kline *out, size_t n);
-
-/* Open time of the candle after the one opening at t (calendar month for 1M). */
-int64_t kf__interval_next(int interval, int64_t t);
 
 /* ---- lookup: (symbol, interval) -> stream index, built once, read-only afterwards ---- */
 typedef struct kf__stream_index {

@@ -267,6 +267,106 @@ static void test_ring_round_trip(void **st)
     kf__stream_destroy(&s);
 }
 
+/* More holes than any fixed table: 200 separate gaps in one stream (every other candle missing),
+ * all remembered, each filled exactly once, in any order. */
+static void test_many_holes_never_forgotten(void **st)
+{
+    (void)st;
+    kf__stream s;
+    assert_int_equal(kf__stream_init(&s, "BTCUSDT", 0, ring, 64), KF_OK);
+    kf_kline k;
+    for (int64_t i = 0; i <= 400; i += 2) {
+        k = mk(i * 60000, i, true);
+        assert_int_equal(kf__stream_apply(&s, &k, NULL), KF__APPLY_CLOSED);
+    }
+    assert_int_equal(kf__stream_missing(&s), 200);
+    /* from the newest hole down, as REST answers of several requests may come */
+    for (int64_t i = 399; i >= 1; i -= 2) {
+        k = mk(i * 60000, i, true);
+        kf__gap gap;
+        assert_int_equal(kf__stream_apply(&s, &k, &gap), KF__APPLY_CLOSED);
+        assert_int_equal(gap.filled, 0);
+        assert_int_equal(kf__stream_apply(&s, &k, NULL), KF__APPLY_DUPLICATE);
+    }
+    assert_int_equal(kf__stream_missing(&s), 0);
+    kf__stream_destroy(&s);
+}
+
+/* Holes added from a store's check at start: parts already in a hole are not added twice, bounds
+ * are put on the grid, nothing newer than the resume point is a hole; the exchange's "no such
+ * candle" removes candles from holes, splitting them; the flags come back with each fill. */
+static void test_add_hole_absent_and_flags(void **st)
+{
+    (void)st;
+    kf__stream s;
+    assert_int_equal(kf__stream_init(&s, "BTCUSDT", 0, ring, 64), KF_OK);
+    kf__hole h[8];
+    assert_int_equal(kf__stream_add_hole(&s, 60000, 120000, 0), KF_OK); /* nothing known yet */
+    assert_int_equal(kf__stream_missing(&s), 0);
+    kf__stream_resume(&s, 100 * 60000);
+    assert_int_equal(kf__stream_add_hole(&s, 10 * 60000, 20 * 60000, 0), KF_OK);
+    assert_int_equal(kf__stream_add_hole(&s, 15 * 60000 - 1, 25 * 60000 + 59999, 0), KF_OK);
+    assert_int_equal(kf__stream_add_hole(&s, 90 * 60000, 200 * 60000, KF__HOLE_UNSTORED), KF_OK);
+    /* 10..20, then 21..25 (only the part not in a hole yet), 90..100 (not past the resume point) */
+    assert_int_equal(kf__stream_holes(&s, h, 8), 3);
+    assert_int_equal(h[0].from, 10 * 60000);
+    assert_int_equal(h[0].to, 20 * 60000);
+    assert_int_equal(h[1].from, 21 * 60000);
+    assert_int_equal(h[1].to, 25 * 60000);
+    assert_int_equal(h[2].from, 90 * 60000);
+    assert_int_equal(h[2].to, 100 * 60000);
+    assert_int_equal(kf__stream_missing(&s), 11 + 5 + 11);
+    int64_t from, to;
+    kf__stream_set_cover_from(&s, 5 * 60000 + 1);
+    assert_true(kf__stream_cover(&s, &from, &to));
+    assert_int_equal(from, 6 * 60000);
+    assert_int_equal(to, 9 * 60000);
+    /* the exchange has nothing from 12 to 22 (bounds off the grid: rounded inwards) */
+    assert_int_equal(kf__stream_absent(&s, 12 * 60000 - 5, 22 * 60000 + 5), 9 + 2);
+    assert_int_equal(kf__stream_holes(&s, h, 8), 3);
+    assert_int_equal(h[0].from, 10 * 60000);
+    assert_int_equal(h[0].to, 11 * 60000);
+    assert_int_equal(h[1].from, 23 * 60000);
+    assert_int_equal(h[1].to, 25 * 60000);
+    assert_int_equal(h[2].flags, KF__HOLE_UNSTORED);
+    /* a cut in the middle of a hole splits it */
+    assert_int_equal(kf__stream_absent(&s, 24 * 60000, 24 * 60000), 1);
+    assert_int_equal(kf__stream_holes(&s, h, 8), 4);
+    assert_int_equal(h[1].to, 23 * 60000);
+    assert_int_equal(h[2].from, 25 * 60000);
+    kf__gap gap;
+    kf_kline k = mk(95 * 60000, 95, true);
+    assert_int_equal(kf__stream_apply(&s, &k, &gap), KF__APPLY_CLOSED);
+    assert_int_equal(gap.filled, KF__HOLE_UNSTORED);
+    k = mk(10 * 60000, 10, true);
+    assert_int_equal(kf__stream_apply(&s, &k, &gap), KF__APPLY_CLOSED);
+    assert_int_equal(gap.filled, 0);
+    assert_int_equal(kf__stream_missing(&s), 1 + 1 + 1 + 5 + 5);
+    kf__stream_destroy(&s);
+}
+
+/* The grid: minutes to days from the epoch, 3d from the epoch, weeks from Monday, months. */
+static void test_interval_grid(void **st)
+{
+    (void)st;
+    int m1 = 0, d3 = kf_interval_index("3d", 2), w1 = kf_interval_index("1w", 2),
+        mo = kf_interval_index("1M", 2);
+    assert_int_equal(kf__interval_floor(m1, 120001), 120000);
+    assert_int_equal(kf__interval_ceil(m1, 120001), 180000);
+    assert_int_equal(kf__interval_ceil(m1, 120000), 120000);
+    assert_int_equal(kf__interval_floor(m1, -1), -60000);
+    /* 2026-01-05 is a Monday: 1767571200000 */
+    assert_int_equal(kf__interval_floor(w1, 1767571200000LL + 3 * 86400000LL), 1767571200000LL);
+    assert_int_equal(kf__interval_ceil(w1, 1767571200000LL + 1), 1767571200000LL + 7 * 86400000LL);
+    /* 2026-01-01 is day 20454 of the epoch, a multiple of 3 */
+    assert_int_equal(kf__interval_floor(d3, 1767225600000LL + 86400000LL), 1767225600000LL);
+    assert_int_equal(kf__interval_ceil(d3, 1767225600000LL + 1), 1767225600000LL + 3 * 86400000LL);
+    /* 2026-02-15 -> 2026-02-01; ceil -> 2026-03-01; prev of 2026-03-01 -> 2026-02-01 */
+    assert_int_equal(kf__interval_floor(mo, 1771113600000LL), 1769904000000LL);
+    assert_int_equal(kf__interval_ceil(mo, 1771113600000LL), 1772323200000LL);
+    assert_int_equal(kf__interval_prev(mo, 1772323200000LL), 1769904000000LL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +379,9 @@ int main(void)
         cmocka_unit_test(test_resume_point),
         cmocka_unit_test(test_month_boundaries),
         cmocka_unit_test(test_index_lookup),
+        cmocka_unit_test(test_many_holes_never_forgotten),
+        cmocka_unit_test(test_add_hole_absent_and_flags),
+        cmocka_unit_test(test_interval_grid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
