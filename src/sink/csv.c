@@ -5,7 +5,8 @@
 
 static kf_err csv_open(const char *target, void **state, char *err, size_t errlen)
 {
-    return kf__linefile_open("csv", target, KF__CSV_HEADER, kf__kline_to_csv, state, err, errlen);
+    return kf__linefile_open("csv", target, KF__CSV_HEADER, kf__kline_to_csv, kf__csv_key, state,
+                             err, errlen);
 }
 
 const kf__sink_ops kf__sink_csv = {
@@ -16,4 +17,5 @@ const kf__sink_ops kf__sink_csv = {
     .flush = kf__linefile_flush,
     .close = kf__linefile_close,
     .last_closed = NULL,
+    .stored = kf__linefile_stored,
 };

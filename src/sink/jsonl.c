@@ -4,7 +4,8 @@
 
 static kf_err jsonl_open(const char *target, void **state, char *err, size_t errlen)
 {
-    return kf__linefile_open("jsonl", target, NULL, kf_kline_to_json, state, err, errlen);
+    return kf__linefile_open("jsonl", target, NULL, kf_kline_to_json, kf__jsonl_key, state, err,
+                             errlen);
 }
 
 const kf__sink_ops kf__sink_jsonl = {
@@ -15,4 +16,5 @@ const kf__sink_ops kf__sink_jsonl = {
     .flush = kf__linefile_flush,
     .close = kf__linefile_close,
     .last_closed = NULL,
+    .stored = kf__linefile_stored,
 };

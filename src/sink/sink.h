@@ -6,13 +6,26 @@
  */
 #ifndef KF_SINK_SINK_H
 #define KF_SINK_SINK_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "core/log.h"
 #include "klinefeed.h"
+#include "sink/format.h"
 
-#define KF__SINK_OPS_VERSION 1
+#define KF__SINK_OPS_VERSION 2
+
+/* A range of one stream a store holds complete: every candle the exchange has with an open time
+ * in [from, to] is stored (klinefeed checked, and asked the exchange about what it lacked). */
+typedef struct kf__cover {
+    char symbol[KF_SYMBOL_MAX + 1];
+    char interval[4];
+    int64_t from, to;
+} kf__cover;
+
+/* stored() callback: one stored open time; non-zero stops the walk. */
+typedef int (*kf__stored_fn)(void *ud, int64_t open_time);
 
 typedef struct kf__sink_ops {
     int version;        /* KF__SINK_OPS_VERSION */
@@ -29,6 +42,22 @@ typedef struct kf__sink_ops {
      * stored for the stream, *found 0 when none. For resuming after a restart. */
     kf_err (*last_closed)(void *state, const char *symbol, const char *interval, int64_t *open_time,
                           int *found, char *err, size_t errlen);
+    /* ---- version 2 ---- */
+    /* Optional: calls fn for the open time of every closed candle stored for the stream with
+     * an open time >= from, in ascending order, until fn returns non-zero. KF_ERR_NOT_FOUND
+     * when this sink cannot tell what it holds (standard output). For finding, at start, what
+     * a store lacks: a crash never loses what was known to be missing. Before the writer
+     * thread starts. */
+    kf_err (*stored)(void *state, const char *symbol, const char *interval, int64_t from,
+                     kf__stored_fn fn, void *ud, char *err, size_t errlen);
+    /* Optional, with put_cover: the range last recorded complete for the stream (*found 0 when
+     * none), so that a start checks only what came after it. Before the writer thread starts. */
+    kf_err (*get_cover)(void *state, const char *symbol, const char *interval, int64_t *from,
+                        int64_t *to, int *found, char *err, size_t errlen);
+    /* Optional: records complete ranges (each replaces the stream's previous one), atomically.
+     * Only for stores whose write() is durable when it returns (a committed transaction). The
+     * writer thread calls it only once every row pushed before the record is written. */
+    kf_err (*put_cover)(void *state, const kf__cover *c, size_t n, char *err, size_t errlen);
 } kf__sink_ops;
 
 extern const kf__sink_ops kf__sink_sqlite;
@@ -47,9 +76,14 @@ const kf__sink_ops *kf__sink_lookup(const char *spec, const char **target);
  * "-" is standard output (never closed). The file is opened O_APPEND and created 0644. */
 typedef size_t (*kf__line_fmt)(const kf_kline *k, char *buf, size_t cap);
 /* header: first line written when the file is new or empty (or stdout is not a regular
- * file); NULL for none. */
+ * file); NULL for none. key reads a line's key fields back: an existing file is read once at
+ * open so that stored() can tell what it holds, and write() then leaves out a closed row the
+ * file held already (NULL: no index). */
 kf_err kf__linefile_open(const char *scheme, const char *target, const char *header,
-                         kf__line_fmt fmt, void **state, char *err, size_t errlen);
+                         kf__line_fmt fmt, kf__line_key_fn key, void **state, char *err,
+                         size_t errlen);
+kf_err kf__linefile_stored(void *state, const char *symbol, const char *interval, int64_t from,
+                           kf__stored_fn fn, void *ud, char *err, size_t errlen);
 kf_err kf__linefile_write(void *state, const kf_kline *rows, size_t n, char *err, size_t errlen);
 kf_err kf__linefile_flush(void *state, char *err, size_t errlen);
 void kf__linefile_close(void *state);
@@ -63,6 +97,9 @@ typedef struct kf__writer_stats {
     uint64_t errors;     /* failed write()/flush() attempts (retried), refused pushes,
                             rows lost at the stop deadline */
     uint64_t full_waits; /* pushes that had to wait for room */
+    uint64_t unstored;   /* rows queued (or written, not flushed) but not stored at the stop
+                            deadline; also counted in errors */
+    uint64_t covers;     /* complete ranges recorded (put_cover) */
 } kf__writer_stats;
 
 /*
@@ -84,6 +121,27 @@ kf_err kf__writer_start(kf__writer *w, char *err, size_t errlen);
  * 0..18, symbol or interval without its NUL), which would otherwise fail every retry.
  */
 void kf__writer_push(kf__writer *w, const kf_kline *k);
+/*
+ * Like kf__writer_push but never waits: false (nothing queued, nothing counted) when the queue
+ * is full. For the collector's I/O thread, which must never wait on a store: what does not fit
+ * is fetched again from REST once the store takes rows again.
+ */
+bool kf__writer_offer(kf__writer *w, const kf_kline *k);
+/* Free slots in the queue now (the producer's view: only grows until its next push). */
+size_t kf__writer_room(kf__writer *w);
+/* The sink takes rows: its last write succeeded and its queue is at most half full. Any
+ * thread; a hint for the REST repair, which waits rather than fetch rows that cannot be
+ * stored. */
+bool kf__writer_healthy(kf__writer *w);
+/* True when the sink records complete ranges (put_cover). */
+bool kf__writer_covers(kf__writer *w);
+/*
+ * Queues complete ranges to record once every row pushed before this call is written (never
+ * earlier: a crash between the two must not leave a range claimed complete whose rows are
+ * lost). Producer thread. Nothing is done for sinks without put_cover. KF_ERR_NOMEM when the
+ * records cannot be queued (nothing is lost: the next start checks more).
+ */
+kf_err kf__writer_cover(kf__writer *w, const kf__cover *c, size_t n);
 /* Drains the queue, writes, flushes and joins the thread (drains on the calling thread when
  * never started). Idempotent: later calls return the first call's result. A write or flush
  * that keeps failing is retried with backoff until it succeeds or the stop deadline (10 s)
@@ -91,6 +149,9 @@ void kf__writer_push(kf__writer *w, const kf_kline *k);
  * errors and logged, and KF_ERR_SINK is returned; KF_OK when everything was stored. Call
  * after the producer has made its last push. */
 kf_err kf__writer_stop(kf__writer *w);
+/* kf__writer_stop with the deadline given: monotonic ms (CLOCK_MONOTONIC), shared by every
+ * writer of a collector so that kf_stop returns within one deadline. */
+kf_err kf__writer_stop_by(kf__writer *w, int64_t deadline_mono_ms);
 /* Closes the sink and frees everything (stops first if needed). NULL ignored. */
 void kf__writer_free(kf__writer *w);
 void kf__writer_get_stats(kf__writer *w, kf__writer_stats *out);

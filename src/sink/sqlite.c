@@ -11,7 +11,8 @@
 #include "core/alloc.h"
 #include "sink/sink.h"
 
-#define SQ_SCHEMA_VERSION 1
+/* 1: klines and meta. 2: + coverage (complete ranges), added to a version 1 store when opened. */
+#define SQ_SCHEMA_VERSION 2
 /* Short on purpose: a locked database fails the attempt quickly and the writer retries
  * with backoff (and counts and logs it) instead of hiding a stuck lock in one call. */
 #define SQ_BUSY_MS 250
@@ -19,7 +20,7 @@
 typedef struct sq {
     sqlite3 *db;
     char *name; /* "sqlite:PATH" */
-    sqlite3_stmt *begin, *commit, *rollback, *upsert, *last;
+    sqlite3_stmt *begin, *commit, *rollback, *upsert, *last, *stored, *get_cover, *put_cover;
     char dec[8][KF_DEC_MAXLEN]; /* text of the row being bound (bound SQLITE_STATIC) */
 } sq;
 
@@ -32,6 +33,12 @@ static const char SQ_CREATE[] =
     "closed INTEGER NOT NULL, PRIMARY KEY(symbol, interval, open_time)) WITHOUT ROWID";
 static const char SQ_CREATE_META[] =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)";
+/* Per stream, the range klinefeed has checked complete: every candle the exchange has with an
+ * open time in [from_time, to_time] is in klines. A start checks only what came after it. */
+static const char SQ_CREATE_COVERAGE[] =
+    "CREATE TABLE IF NOT EXISTS coverage(symbol TEXT NOT NULL, interval TEXT NOT NULL, "
+    "from_time INTEGER NOT NULL, to_time INTEGER NOT NULL, PRIMARY KEY(symbol, interval)) "
+    "WITHOUT ROWID";
 
 /* An open update (closed=0) never replaces a row already stored closed. */
 static const char SQ_UPSERT[] =
@@ -48,6 +55,14 @@ static const char SQ_UPSERT[] =
 
 static const char SQ_LAST[] = "SELECT open_time FROM klines WHERE symbol = ?1 AND interval = ?2 "
                               "AND closed = 1 ORDER BY open_time DESC LIMIT 1";
+static const char SQ_STORED[] = "SELECT open_time FROM klines WHERE symbol = ?1 AND interval = ?2 "
+                                "AND open_time >= ?3 AND closed = 1 ORDER BY open_time";
+static const char SQ_GET_COVER[] =
+    "SELECT from_time, to_time FROM coverage WHERE symbol = ?1 AND interval = ?2";
+static const char SQ_PUT_COVER[] =
+    "INSERT INTO coverage(symbol, interval, from_time, to_time) VALUES(?1, ?2, ?3, ?4) "
+    "ON CONFLICT(symbol, interval) DO UPDATE SET from_time = excluded.from_time, "
+    "to_time = excluded.to_time";
 
 static const struct {
     const char *name, *type;
@@ -86,6 +101,9 @@ static void sq_close(void *state)
     sqlite3_finalize(s->rollback);
     sqlite3_finalize(s->upsert);
     sqlite3_finalize(s->last);
+    sqlite3_finalize(s->stored);
+    sqlite3_finalize(s->get_cover);
+    sqlite3_finalize(s->put_cover);
     sqlite3_close(s->db);
     kf__free(s->name);
     kf__free(s);
@@ -180,18 +198,22 @@ static kf_err sq_schema(sq *s, char *err, size_t errlen)
         if (sq_exec1(s, "SELECT value FROM meta WHERE key = 'schema_version'", buf, sizeof buf) !=
             SQLITE_OK) {
             rc = sq_fail(s, "reading meta", err, errlen);
-        } else if (buf[0] == 0) {
-            char sql[128];
-            snprintf(sql, sizeof sql, "INSERT INTO meta(key, value) VALUES('schema_version', '%s')",
-                     want);
-            if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-                rc = sq_fail(s, "INSERT INTO meta", err, errlen);
-        } else if (strcmp(buf, want) != 0) {
+        } else if (buf[0] != 0 && strcmp(buf, "1") != 0 && strcmp(buf, want) != 0) {
             snprintf(err, errlen,
                      "%s: incompatible schema: meta.schema_version is \"%s\", this klinefeed "
-                     "reads version %d",
+                     "reads versions 1 to %d",
                      s->name, buf, SQ_SCHEMA_VERSION);
             rc = KF_ERR_SINK;
+        } else if (strcmp(buf, want) != 0) { /* new, or version 1: add what 2 has */
+            char sql[160];
+            snprintf(sql, sizeof sql,
+                     "INSERT INTO meta(key, value) VALUES('schema_version', '%s') "
+                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                     want);
+            if (sqlite3_exec(s->db, SQ_CREATE_COVERAGE, NULL, NULL, NULL) != SQLITE_OK)
+                rc = sq_fail(s, "CREATE TABLE coverage", err, errlen);
+            else if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+                rc = sq_fail(s, "UPDATE meta", err, errlen);
         }
     }
     if (!rc && sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
@@ -222,6 +244,14 @@ static kf_err sq_open(const char *target, void **state, char *err, size_t errlen
         else
             snprintf(err, errlen, "%s: %s", s->name, sqlite3_errmsg(s->db));
         out = KF_ERR_SINK;
+    } else if (sqlite3_db_readonly(s->db, "main") == 1) {
+        /* SQLite opens a file it may not write read-only, and every write would then fail as
+         * if the database were busy: refuse at start instead. */
+        snprintf(err, errlen,
+                 "%s: the database can only be opened read-only (file or directory permissions, "
+                 "or a read-only file system): klinefeed must write to it",
+                 s->name);
+        out = KF_ERR_SINK;
     } else if (sqlite3_busy_timeout(s->db, SQ_BUSY_MS) != SQLITE_OK) {
         out = sq_fail(s, "busy_timeout", err, errlen);
     } else if (sq_exec1(s, "PRAGMA journal_mode=WAL", NULL, 0) != SQLITE_OK) {
@@ -234,7 +264,10 @@ static kf_err sq_open(const char *target, void **state, char *err, size_t errlen
                sqlite3_prepare_v2(s->db, "COMMIT", -1, &s->commit, NULL) ||
                sqlite3_prepare_v2(s->db, "ROLLBACK", -1, &s->rollback, NULL) ||
                sqlite3_prepare_v2(s->db, SQ_UPSERT, -1, &s->upsert, NULL) ||
-               sqlite3_prepare_v2(s->db, SQ_LAST, -1, &s->last, NULL)) {
+               sqlite3_prepare_v2(s->db, SQ_LAST, -1, &s->last, NULL) ||
+               sqlite3_prepare_v2(s->db, SQ_STORED, -1, &s->stored, NULL) ||
+               sqlite3_prepare_v2(s->db, SQ_GET_COVER, -1, &s->get_cover, NULL) ||
+               sqlite3_prepare_v2(s->db, SQ_PUT_COVER, -1, &s->put_cover, NULL)) {
         out = sq_fail(s, "prepare", err, errlen);
     }
     if (out) {
@@ -331,6 +364,79 @@ static kf_err sq_last_closed(void *state, const char *symbol, const char *interv
     return out;
 }
 
+static kf_err sq_stored(void *state, const char *symbol, const char *interval, int64_t from,
+                        kf__stored_fn fn, void *ud, char *err, size_t errlen)
+{
+    sq *s = state;
+    sqlite3_bind_text(s->stored, 1, symbol, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->stored, 2, interval, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s->stored, 3, from);
+    int rc;
+    while ((rc = sqlite3_step(s->stored)) == SQLITE_ROW)
+        if (fn(ud, sqlite3_column_int64(s->stored, 0)) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    kf_err out = KF_OK;
+    if (rc != SQLITE_DONE) /* a corrupt or unreadable store is an error, never "nothing there" */
+        out = sq_fail(s, "reading the stored candles", err, errlen);
+    sqlite3_reset(s->stored);
+    sqlite3_clear_bindings(s->stored);
+    return out;
+}
+
+static kf_err sq_get_cover(void *state, const char *symbol, const char *interval, int64_t *from,
+                           int64_t *to, int *found, char *err, size_t errlen)
+{
+    sq *s = state;
+    *found = 0;
+    sqlite3_bind_text(s->get_cover, 1, symbol, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->get_cover, 2, interval, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s->get_cover);
+    if (rc == SQLITE_ROW) {
+        *from = sqlite3_column_int64(s->get_cover, 0);
+        *to = sqlite3_column_int64(s->get_cover, 1);
+        *found = 1;
+    }
+    kf_err out = KF_OK;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        out = sq_fail(s, "SELECT coverage", err, errlen);
+    sqlite3_reset(s->get_cover);
+    sqlite3_clear_bindings(s->get_cover);
+    return out;
+}
+
+static kf_err sq_put_cover(void *state, const kf__cover *c, size_t n, char *err, size_t errlen)
+{
+    sq *s = state;
+    if (n == 0)
+        return KF_OK;
+    if (sq_step_reset(s->begin) != SQLITE_DONE)
+        return sq_fail(s, "BEGIN IMMEDIATE", err, errlen);
+    kf_err rc = KF_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (!memchr(c[i].symbol, 0, sizeof c[i].symbol) ||
+            !memchr(c[i].interval, 0, sizeof c[i].interval)) {
+            snprintf(err, errlen, "%s: coverage %zu: unterminated symbol or interval", s->name, i);
+            rc = KF_ERR_INVALID_ARG;
+            break;
+        }
+        sqlite3_bind_text(s->put_cover, 1, c[i].symbol, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->put_cover, 2, c[i].interval, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s->put_cover, 3, c[i].from);
+        sqlite3_bind_int64(s->put_cover, 4, c[i].to);
+        if (sqlite3_step(s->put_cover) != SQLITE_DONE)
+            rc = sq_fail(s, "INSERT INTO coverage", err, errlen);
+        sqlite3_reset(s->put_cover);
+    }
+    sqlite3_clear_bindings(s->put_cover);
+    if (!rc && sq_step_reset(s->commit) != SQLITE_DONE)
+        rc = sq_fail(s, "COMMIT", err, errlen);
+    if (rc && !sqlite3_get_autocommit(s->db))
+        sq_step_reset(s->rollback);
+    return rc;
+}
+
 const kf__sink_ops kf__sink_sqlite = {
     .version = KF__SINK_OPS_VERSION,
     .scheme = "sqlite",
@@ -339,4 +445,7 @@ const kf__sink_ops kf__sink_sqlite = {
     .flush = sq_flush,
     .close = sq_close,
     .last_closed = sq_last_closed,
+    .stored = sq_stored,
+    .get_cover = sq_get_cover,
+    .put_cover = sq_put_cover,
 };

@@ -33,6 +33,12 @@
 
 enum { WR_IDLE, WR_RUNNING, WR_STOPPED };
 
+/* A complete range to record once the rows pushed before it are written: when head >= after. */
+typedef struct wr_note {
+    kf__cover c;
+    size_t after;
+} wr_note;
+
 struct kf__writer {
     const kf__sink_ops *ops;
     void *state;
@@ -57,7 +63,18 @@ struct kf__writer {
     int64_t last_log_ms;
     uint64_t unlogged;
 
-    _Atomic uint64_t rows, batches, errors, full_waits;
+    /* complete ranges waiting for their rows (kf__writer_cover): the producer appends under
+     * note_mu, the writer takes the ready ones from the front; notes_added tells a sleeping
+     * writer there is something (same handshake as tail) */
+    pthread_mutex_t note_mu;
+    wr_note *notes;
+    size_t nnotes, notes_cap;
+    kf__cover *note_buf; /* writer side: the ready ones, copied out */
+    size_t note_buf_cap;
+    _Atomic size_t notes_added, notes_taken;
+
+    _Atomic int failing; /* the last write/flush/put_cover attempt failed */
+    _Atomic uint64_t rows, batches, errors, full_waits, unstored, covers;
 };
 
 static int64_t now_ms(void)
@@ -108,6 +125,7 @@ kf__writer *kf__writer_open(const char *spec, size_t queue_cap, kf__logger *lg, 
     w->lg = lg;
     w->cap = queue_cap;
     pthread_mutex_init(&w->mu, NULL);
+    pthread_mutex_init(&w->note_mu, NULL);
     pthread_mutex_init(&w->life_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -136,15 +154,39 @@ static int row_valid(const kf_kline *k)
     return memchr(k->symbol, 0, sizeof k->symbol) && memchr(k->interval, 0, sizeof k->interval);
 }
 
+/* Refuses (counts, logs) a push after stop began or a row no sink can store; true if refused. */
+static bool wr_refuse(kf__writer *w, const kf_kline *k)
+{
+    if (!atomic_load(&w->stopping) && row_valid(k))
+        return false;
+    atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
+    kf__log(w->lg, KF_LOG_ERROR, "msg=\"sink row refused\" spec=%s reason=%s open_time=%lld",
+            w->spec, atomic_load(&w->stopping) ? "stopped" : "invalid", (long long)k->open_time);
+    return true;
+}
+
+/* Wakes the writer if it sleeps (after the producer published something, seq_cst). */
+static void wr_wake(kf__writer *w)
+{
+    if (atomic_load(&w->consumer_sleeping)) {
+        pthread_mutex_lock(&w->mu);
+        pthread_cond_signal(&w->cv_data);
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+/* Fills slot t and publishes it. */
+static void wr_put(kf__writer *w, size_t t, const kf_kline *k)
+{
+    w->ring[t % w->cap] = *k;
+    atomic_store(&w->tail, t + 1); /* seq_cst: ordered before the sleeping check */
+    wr_wake(w);
+}
+
 void kf__writer_push(kf__writer *w, const kf_kline *k)
 {
-    if (atomic_load(&w->stopping) || !row_valid(k)) {
-        atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
-        kf__log(w->lg, KF_LOG_ERROR, "msg=\"sink row refused\" spec=%s reason=%s open_time=%lld",
-                w->spec, atomic_load(&w->stopping) ? "stopped" : "invalid",
-                (long long)k->open_time);
+    if (wr_refuse(w, k))
         return;
-    }
     size_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
     if (t - atomic_load_explicit(&w->head, memory_order_acquire) == w->cap) {
         atomic_fetch_add_explicit(&w->full_waits, 1, memory_order_relaxed);
@@ -155,13 +197,61 @@ void kf__writer_push(kf__writer *w, const kf_kline *k)
         atomic_store(&w->producer_waiting, 0);
         pthread_mutex_unlock(&w->mu);
     }
-    w->ring[t % w->cap] = *k;
-    atomic_store(&w->tail, t + 1); /* seq_cst: ordered before the sleeping check */
-    if (atomic_load(&w->consumer_sleeping)) {
-        pthread_mutex_lock(&w->mu);
-        pthread_cond_signal(&w->cv_data);
-        pthread_mutex_unlock(&w->mu);
+    wr_put(w, t, k);
+}
+
+bool kf__writer_offer(kf__writer *w, const kf_kline *k)
+{
+    size_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
+    if (t - atomic_load_explicit(&w->head, memory_order_acquire) == w->cap)
+        return false;
+    if (!wr_refuse(w, k))
+        wr_put(w, t, k);
+    return true;
+}
+
+size_t kf__writer_room(kf__writer *w)
+{
+    size_t t = atomic_load_explicit(&w->tail, memory_order_relaxed);
+    return w->cap - (t - atomic_load_explicit(&w->head, memory_order_acquire));
+}
+
+bool kf__writer_healthy(kf__writer *w)
+{
+    size_t queued = atomic_load_explicit(&w->tail, memory_order_acquire) -
+                    atomic_load_explicit(&w->head, memory_order_acquire);
+    return !atomic_load_explicit(&w->failing, memory_order_relaxed) && queued <= w->cap / 2;
+}
+
+bool kf__writer_covers(kf__writer *w)
+{
+    return w->ops->put_cover != NULL;
+}
+
+kf_err kf__writer_cover(kf__writer *w, const kf__cover *c, size_t n)
+{
+    if (!w->ops->put_cover || n == 0)
+        return KF_OK;
+    size_t after = atomic_load_explicit(&w->tail, memory_order_relaxed);
+    pthread_mutex_lock(&w->note_mu);
+    if (w->nnotes + n > w->notes_cap) {
+        size_t cap = w->notes_cap ? w->notes_cap : 64;
+        while (cap < w->nnotes + n)
+            cap *= 2;
+        wr_note *p = kf__realloc(w->notes, cap * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&w->note_mu);
+            return KF_ERR_NOMEM;
+        }
+        w->notes = p;
+        w->notes_cap = cap;
     }
+    for (size_t i = 0; i < n; i++)
+        w->notes[w->nnotes++] = (wr_note){c[i], after};
+    pthread_mutex_unlock(&w->note_mu);
+    atomic_fetch_add(&w->notes_added, 1); /* seq_cst: ordered before the sleeping check */
+    wr_wake(w);
+    return KF_OK;
 }
 
 /* Logs a failure at most once per WR_LOG_EVERY_MS, with how many went unlogged. */
@@ -180,25 +270,31 @@ static void wr_log_failure(kf__writer *w, const char *what, const char *msg, int
     w->unlogged = 0;
 }
 
+enum { WR_WRITE, WR_FLUSH, WR_COVER };
+static const char *const wr_what[] = {"write", "flush", "cover"};
+
 /*
- * Calls write(rows, n) (rows != NULL) or flush() until it succeeds, backing off 100 ms
+ * Calls write(rows, n), flush() or put_cover(covers, n) until it succeeds, backing off 100 ms
  * doubling to 2 s. Returns 0 on success, -1 when stopping and the deadline passed.
  */
-static int wr_until_ok(kf__writer *w, const kf_kline *rows, size_t n)
+static int wr_until_ok(kf__writer *w, int op, const void *items, size_t n)
 {
     char err[512];
     int64_t backoff = WR_BACKOFF_MIN_MS;
     int failed = 0;
     for (;;) {
         err[0] = 0;
-        kf_err rc = rows ? w->ops->write(w->state, rows, n, err, sizeof err)
-                         : w->ops->flush(w->state, err, sizeof err);
+        kf_err rc = op == WR_WRITE   ? w->ops->write(w->state, items, n, err, sizeof err)
+                    : op == WR_FLUSH ? w->ops->flush(w->state, err, sizeof err)
+                                     : w->ops->put_cover(w->state, items, n, err, sizeof err);
         if (rc == KF_OK) {
+            atomic_store_explicit(&w->failing, 0, memory_order_relaxed);
             if (failed)
                 kf__log(w->lg, KF_LOG_INFO, "msg=\"sink recovered\" spec=%s failed_attempts=%d",
                         w->spec, failed);
             return 0;
         }
+        atomic_store_explicit(&w->failing, 1, memory_order_relaxed);
         failed++;
         atomic_fetch_add_explicit(&w->errors, 1, memory_order_relaxed);
         int64_t wait = backoff;
@@ -206,17 +302,54 @@ static int wr_until_ok(kf__writer *w, const kf_kline *rows, size_t n)
             int64_t left = atomic_load(&w->deadline_ms) - now_ms();
             if (left <= 0) {
                 kf__log(w->lg, KF_LOG_ERROR,
-                        "msg=\"sink %s failed at stop deadline\" spec=%s error=\"%s\"",
-                        rows ? "write" : "flush", w->spec, err);
+                        "msg=\"sink %s failed at stop deadline\" spec=%s error=\"%s\"", wr_what[op],
+                        w->spec, err);
                 return -1;
             }
             if (wait > left)
                 wait = left;
         }
-        wr_log_failure(w, rows ? "write" : "flush", err, wait);
+        wr_log_failure(w, wr_what[op], err, wait);
         sleep_ms(wait);
         backoff = backoff * 2 > WR_BACKOFF_MAX_MS ? WR_BACKOFF_MAX_MS : backoff * 2;
     }
+}
+
+/*
+ * Records the complete ranges whose rows are all written (after <= h). Returns -1 when the
+ * stop deadline passed with put_cover still failing (the ranges are dropped: a start then checks
+ * a little more, nothing is lost).
+ */
+static int wr_notes(kf__writer *w, size_t h)
+{
+    if (atomic_load(&w->notes_taken) == atomic_load(&w->notes_added))
+        return 0;
+    pthread_mutex_lock(&w->note_mu);
+    size_t k = 0;
+    while (k < w->nnotes && w->notes[k].after <= h)
+        k++;
+    if (k && k > w->note_buf_cap) {
+        kf__cover *p = kf__realloc(w->note_buf, k * sizeof *p);
+        if (p) {
+            w->note_buf = p;
+            w->note_buf_cap = k;
+        } else {
+            k = w->note_buf_cap; /* the rest next time */
+        }
+    }
+    for (size_t i = 0; i < k; i++)
+        w->note_buf[i] = w->notes[i].c;
+    memmove(w->notes, w->notes + k, (w->nnotes - k) * sizeof *w->notes);
+    w->nnotes -= k;
+    if (!w->nnotes)
+        atomic_store(&w->notes_taken, atomic_load(&w->notes_added));
+    pthread_mutex_unlock(&w->note_mu);
+    if (!k)
+        return 0;
+    if (wr_until_ok(w, WR_COVER, w->note_buf, k) != 0)
+        return -1;
+    atomic_fetch_add_explicit(&w->covers, k, memory_order_relaxed);
+    return 0;
 }
 
 /* Frees n slots and wakes a producer waiting for room. */
@@ -243,6 +376,7 @@ static kf_err wr_give_up(kf__writer *w, size_t h, size_t dirty, int try_flush)
     if (dirty && try_flush && w->ops->flush(w->state, err, sizeof err) == KF_OK)
         dirty = 0;
     atomic_fetch_add_explicit(&w->errors, queued + dirty, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->unstored, queued + dirty, memory_order_relaxed);
     kf__log(w->lg, KF_LOG_ERROR,
             "msg=\"sink rows not stored at stop deadline\" spec=%s rows=%zu queued=%zu "
             "unflushed=%zu",
@@ -260,19 +394,23 @@ static kf_err wr_run(kf__writer *w)
         size_t t = atomic_load_explicit(&w->tail, memory_order_acquire);
         if (h == t) {
             if (dirty) {
-                if (wr_until_ok(w, NULL, 0) != 0)
+                if (wr_until_ok(w, WR_FLUSH, NULL, 0) != 0)
                     return wr_give_up(w, h, dirty, 0);
                 dirty = 0;
                 continue;
             }
+            if (wr_notes(w, h) != 0)
+                return wr_give_up(w, h, 0, 0);
             if (atomic_load(&w->stopping)) {
-                if (atomic_load(&w->tail) == h)
+                if (atomic_load(&w->tail) == h &&
+                    atomic_load(&w->notes_taken) == atomic_load(&w->notes_added))
                     return KF_OK;
                 continue;
             }
             pthread_mutex_lock(&w->mu);
             atomic_store(&w->consumer_sleeping, 1);
-            while (atomic_load(&w->tail) == h && !atomic_load(&w->stopping))
+            while (atomic_load(&w->tail) == h && !atomic_load(&w->stopping) &&
+                   atomic_load(&w->notes_taken) == atomic_load(&w->notes_added))
                 pthread_cond_wait(&w->cv_data, &w->mu);
             atomic_store(&w->consumer_sleeping, 0);
             pthread_mutex_unlock(&w->mu);
@@ -283,7 +421,7 @@ static kf_err wr_run(kf__writer *w)
             n = w->cap - slot; /* contiguous part; the rest is the next batch */
         if (n > WR_BATCH)
             n = WR_BATCH;
-        if (wr_until_ok(w, &w->ring[slot], n) != 0)
+        if (wr_until_ok(w, WR_WRITE, &w->ring[slot], n) != 0)
             return wr_give_up(w, h, dirty, 1);
         atomic_fetch_add_explicit(&w->rows, n, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->batches, 1, memory_order_relaxed);
@@ -328,13 +466,13 @@ kf_err kf__writer_start(kf__writer *w, char *err, size_t errlen)
     return rc;
 }
 
-kf_err kf__writer_stop(kf__writer *w)
+kf_err kf__writer_stop_by(kf__writer *w, int64_t deadline_mono_ms)
 {
     if (!w)
         return KF_ERR_INVALID_ARG;
     pthread_mutex_lock(&w->life_mu);
     if (w->life != WR_STOPPED) {
-        atomic_store(&w->deadline_ms, now_ms() + WR_STOP_DEADLINE_MS);
+        atomic_store(&w->deadline_ms, deadline_mono_ms);
         pthread_mutex_lock(&w->mu);
         atomic_store(&w->stopping, 1);
         pthread_cond_signal(&w->cv_data);
@@ -346,15 +484,21 @@ kf_err kf__writer_stop(kf__writer *w)
         w->life = WR_STOPPED;
         kf__log(w->lg, KF_LOG_INFO,
                 "msg=\"sink stopped\" spec=%s rows=%llu batches=%llu errors=%llu "
-                "full_waits=%llu",
+                "unstored=%llu full_waits=%llu",
                 w->spec, (unsigned long long)atomic_load(&w->rows),
                 (unsigned long long)atomic_load(&w->batches),
                 (unsigned long long)atomic_load(&w->errors),
+                (unsigned long long)atomic_load(&w->unstored),
                 (unsigned long long)atomic_load(&w->full_waits));
     }
     kf_err rc = w->result;
     pthread_mutex_unlock(&w->life_mu);
     return rc;
+}
+
+kf_err kf__writer_stop(kf__writer *w)
+{
+    return kf__writer_stop_by(w, now_ms() + WR_STOP_DEADLINE_MS);
 }
 
 void kf__writer_free(kf__writer *w)
@@ -369,6 +513,9 @@ void kf__writer_free(kf__writer *w)
     pthread_cond_destroy(&w->cv_room);
     pthread_mutex_destroy(&w->mu);
     pthread_mutex_destroy(&w->life_mu);
+    pthread_mutex_destroy(&w->note_mu);
+    kf__free(w->notes);
+    kf__free(w->note_buf);
     kf__free(w->ring);
     kf__free(w->spec);
     kf__free(w);
@@ -380,6 +527,8 @@ void kf__writer_get_stats(kf__writer *w, kf__writer_stats *out)
     out->batches = atomic_load_explicit(&w->batches, memory_order_relaxed);
     out->errors = atomic_load_explicit(&w->errors, memory_order_relaxed);
     out->full_waits = atomic_load_explicit(&w->full_waits, memory_order_relaxed);
+    out->unstored = atomic_load_explicit(&w->unstored, memory_order_relaxed);
+    out->covers = atomic_load_explicit(&w->covers, memory_order_relaxed);
 }
 
 const kf__sink_ops *kf__writer_ops(kf__writer *w, void **state)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sink/format.h"
@@ -167,7 +168,7 @@ static void test_sqlite_create_reopen(void **st)
     kf__sink_sqlite.close(s);
     sqlite3 *db = db_open(p);
     assert_string_equal(kft_db_text(db, "SELECT count(*) FROM klines"), "3");
-    assert_string_equal(kft_db_text(db, "SELECT value FROM meta WHERE key='schema_version'"), "1");
+    assert_string_equal(kft_db_text(db, "SELECT value FROM meta WHERE key='schema_version'"), "2");
     assert_string_equal(kft_db_text(db, "PRAGMA journal_mode"), "wal");
     assert_string_equal(kft_db_text(db, "SELECT count(*) FROM meta"), "1");
     assert_string_equal(
@@ -352,9 +353,9 @@ static void test_sqlite_rejects(void **st)
     s = sq_open_ok(future);
     kf__sink_sqlite.close(s);
     db = db_open(future);
-    db_exec(db, "UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+    db_exec(db, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
     sqlite3_close(db);
-    expect_open_fails(&kf__sink_sqlite, future, "schema_version", "\"2\"");
+    expect_open_fails(&kf__sink_sqlite, future, "schema_version", "\"3\"");
 
     /* a directory */
     expect_open_fails(&kf__sink_sqlite, g_dir, "unable to open", NULL);
@@ -510,6 +511,250 @@ static void test_linefile_write_errors(void **st)
     assert_true(write(STDOUT_FILENO, "", 0) == 0);
 }
 
+/* ---- what a store holds, read back at start ---- */
+
+typedef struct times_seen {
+    int64_t t[64];
+    size_t n;
+    size_t stop_after; /* 0: never stop */
+} times_seen;
+
+static int collect(void *ud, int64_t t)
+{
+    times_seen *ts = ud;
+    assert_true(ts->n < 64);
+    ts->t[ts->n++] = t;
+    return ts->stop_after && ts->n == ts->stop_after;
+}
+
+/* The open times of the stream's closed rows from `from`, via the sink's stored(). */
+static size_t stored_of(const kf__sink_ops *ops, void *s, const char *sym, const char *iv,
+                        int64_t from, times_seen *ts)
+{
+    memset(ts, 0, sizeof *ts);
+    assert_int_equal(ops->stored(s, sym, iv, from, collect, ts, g_err, sizeof g_err), KF_OK);
+    return ts->n;
+}
+
+static void test_sqlite_stored_and_cover(void **st)
+{
+    (void)st;
+    const char *p = path_in("cover.db");
+    void *s = sq_open_ok(p);
+    kf_kline rows[5] = {mk("BTCUSDT", "1m", 300000, 1, "1"), mk("BTCUSDT", "1m", 60000, 1, "1"),
+                        mk("BTCUSDT", "1m", 120000, 0, "1"), /* open: not held */
+                        mk("BTCUSDT", "1m", 240000, 1, "1"), mk("BTCUSDT", "5m", 60000, 1, "1")};
+    assert_int_equal(kf__sink_sqlite.write(s, rows, 5, g_err, sizeof g_err), KF_OK);
+    times_seen ts;
+    assert_int_equal(stored_of(&kf__sink_sqlite, s, "BTCUSDT", "1m", INT64_MIN, &ts), 3);
+    assert_true(ts.t[0] == 60000 && ts.t[1] == 240000 && ts.t[2] == 300000); /* ascending */
+    assert_int_equal(stored_of(&kf__sink_sqlite, s, "BTCUSDT", "1m", 240000, &ts), 2);
+    assert_int_equal(stored_of(&kf__sink_sqlite, s, "ETHUSDT", "1m", INT64_MIN, &ts), 0);
+    memset(&ts, 0, sizeof ts);
+    ts.stop_after = 1; /* the walk stops when asked */
+    assert_int_equal(
+        kf__sink_sqlite.stored(s, "BTCUSDT", "1m", INT64_MIN, collect, &ts, g_err, sizeof g_err),
+        KF_OK);
+    assert_int_equal(ts.n, 1);
+
+    int64_t from = 0, to = 0;
+    int found = 1;
+    assert_int_equal(
+        kf__sink_sqlite.get_cover(s, "BTCUSDT", "1m", &from, &to, &found, g_err, sizeof g_err),
+        KF_OK);
+    assert_int_equal(found, 0);
+    kf__cover c[2] = {{"BTCUSDT", "1m", 60000, 60000}, {"BTCUSDT", "5m", 0, 300000}};
+    assert_int_equal(kf__sink_sqlite.put_cover(s, c, 2, g_err, sizeof g_err), KF_OK);
+    c[0].to = 300000; /* replaces the stream's range */
+    assert_int_equal(kf__sink_sqlite.put_cover(s, c, 1, g_err, sizeof g_err), KF_OK);
+    kf__sink_sqlite.close(s);
+    s = sq_open_ok(p);
+    assert_int_equal(
+        kf__sink_sqlite.get_cover(s, "BTCUSDT", "1m", &from, &to, &found, g_err, sizeof g_err),
+        KF_OK);
+    assert_true(found && from == 60000 && to == 300000);
+    kf__sink_sqlite.close(s);
+}
+
+/* A version 1 store (before coverage) is brought to version 2 in place, its rows kept. */
+static void test_sqlite_migrates_version_1(void **st)
+{
+    (void)st;
+    const char *p = path_in("v1.db");
+    void *s = sq_open_ok(p);
+    kf_kline k = mk("BTCUSDT", "1m", 60000, 1, "7");
+    assert_int_equal(kf__sink_sqlite.write(s, &k, 1, g_err, sizeof g_err), KF_OK);
+    kf__sink_sqlite.close(s);
+    sqlite3 *db = db_open(p);
+    db_exec(db, "DROP TABLE coverage");
+    db_exec(db, "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+    sqlite3_close(db);
+    s = sq_open_ok(p);
+    kf__cover c = {"BTCUSDT", "1m", 60000, 60000};
+    assert_int_equal(kf__sink_sqlite.put_cover(s, &c, 1, g_err, sizeof g_err), KF_OK);
+    kf__sink_sqlite.close(s);
+    db = db_open(p);
+    assert_string_equal(kft_db_text(db, "SELECT value FROM meta WHERE key='schema_version'"), "2");
+    assert_string_equal(kft_db_text(db, "SELECT close FROM klines"), "7");
+    assert_string_equal(kft_db_text(db, "SELECT to_time FROM coverage"), "60000");
+    sqlite3_close(db);
+}
+
+/* A store that can only be opened read-only is refused at open, with the reason. As root the
+ * file's mode does not stop writes, so the check runs as an unprivileged user there. */
+static void test_sqlite_read_only_refused(void **st)
+{
+    (void)st;
+    const char *p = path_in("ro.db");
+    void *s = sq_open_ok(p);
+    kf__sink_sqlite.close(s);
+    assert_int_equal(chmod(p, 0444), 0);
+    assert_int_equal(chmod(g_dir, 0755), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+            _exit(3);
+        void *r = NULL;
+        kf_err e = kf__sink_sqlite.open(p, &r, g_err, sizeof g_err);
+        fprintf(stderr, "read-only store: %s\n", g_err);
+        _exit(e == KF_ERR_SINK && strstr(g_err, "read-only") && strstr(g_err, p) ? 0 : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* A store whose pages are corrupt: reading what it holds fails with SQLite's reason instead of
+ * answering "nothing there" (which would resume from the wrong place). */
+static void test_sqlite_corrupt_pages_fail_reads(void **st)
+{
+    (void)st;
+    const char *p = path_in("corrupt.db");
+    void *s = sq_open_ok(p);
+    for (int64_t b = 0; b < 40; b++) { /* enough rows for several pages */
+        kf_kline rows[100];
+        for (int i = 0; i < 100; i++)
+            rows[i] = mk("BTCUSDT", "1m", (b * 100 + i) * 60000, 1, "1");
+        assert_int_equal(kf__sink_sqlite.write(s, rows, 100, g_err, sizeof g_err), KF_OK);
+    }
+    kf__sink_sqlite.close(s);
+    sqlite3 *db = db_open(p);
+    db_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    sqlite3_close(db);
+    FILE *f = fopen(p, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    assert_true(size > 16 * 4096);
+    char junk[4096];
+    memset(junk, 0xA5, sizeof junk);
+    for (long off = 4 * 4096; off + 4096 < size; off += 2 * 4096) { /* every other page */
+        fseek(f, off, SEEK_SET);
+        fwrite(junk, 1, sizeof junk, f);
+    }
+    fclose(f);
+    s = NULL;
+    if (kf__sink_sqlite.open(p, &s, g_err, sizeof g_err) != KF_OK) {
+        assert_non_null(strstr(g_err, "malformed")); /* refused at open: fine too */
+        return;
+    }
+    times_seen ts;
+    memset(&ts, 0, sizeof ts);
+    kf_err e =
+        kf__sink_sqlite.stored(s, "BTCUSDT", "1m", INT64_MIN, collect, &ts, g_err, sizeof g_err);
+    assert_int_equal(e, KF_ERR_SINK);
+    assert_non_null(strstr(g_err, "malformed"));
+    kf__sink_sqlite.close(s);
+}
+
+/* A line file is read back at open: stored() answers from it (holes included), and after the
+ * start a closed row the file already holds is not written again. */
+static void check_linefile_index(const kf__sink_ops *ops, const char *name)
+{
+    char target[512];
+    snprintf(target, sizeof target, "%s", path_in(name));
+    void *s = lf_open_ok(ops, target);
+    kf_kline rows[6] = {mk("BTCUSDT", "1m", 60000, 1, "1"),  mk("BTCUSDT", "1m", 120000, 1, "2"),
+                        mk("BTCUSDT", "1m", 300000, 1, "5"), mk("BTCUSDT", "1m", 360000, 0, "6"),
+                        mk("ETHUSDT", "5m", 0, 1, "9"),      mk("BTCUSDT", "1m", 120000, 1, "2")};
+    times_seen ts;
+    assert_int_equal(stored_of(ops, s, "BTCUSDT", "1m", INT64_MIN, &ts), 0); /* new: nothing */
+    assert_int_equal(ops->write(s, rows, 6, g_err, sizeof g_err), KF_OK);
+    assert_int_equal(ops->flush(s, g_err, sizeof g_err), KF_OK);
+    ops->close(s);
+    FILE *f = fopen(target, "a"); /* a line cut by a crash, and garbage */
+    fputs("garbage line\n{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_t", f);
+    fclose(f);
+
+    s = lf_open_ok(ops, target);
+    assert_int_equal(stored_of(ops, s, "BTCUSDT", "1m", INT64_MIN, &ts), 3);
+    assert_true(ts.t[0] == 60000 && ts.t[1] == 120000 && ts.t[2] == 300000);
+    assert_int_equal(stored_of(ops, s, "BTCUSDT", "1m", 100000, &ts), 2);
+    assert_int_equal(stored_of(ops, s, "ETHUSDT", "5m", INT64_MIN, &ts), 1);
+    /* after the start: 180000 and 240000 fill the hole, 120000 and 300000 are held already,
+     * 420000 is new, the open update is always written */
+    kf_kline more[5] = {mk("BTCUSDT", "1m", 120000, 1, "2"), mk("BTCUSDT", "1m", 180000, 1, "3"),
+                        mk("BTCUSDT", "1m", 240000, 1, "4"), mk("BTCUSDT", "1m", 300000, 1, "5"),
+                        mk("BTCUSDT", "1m", 420000, 1, "7")};
+    assert_int_equal(ops->write(s, more, 5, g_err, sizeof g_err), KF_OK);
+    assert_int_equal(ops->flush(s, g_err, sizeof g_err), KF_OK);
+    ops->close(s);
+    s = lf_open_ok(ops, target);
+    assert_int_equal(stored_of(ops, s, "BTCUSDT", "1m", INT64_MIN, &ts), 6);
+    ops->close(s);
+    char *text = slurp(target);
+    size_t lines = 0;
+    for (char *c = text; *c; c++)
+        lines += *c == '\n';
+    /* header (csv) + 6 + garbage + cut line + 3 new */
+    assert_int_equal(lines, (ops == &kf__sink_csv ? 1u : 0u) + 6 + 2 + 3);
+    free(text);
+}
+
+static void test_linefile_index(void **st)
+{
+    (void)st;
+    check_linefile_index(&kf__sink_jsonl, "idx.jsonl");
+    check_linefile_index(&kf__sink_csv, "idx.csv");
+    void *s = lf_open_ok(&kf__sink_jsonl, "-"); /* standard output: cannot tell */
+    times_seen ts;
+    assert_int_equal(
+        kf__sink_jsonl.stored(s, "BTCUSDT", "1m", INT64_MIN, collect, &ts, g_err, sizeof g_err),
+        KF_ERR_NOT_FOUND);
+    kf__sink_jsonl.close(s);
+}
+
+static void test_line_keys(void **st)
+{
+    (void)st;
+    kf__line_key k;
+    char line[KF_KLINE_JSON_MAX];
+    kf_kline r = mk("币安人生USDT", "1M", 1769904000000LL, 1, "1");
+    size_t n = kf_kline_to_json(&r, line, sizeof line);
+    assert_true(kf__jsonl_key(line, n, &k));
+    assert_string_equal(k.symbol, "币安人生USDT");
+    assert_int_equal(k.interval, 14);
+    assert_int_equal(k.open_time, 1769904000000LL);
+    assert_true(k.closed);
+    n = kf__kline_to_csv(&r, line, sizeof line);
+    assert_true(kf__csv_key(line, n, &k));
+    assert_string_equal(k.symbol, "币安人生USDT");
+    r.closed = false;
+    n = kf__kline_to_csv(&r, line, sizeof line);
+    assert_true(kf__csv_key(line, n, &k));
+    assert_false(k.closed);
+    /* a line cut before its last field is refused (a cut inside event_time, the last field,
+     * leaves every key field whole) */
+    for (size_t cut = 0; cut <= (size_t)(strrchr(line, ',') - line); cut++)
+        assert_false(kf__csv_key(line, cut, &k));
+    n = kf_kline_to_json(&r, line, sizeof line);
+    for (size_t cut = 0; cut < n; cut++)
+        assert_false(kf__jsonl_key(line, cut, &k));
+    assert_false(kf__csv_key(KF__CSV_HEADER, strlen(KF__CSV_HEADER), &k));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -523,6 +768,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jsonl_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_csv_header_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_linefile_write_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_stored_and_cover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_migrates_version_1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_read_only_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite_corrupt_pages_fail_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_linefile_index, setup, teardown),
+        cmocka_unit_test(test_line_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -351,6 +351,120 @@ static void test_stop_deadline_locked_db(void **st)
     kf__writer_free(w);
 }
 
+/* The collector's side never waits: with the database locked, offers beyond the queue are
+ * refused at once and the sink says it is not healthy; released, the queue drains and it is. */
+static void test_offer_never_waits(void **st)
+{
+    (void)st;
+    const char *spec = spec_in("sqlite", "offer.db");
+    kf__writer *w = open_ok(spec, 64);
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open(spec + strlen("sqlite:"), &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(kf__writer_start(w, g_err, sizeof g_err), KF_OK);
+    assert_true(kf__writer_healthy(w));
+    double t0 = now_s();
+    uint64_t taken = 0, refused = 0;
+    for (uint64_t i = 0; i < 1000; i++) {
+        kf_kline k = row(i);
+        if (kf__writer_offer(w, &k))
+            taken++;
+        else
+            refused++;
+    }
+    double secs = now_s() - t0;
+    assert_int_equal(taken, 64);
+    assert_int_equal(refused, 1000 - 64);
+    assert_int_equal(kf__writer_room(w), 0);
+    assert_true(secs < 0.5); /* no wait: the 250 ms busy timeout would show */
+    for (int i = 0; i < 100 && kf__writer_healthy(w); i++)
+        usleep(10000);
+    assert_false(kf__writer_healthy(w));
+    sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(other);
+    for (int i = 0; i < 500 && !kf__writer_healthy(w); i++)
+        usleep(10000);
+    assert_true(kf__writer_healthy(w));
+    assert_int_equal(kf__writer_stop(w), KF_OK);
+    kf__writer_stats ws;
+    kf__writer_get_stats(w, &ws);
+    assert_int_equal(ws.rows, 64);
+    assert_int_equal(ws.full_waits, 0);
+    kf__writer_free(w);
+}
+
+/* A complete range is recorded only once the rows pushed before it are stored: with the rows
+ * stuck behind a lock until the stop deadline, the range is never written; without the lock it
+ * is, in the same store as the rows. */
+static void test_cover_waits_for_its_rows(void **st)
+{
+    (void)st;
+    kf__cover c = {"BTCUSDT", "1m", 1790000000000, 1790000000000 + 9 * 60000};
+    for (int locked = 1; locked >= 0; locked--) {
+        const char *spec = spec_in("sqlite", locked ? "cover-locked.db" : "cover-free.db");
+        kf__writer *w = open_ok(spec, 64);
+        assert_true(kf__writer_covers(w));
+        sqlite3 *other = NULL;
+        assert_int_equal(sqlite3_open(spec + strlen("sqlite:"), &other), SQLITE_OK);
+        sqlite3_busy_timeout(other, 5000);
+        if (locked)
+            assert_int_equal(sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(kf__writer_start(w, g_err, sizeof g_err), KF_OK);
+        for (uint64_t i = 0; i < 40; i++) {
+            kf_kline k = row(i);
+            assert_true(kf__writer_offer(w, &k));
+        }
+        assert_int_equal(kf__writer_cover(w, &c, 1), KF_OK);
+        if (locked) { /* the rows and the range wait; the deadline passes */
+            double t0 = now_s();
+            assert_int_equal(kf__writer_stop_by(w, (int64_t)(t0 * 1000) + 1500), KF_ERR_SINK);
+            assert_true(now_s() - t0 < 3.0);
+            sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+            assert_string_equal(kft_db_text(other, "SELECT count(*) FROM coverage"), "0");
+            assert_string_equal(kft_db_text(other, "SELECT count(*) FROM klines"), "0");
+            kf__writer_stats ws;
+            kf__writer_get_stats(w, &ws);
+            assert_int_equal(ws.unstored, 40);
+            assert_int_equal(ws.covers, 0);
+        } else {
+            assert_int_equal(kf__writer_stop(w), KF_OK);
+            assert_string_equal(kft_db_text(other, "SELECT to_time FROM coverage"),
+                                "1790000540000");
+            assert_string_equal(kft_db_text(other, "SELECT count(*) FROM klines"), "40");
+        }
+        sqlite3_close(other);
+        kf__writer_free(w);
+    }
+}
+
+/* Two writers failing at once stop within one shared deadline, not one each. */
+static void test_stop_by_shared_deadline(void **st)
+{
+    (void)st;
+    kf__writer *w[2];
+    sqlite3 *other[2];
+    for (int i = 0; i < 2; i++) {
+        const char *spec = spec_in("sqlite", i ? "dl1.db" : "dl0.db");
+        w[i] = open_ok(spec, 64);
+        assert_int_equal(sqlite3_open(spec + strlen("sqlite:"), &other[i]), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(other[i], "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(kf__writer_start(w[i], g_err, sizeof g_err), KF_OK);
+        kf_kline k = row(0);
+        assert_true(kf__writer_offer(w[i], &k));
+    }
+    double t0 = now_s();
+    int64_t deadline = (int64_t)(t0 * 1000) + 2000;
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(kf__writer_stop_by(w[i], deadline), KF_ERR_SINK);
+    double secs = now_s() - t0;
+    assert_true(secs >= 1.9 && secs < 3.5);
+    for (int i = 0; i < 2; i++) {
+        sqlite3_exec(other[i], "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close(other[i]);
+        kf__writer_free(w[i]);
+    }
+}
+
 int main(void)
 {
     kf__logger_init(&g_lg, NULL, NULL, KF_LOG_WARN);
@@ -364,6 +478,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_deadline_locked_db, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offer_never_waits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cover_waits_for_its_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_by_shared_deadline, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     kf__logger_destroy(&g_lg);
