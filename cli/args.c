@@ -124,6 +124,9 @@ enum {
     OPT_NO_BACKFILL,
     OPT_BACKFILL_FROM,
     OPT_REST_WEIGHT_BUDGET,
+    OPT_RETRY_START,
+    OPT_STATE_DIR,
+    OPT_SINK_QUEUE,
 };
 
 static const cli_opt_spec run_specs[] = {
@@ -150,6 +153,9 @@ static const cli_opt_spec run_specs[] = {
     {"--no-backfill", false, OPT_NO_BACKFILL},
     {"--backfill-from", true, OPT_BACKFILL_FROM},
     {"--rest-weight-budget", true, OPT_REST_WEIGHT_BUDGET},
+    {"--retry-start", false, OPT_RETRY_START},
+    {"--state-dir", true, OPT_STATE_DIR},
+    {"--sink-queue", true, OPT_SINK_QUEUE},
 };
 
 /* A list value must hold at least one non-empty item. */
@@ -321,6 +327,21 @@ bool cli_run_opts_parse(cli_run_opts *o, int argc, char **argv, char *err, size_
                                 errlen))
                 return false;
             break;
+        case OPT_RETRY_START:
+            o->retry_start = true;
+            break;
+        case OPT_STATE_DIR:
+            if (!*v) {
+                snprintf(err, errlen, "--state-dir: empty (give a directory, or none)");
+                return false;
+            }
+            o->state_dir = v;
+            break;
+        case OPT_SINK_QUEUE:
+            if (!cli_parse_uint("--sink-queue", v, SIZE_MAX, &o->sink_queue, err, errlen))
+                return false;
+            o->has_sink_queue = true;
+            break;
         }
     }
 }
@@ -460,6 +481,7 @@ enum {
     BF_WEIGHT_BUDGET,
     BF_LOG_LEVEL,
     BF_CA_FILE,
+    BF_STATE_DIR,
 };
 
 static const cli_opt_spec backfill_specs[] = {
@@ -469,6 +491,7 @@ static const cli_opt_spec backfill_specs[] = {
     {"--sink", true, BF_SINK},           {"--rest-url", true, BF_REST_URL},
     {"--testnet", false, BF_TESTNET},    {"--weight-budget", true, BF_WEIGHT_BUDGET},
     {"--log-level", true, BF_LOG_LEVEL}, {"--ca-file", true, BF_CA_FILE},
+    {"--state-dir", true, BF_STATE_DIR},
 };
 
 bool cli_backfill_opts_parse(cli_backfill_opts *o, int argc, char **argv, char *err, size_t errlen)
@@ -559,6 +582,13 @@ bool cli_backfill_opts_parse(cli_backfill_opts *o, int argc, char **argv, char *
             break;
         case BF_CA_FILE:
             o->ca_file = v;
+            break;
+        case BF_STATE_DIR:
+            if (!*v) {
+                snprintf(err, errlen, "--state-dir: empty (give a directory, or none)");
+                return false;
+            }
+            o->state_dir = v;
             break;
         }
     }

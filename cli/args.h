@@ -16,6 +16,9 @@
 #define CLI_EXIT_RUNTIME 1 /* start failed (connection, symbols, sink), write error */
 #define CLI_EXIT_USAGE 2   /* unknown command/flag, bad or missing value */
 #define CLI_EXIT_INPUT 3   /* decode: input file missing or unreadable */
+#define CLI_EXIT_INCOMPLETE                                                                        \
+    4 /* run stopped, but closed candles are not stored yet (known                                 \
+         missing, or not taken by a store): the next start fetches them */
 
 /* Longest error text produced by the parsers. */
 #define CLI_ERR_MAX 512
@@ -92,6 +95,10 @@ typedef struct cli_run_opts {
     bool no_backfill;
     bool has_backfill_from;
     int64_t backfill_from;
+    bool retry_start;      /* keep retrying a start that fails on the network */
+    const char *state_dir; /* NULL: the default; "none": keep nothing */
+    bool has_sink_queue;
+    uint64_t sink_queue;
 } cli_run_opts;
 
 /*
@@ -130,6 +137,7 @@ typedef struct cli_backfill_opts {
     bool has_from, has_to;
     int64_t from, to;       /* unix ms */
     uint64_t weight_budget; /* 0: not given */
+    const char *state_dir;  /* NULL: the default; "none": keep nothing */
 } cli_backfill_opts;
 
 /*

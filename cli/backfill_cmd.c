@@ -288,6 +288,10 @@ static int bf_execute(const cli_backfill_opts *o, const char *rest_base, const c
     c.t0 = mono_ms();
     c.last_progress = c.t0;
 
+    char dir[1024], state[1200];
+    rc = cli_state_dir(o->state_dir, dir, sizeof dir);
+    if (rc != CLI_EXIT_OK)
+        return rc;
     kf__fetcher_opts fo = {
         .rest_base = rest_base,
         .tls_verify = true,
@@ -295,6 +299,7 @@ static int bf_execute(const cli_backfill_opts *o, const char *rest_base, const c
         .weight_budget = (unsigned)o->weight_budget,
         .timeout_ms = 10000,
         .log = &cli_logger,
+        .state_path = kf__fetch_state_path(dir, rest_base, state, sizeof state) ? state : NULL,
     };
     c.fetcher = kf__fetcher_new(&fo, err, sizeof err);
     if (!c.fetcher) {
@@ -417,7 +422,7 @@ static int bf_execute(const cli_backfill_opts *o, const char *rest_base, const c
             break;
         }
         e = kf__fetch_klines(c.fetcher, s->symbol, s->interval, s->start,
-                             o->has_to ? o->to : INT64_MAX, bf_on_row, &c, &bf_cancel, err,
+                             o->has_to ? o->to : INT64_MAX, bf_on_row, &c, &bf_cancel, NULL, err,
                              sizeof err);
         kf__log(&cli_logger, KF_LOG_DEBUG,
                 "msg=\"stream fetched\" symbol=%s interval=%s rows=%" PRIu64, s->symbol,

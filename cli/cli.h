@@ -32,6 +32,12 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_setter_failed(const kf_config *cfg, const char *flag, const char *value, kf_err e);
 /* --ca-file: the file must be readable, then kf_config_set_ca_file. A CLI_EXIT_* code. */
 int cli_set_ca_file(kf_config *cfg, const char *path);
+/* --state-dir: where REST pauses are kept across processes. flag_value NULL: the default,
+ * $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/klinefeed, else ~/.local/state/klinefeed
+ * (created; when it cannot be, a warning and none); "none": none. A given directory is created
+ * if missing and must be writable (else a usage error naming it). dir gets the directory, ""
+ * for none. A CLI_EXIT_* code. */
+int cli_state_dir(const char *flag_value, char *dir, size_t cap);
 
 /* Applies one kf_config setter inside a function that returns a CLI_EXIT_* code and has
  * `cfg` in scope: on failure, reports it naming the flag and the value, and returns. */

@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -121,5 +123,66 @@ int cli_set_ca_file(kf_config *cfg, const char *path)
         return CLI_EXIT_USAGE;
     }
     CLI_SET(kf_config_set_ca_file(cfg, path), "--ca-file", path);
+    return CLI_EXIT_OK;
+}
+
+/* mkdir -p with mode 0700 for the directories it creates; 0 or -1 (errno set). */
+static int mkdir_p(const char *path)
+{
+    char buf[1024];
+    int n = snprintf(buf, sizeof buf, "%s", path);
+    if (n <= 0 || (size_t)n >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        return -1;
+    struct stat st;
+    if (stat(buf, &st) != 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}
+
+int cli_state_dir(const char *flag_value, char *dir, size_t cap)
+{
+    dir[0] = 0;
+    if (flag_value && strcmp(flag_value, "none") == 0)
+        return CLI_EXIT_OK;
+    if (flag_value) {
+        if (mkdir_p(flag_value) != 0 || access(flag_value, W_OK) != 0) {
+            cli_error("--state-dir: \"%s\": %s", flag_value, strerror(errno));
+            return CLI_EXIT_USAGE;
+        }
+        snprintf(dir, cap, "%s", flag_value);
+        return CLI_EXIT_OK;
+    }
+    /* systemd's StateDirectory= (the first of a list), else the XDG state home */
+    const char *sd = getenv("STATE_DIRECTORY"), *xdg = getenv("XDG_STATE_HOME"),
+               *home = getenv("HOME");
+    if (sd && *sd)
+        snprintf(dir, cap, "%.*s", (int)strcspn(sd, ":"), sd);
+    else if (xdg && *xdg)
+        snprintf(dir, cap, "%s/klinefeed", xdg);
+    else if (home && *home)
+        snprintf(dir, cap, "%s/.local/state/klinefeed", home);
+    if (*dir && mkdir_p(dir) != 0) {
+        kf__log(&cli_logger, KF_LOG_WARN,
+                "msg=\"no state directory: REST pauses are not kept for the next process\" "
+                "dir=%s error=\"%s\" hint=\"--state-dir DIR\"",
+                dir, strerror(errno));
+        dir[0] = 0;
+    }
     return CLI_EXIT_OK;
 }

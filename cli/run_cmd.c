@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -93,6 +94,16 @@ static int build_config(kf_config *cfg, const cli_run_opts *o)
         if (rc != CLI_EXIT_OK)
             return rc;
     }
+    if (o->has_sink_queue) {
+        snprintf(num, sizeof num, "%" PRIu64, o->sink_queue);
+        CLI_SET(kf_config_set_sink_queue(cfg, (size_t)o->sink_queue), "--sink-queue", num);
+    }
+    char dir[1024];
+    int drc = cli_state_dir(o->state_dir, dir, sizeof dir);
+    if (drc != CLI_EXIT_OK)
+        return drc;
+    if (*dir)
+        CLI_SET(kf_config_set_state_dir(cfg, dir), "--state-dir", dir);
     CLI_SET(kf_config_set_log(cfg, cli_log_line, NULL, (kf_log_level)o->log_level), "--log-level",
             "");
 
@@ -133,7 +144,10 @@ static bool signals_install(void)
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
+    /* SIGHUP (the terminal or the session went away) stops like SIGTERM: klinefeed has no
+     * configuration to reload and logs to stderr, so there is nothing to reopen */
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0 ||
+        sigaction(SIGHUP, &sa, NULL) != 0)
         return false;
     /* A closed stdout (jsonl:-) must be a write error, not a silent death. */
     sa.sa_handler = SIG_IGN;
@@ -145,21 +159,23 @@ static void signals_restore(void)
 {
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
     for (int i = 0; i < 2; i++)
         if (sig_pipe[i] >= 0)
             close(sig_pipe[i]);
     sig_pipe[0] = sig_pipe[1] = -1;
 }
 
-/* Blocks (no polling loop) until a signal byte arrives; returns the signal number. */
-static int wait_for_signal(void)
+/* Blocks (no polling loop) until a signal byte arrives or timeout_ms passes (-1: forever);
+ * returns the signal number, 0 on timeout. */
+static int wait_for_signal(int timeout_ms)
 {
     struct pollfd pfd = {.fd = sig_pipe[0], .events = POLLIN};
     for (;;) {
-        int r = poll(&pfd, 1, -1);
+        int r = poll(&pfd, 1, timeout_ms);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r < 0)
+        if (r <= 0)
             return 0;
         unsigned char b;
         if (read(sig_pipe[0], &b, 1) == 1)
@@ -169,7 +185,10 @@ static int wait_for_signal(void)
 
 static const char *signal_name(int sig)
 {
-    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "none";
+    return sig == SIGINT    ? "SIGINT"
+           : sig == SIGTERM ? "SIGTERM"
+           : sig == SIGHUP  ? "SIGHUP"
+                            : "none";
 }
 
 /* ---- command ---- */
@@ -189,37 +208,89 @@ static void log_final(kf_collector *c, const char *signame, int code)
             " lost_protocol=%" PRIu64 " lost_liveness=%" PRIu64 " connect_failures=%" PRIu64
             " rotations=%" PRIu64 " stale_streams=%" PRIu64 " gaps=%" PRIu64
             " missing_closes=%" PRIu64 " backfilled=%" PRIu64 " rest_weight=%" PRIu64
-            " rest_429=%" PRIu64 " rest_418=%" PRIu64,
+            " rest_429=%" PRIu64 " rest_418=%" PRIu64 " rest_pending=%" PRIu64 " missing=%" PRIu64
+            " absent=%" PRIu64 " repair_failures=%" PRIu64 " store_dropped=%" PRIu64
+            " updates_dropped=%" PRIu64 " unstored=%" PRIu64,
             signame, code, s.frames, s.bytes, s.updates, s.closed, s.duplicates, s.other_events,
             s.parse_errors, s.unknown_streams, s.connects, s.disconnects, s.pings,
             s.exchange_errors, s.rest_requests, s.sink_rows, s.sink_errors, s.reconnects,
             s.lost_server_close, s.lost_reset, s.lost_protocol, s.lost_liveness, s.connect_failures,
             s.rotations, s.stale_streams, s.gaps, s.missing_closes, s.backfilled, s.rest_weight,
-            s.rest_429, s.rest_418);
+            s.rest_429, s.rest_418, s.rest_pending, s.missing, s.absent, s.repair_failures,
+            s.store_dropped, s.updates_dropped, s.unstored);
 }
 
-static int run_collector(kf_collector *c)
+/* A start that failed on the network (or on REST while validating) may succeed later. */
+static bool start_retryable(kf_err e)
 {
-    if (!signals_install()) {
-        cli_error("cannot install signal handlers: %s", strerror(errno));
-        return CLI_EXIT_RUNTIME;
-    }
-    /* The library's threads inherit a mask blocking SIGINT/SIGTERM, so only the main thread
+    return e == KF_ERR_DNS || e == KF_ERR_CONNECT || e == KF_ERR_HANDSHAKE || e == KF_ERR_TIMEOUT ||
+           e == KF_ERR_REST;
+}
+
+static void start_failed(kf_collector *c, kf_err e)
+{
+    const char *msg = kf_errmsg(c);
+    if (msg && *msg)
+        cli_error("start failed: %s", msg);
+    else
+        cli_error("start failed: %s (ws-url %s, rest-url %s)", kf_strerror(e), kf_ws_url(c),
+                  kf_rest_url(c));
+}
+
+/*
+ * kf_start, once, or with --retry-start until it succeeds (backoff 1 s doubling to 60 s, with
+ * jitter) or a signal asks to stop. Returns 0 when started, else the signal that stopped the
+ * retries (> 0) or -1 after a failure that is final.
+ */
+static int start_collector(kf_collector *c, bool retry)
+{
+    /* The library's threads inherit a mask blocking the stop signals, so only the main thread
      * takes them; one arriving during kf_start stays pending until it returns. */
     sigset_t stop_set, old_set;
     sigemptyset(&stop_set);
     sigaddset(&stop_set, SIGINT);
     sigaddset(&stop_set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_set, &old_set);
-    kf_err e = kf_start(c);
-    pthread_sigmask(SIG_SETMASK, &old_set, NULL);
-    if (e != KF_OK) {
+    sigaddset(&stop_set, SIGHUP);
+    unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+    for (unsigned attempt = 1;; attempt++) {
+        pthread_sigmask(SIG_BLOCK, &stop_set, &old_set);
+        kf_err e = kf_start(c);
+        pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+        if (e == KF_OK)
+            return 0;
+        if (!retry || !start_retryable(e)) {
+            start_failed(c, e);
+            return -1;
+        }
+        int cap = 1000;
+        for (unsigned i = 1; i < attempt && cap < 60000; i++)
+            cap *= 2;
+        if (cap > 60000)
+            cap = 60000;
+        int delay = cap / 2 + (int)(rand_r(&seed) % (unsigned)(cap / 2 + 1));
         const char *msg = kf_errmsg(c);
-        if (msg && *msg)
-            cli_error("start failed: %s", msg);
-        else
-            cli_error("start failed: %s (ws-url %s, rest-url %s)", kf_strerror(e), kf_ws_url(c),
-                      kf_rest_url(c));
+        kf__log(&cli_logger, KF_LOG_WARN,
+                "msg=\"start failed: retrying (--retry-start)\" attempt=%u retry_ms=%d err=\"%s\" "
+                "why=\"%s\"",
+                attempt, delay, kf_strerror(e), msg ? msg : "");
+        int sig = wait_for_signal(delay);
+        if (sig) {
+            kf__log(&cli_logger, KF_LOG_INFO,
+                    "msg=\"stopping before the collector could start\" signal=%s attempts=%u",
+                    signal_name(sig), attempt);
+            return sig;
+        }
+    }
+}
+
+static int run_collector(kf_collector *c, bool retry_start)
+{
+    if (!signals_install()) {
+        cli_error("cannot install signal handlers: %s", strerror(errno));
+        return CLI_EXIT_RUNTIME;
+    }
+    int started = start_collector(c, retry_start);
+    if (started != 0) {
         signals_restore();
         return CLI_EXIT_RUNTIME;
     }
@@ -227,14 +298,25 @@ static int run_collector(kf_collector *c)
             "msg=\"running\" streams=%zu connections=%zu ws=%s rest=%s pid=%ld", kf_stream_count(c),
             kf_connection_count(c), kf_ws_url(c), kf_rest_url(c), (long)getpid());
 
-    int sig = wait_for_signal();
+    int sig = wait_for_signal(-1);
     kf__log(&cli_logger, KF_LOG_INFO, "msg=\"stopping\" signal=%s", signal_name(sig));
     int rc = CLI_EXIT_OK;
-    e = kf_stop(c);
-    if (e != KF_OK) {
+    kf_err e = kf_stop(c);
+    kf_stats s;
+    memset(&s, 0, sizeof s);
+    kf_stats_get(c, &s);
+    if (e != KF_OK && e != KF_ERR_SINK) {
         const char *msg = kf_errmsg(c);
         cli_error("stop failed: %s", msg && *msg ? msg : kf_strerror(e));
         rc = CLI_EXIT_RUNTIME;
+    } else if (s.missing || s.unstored) {
+        /* nothing is lost (the stores keep it findable), but the run did not store it all */
+        cli_error("stopped with closed candles not stored: %" PRIu64
+                  " known missing (REST had not delivered them yet), %" PRIu64
+                  " not taken by a store before the stop deadline%s%s; the next start finds "
+                  "them and fetches them",
+                  s.missing, s.unstored, e ? ": " : "", e ? kf_errmsg(c) : "");
+        rc = CLI_EXIT_INCOMPLETE;
     }
     log_final(c, signal_name(sig), rc);
     signals_restore();
@@ -284,7 +366,7 @@ int cli_run(int argc, char **argv)
     }
     kf_config_free(cfg);
     cfg = NULL;
-    rc = run_collector(c);
+    rc = run_collector(c, o.retry_start);
 
 out:
     kf_free(c);

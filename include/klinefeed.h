@@ -327,6 +327,20 @@ kf_err kf_config_on_raw(kf_config *cfg, kf_raw_fn fn, void *userdata);
 kf_err kf_config_add_sink(kf_config *cfg, const char *spec);
 /* Send every update to the sinks, not only closed candles (upserted). Default false. */
 kf_err kf_config_set_sink_all_updates(kf_config *cfg, bool all);
+/*
+ * Rows held in memory for each sink while it is slow or down: default 65536 (224 bytes a row,
+ * 14 MiB a sink at most; pages are touched only as the queue fills), 16..16777216. The I/O
+ * thread never waits on a store: a closed candle that does not fit is kept as missing and
+ * fetched again from REST once every store takes rows (kf_stats.store_dropped).
+ */
+kf_err kf_config_set_sink_queue(kf_config *cfg, size_t rows);
+/*
+ * A directory where the library keeps what must survive a restart (default NULL: nothing):
+ * the REST pauses the exchange imposed (429 Retry-After, 418 bans), one file per REST host,
+ * rest-<host>-<port>.state, honoured by the next process so that it never asks during its
+ * predecessor's back-off (which earns an IP ban of minutes to days). The directory must exist.
+ */
+kf_err kf_config_set_state_dir(kf_config *cfg, const char *dir);
 
 /* ------------------------------------------------------------------------ */
 /* Collector                                                                */
@@ -435,6 +449,17 @@ typedef struct kf_stats {
     uint64_t rest_429;          /* 429 answers (the worker backed off) */
     uint64_t rest_418;          /* 418 answers (all REST paused) */
     uint64_t rest_pending;      /* repair requests waiting or in flight, rows not yet applied */
+    /* since 0.2: what is not stored (yet) */
+    uint64_t missing;         /* closed candles known missing now (holes), asked of REST until
+                                 stored or the exchange answers it has none; the stores keep
+                                 them findable: a restart asks again */
+    uint64_t absent;          /* candles the exchange answered it does not have: not asked again */
+    uint64_t repair_failures; /* REST repair requests that failed (each asked again later) */
+    uint64_t store_dropped;   /* closed candles a full store queue could not take: kept missing
+                                 and fetched again from REST */
+    uint64_t updates_dropped; /* open updates (sink_all_updates) a full store queue refused */
+    uint64_t unstored;        /* closed candles a store had not taken when kf_stop's deadline
+                                 passed (kf_stop returned KF_ERR_SINK; the next start asks REST) */
 } kf_stats;
 
 /* Fills *out. Any thread. */

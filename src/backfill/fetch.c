@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backfill/budget.h"
 #include "core/alloc.h"
 #include "decode/json.h"
+#include "transport/conn.h"
 #include "transport/rest.h"
 
 /* Local clock differences up to this are skew; larger ones are a simulated exchange clock. */
@@ -20,15 +22,23 @@
 #define FETCH_BAN_MIN_MS 120000
 #define FETCH_SLEEP_SLICE_MS 50
 #define FETCH_MAX_LIMIT 1500
+#define FETCH_TIME_CACHE_MS 500   /* the exchange's clock, when it matters, is asked again after */
+#define FETCH_ROUGH_TIME_MS 60000 /* ... and for sizing pages, after this long */
+/* A candle that closed less than this long ago and is not in an answer may only be late in the
+ * exchange's REST view: it is not taken as missing yet (covered stays before it). */
+#define FETCH_PRESENT_MARGIN_MS 60000
 
 struct kf__fetcher {
     kf__rest *rest;
     kf__logger *log;
     char base[1024];
     kf__budget budget;
-    int64_t skew_ms;          /* exchange clock - local wall clock, when small */
-    int64_t pause_until_mono; /* 429/418: no request before this monotonic ms */
-    bool answered;            /* the exchange has answered at least once */
+    int64_t skew_ms;                /* exchange clock - local wall clock, when small */
+    int64_t pause_until_mono;       /* 429/418: no request before this monotonic ms */
+    bool answered;                  /* the exchange has answered at least once */
+    int64_t time_server, time_mono; /* the exchange's clock at its last answer, and ours */
+    bool time_known;
+    char *state_path; /* NULL: pauses are not kept across processes */
     kf__fetch_stats st;
 };
 
@@ -77,6 +87,98 @@ static bool fetch_sleep(kf__fetcher *f, int64_t ms, const _Atomic bool *cancel)
     return true;
 }
 
+/* ---- the pause state kept across processes ---- */
+
+void kf__fetch_state_record(const char *path, int64_t until_wall_ms, long status, kf__logger *log)
+{
+    if (!path)
+        return;
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *fp = fopen(tmp, "w");
+    int ok = fp != NULL;
+    if (fp) {
+        ok = fprintf(fp,
+                     "# klinefeed: a REST pause the exchange imposed, honoured by the next "
+                     "process\npause_until_ms=%" PRId64 "\nstatus=%ld\n",
+                     until_wall_ms, status) > 0;
+        ok = fflush(fp) == 0 && ok;
+        ok = fsync(fileno(fp)) == 0 && ok;
+        ok = fclose(fp) == 0 && ok;
+    }
+    if (ok && rename(tmp, path) != 0)
+        ok = 0;
+    if (!ok) {
+        kf__log(log, KF_LOG_WARN,
+                "msg=\"cannot keep the REST pause for the next process\" path=%s error=\"%s\"",
+                path, strerror(errno));
+        unlink(tmp);
+    }
+}
+
+bool kf__fetch_state_path(const char *dir, const char *rest_base, char *out, size_t cap)
+{
+    kf__url u;
+    char err[256];
+    if (!dir || !*dir || kf__url_parse(rest_base, &u, err, sizeof err) != KF_OK)
+        return false;
+    char host[sizeof u.host];
+    size_t n = 0;
+    for (const char *p = u.host; *p; p++) /* a file name: anything else becomes '_' */
+        host[n++] = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                            (*p >= '0' && *p <= '9') || *p == '.' || *p == '-'
+                        ? *p
+                        : '_';
+    host[n] = 0;
+    int w = snprintf(out, cap, "%s/rest-%s-%d.state", dir, host, u.port);
+    return w > 0 && (size_t)w < cap;
+}
+
+int64_t kf__fetch_state_pause(const char *path, long *status)
+{
+    FILE *fp = path ? fopen(path, "r") : NULL;
+    if (!fp)
+        return 0;
+    char line[256];
+    int64_t until = 0;
+    long st = 0;
+    while (fgets(line, sizeof line, fp)) {
+        long long v;
+        if (sscanf(line, "pause_until_ms=%lld", &v) == 1)
+            until = (int64_t)v;
+        else if (sscanf(line, "status=%lld", &v) == 1)
+            st = (long)v;
+    }
+    fclose(fp);
+    int64_t left = until - clock_ms(CLOCK_REALTIME);
+    if (left <= 0)
+        return 0;
+    if (left > 3LL * 86400000) /* Binance's longest ban; a bigger value is a broken file */
+        left = 3LL * 86400000;
+    if (status)
+        *status = st;
+    return left;
+}
+
+static void state_load(kf__fetcher *f)
+{
+    long status = 0;
+    int64_t left = kf__fetch_state_pause(f->state_path, &status);
+    if (!left)
+        return;
+    f->pause_until_mono = mono_ms() + left;
+    kf__log(f->log, KF_LOG_WARN,
+            "msg=\"REST paused: an earlier process was told to back off (%ld)\" pause_ms=%" PRId64
+            " path=%s",
+            status, left, f->state_path);
+}
+
+int64_t kf__fetcher_paused_ms(const kf__fetcher *f)
+{
+    int64_t left = f->pause_until_mono - mono_ms();
+    return left > 0 ? left : 0;
+}
+
 /* ---- lifecycle ---- */
 
 kf__fetcher *kf__fetcher_new(const kf__fetcher_opts *o, char *err, size_t errlen)
@@ -109,6 +211,15 @@ kf__fetcher *kf__fetcher_new(const kf__fetcher_opts *o, char *err, size_t errlen
     }
     f->log = o->log;
     kf__budget_init(&f->budget, o->weight_budget);
+    if (o->state_path && *o->state_path) {
+        f->state_path = kf__strdup(o->state_path);
+        if (!f->state_path) {
+            snprintf(err, errlen, "fetcher: out of memory");
+            kf__fetcher_free(f);
+            return NULL;
+        }
+        state_load(f);
+    }
     return f;
 }
 
@@ -117,6 +228,7 @@ void kf__fetcher_free(kf__fetcher *f)
     if (!f)
         return;
     kf__rest_free(f->rest);
+    kf__free(f->state_path);
     kf__free(f);
 }
 
@@ -248,6 +360,7 @@ static kf_err fetch_get(kf__fetcher *f, const char *path_query, unsigned weight,
                 if (ban || resp->retry_after < 0)
                     kf__budget_charge(&f->budget, recv, f->budget.limit);
                 f->pause_until_mono = mono_ms() + ms;
+                kf__fetch_state_record(f->state_path, clock_ms(CLOCK_REALTIME) + ms, s, f->log);
                 char detail[384];
                 fetch_error_body(resp->body, resp->len, detail, sizeof detail);
                 kf__log(f->log, ban ? KF_LOG_ERROR : KF_LOG_WARN,
@@ -431,9 +544,21 @@ static bool body_is_time(const kf__rest_resp *r)
     return parse_server_time(r->body, r->len, &ms);
 }
 
-static kf_err fetch_server_time(kf__fetcher *f, int64_t *ms, const _Atomic bool *cancel, char *err,
-                                size_t errlen)
+/* The exchange's time now as last measured, advanced by our clock: never ahead of it (it may be
+ * behind: an accelerated clock, or a slow request). INT64_MIN when never measured. */
+static int64_t fetch_now(const kf__fetcher *f)
 {
+    return f->time_known ? f->time_server + (mono_ms() - f->time_mono) : INT64_MIN;
+}
+
+/* GET /fapi/v1/time (weight 1) unless measured less than max_age_ms ago; *ms = fetch_now. */
+static kf_err fetch_server_time_within(kf__fetcher *f, int64_t max_age_ms, int64_t *ms,
+                                       const _Atomic bool *cancel, char *err, size_t errlen)
+{
+    if (f->time_known && mono_ms() - f->time_mono < max_age_ms) {
+        *ms = fetch_now(f);
+        return KF_OK;
+    }
     kf__rest_resp resp;
     int64_t t0 = clock_ms(CLOCK_REALTIME);
     kf_err e = fetch_get(f, "/fapi/v1/time", 1, &resp, body_is_time, cancel, err, errlen);
@@ -447,12 +572,16 @@ static kf_err fetch_server_time(kf__fetcher *f, int64_t *ms, const _Atomic bool 
     if (adopted != f->skew_ms)
         kf__log(f->log, KF_LOG_DEBUG, "msg=\"exchange clock skew\" skew_ms=%" PRId64, adopted);
     f->skew_ms = adopted;
+    /* anchored at the answer's arrival: later estimates are never ahead of the exchange */
+    f->time_server = *ms;
+    f->time_mono = mono_ms();
+    f->time_known = true;
     return KF_OK;
 }
 
 kf_err kf__fetcher_server_time(kf__fetcher *f, int64_t *ms, char *err, size_t errlen)
 {
-    return fetch_server_time(f, ms, NULL, err, errlen);
+    return fetch_server_time_within(f, 0, ms, NULL, err, errlen);
 }
 
 /* ---- klines ---- */
@@ -526,10 +655,21 @@ static unsigned page_limit(const kf__fetcher *f, int64_t n)
     return lim < cap ? lim : cap;
 }
 
+/* What a fetch has established: the newest open time up to which every closed candle was
+ * passed (see kf__fetch_klines). */
+static void cover_to(int64_t *cov, int64_t t)
+{
+    if (t > *cov)
+        *cov = t;
+}
+
 kf_err kf__fetch_klines(kf__fetcher *f, const char *symbol, int interval, int64_t from, int64_t to,
                         int (*on_row)(void *ud, const kf_kline *k), void *ud,
-                        const _Atomic bool *cancel, char *err, size_t errlen)
+                        const _Atomic bool *cancel, int64_t *covered, char *err, size_t errlen)
 {
+    int64_t cov_local;
+    int64_t *cov = covered ? covered : &cov_local;
+    *cov = from - 1;
     const char *ivname = kf_interval_name(interval);
     size_t symlen = symbol ? strlen(symbol) : 0;
     if (!f || !ivname || symlen == 0 || symlen > KF_SYMBOL_MAX || !on_row || from > to) {
@@ -542,11 +682,12 @@ kf_err kf__fetch_klines(kf__fetcher *f, const char *symbol, int interval, int64_
     char esym[3 * KF_SYMBOL_MAX + 1];
     url_encode(symbol, esym, sizeof esym);
 
-    int64_t server0 = 0;
-    kf_err e = fetch_server_time(f, &server0, cancel, err, errlen);
+    /* A rough present for sizing pages (a minute old is fine); the exact one is asked only when
+     * a row's being closed, or a candle's absence, depends on it. */
+    int64_t now = 0;
+    kf_err e = fetch_server_time_within(f, FETCH_ROUGH_TIME_MS, &now, cancel, err, errlen);
     if (e)
         return e;
-    int64_t mono0 = mono_ms();
 
     kf_kline k;
     memset(&k, 0, sizeof k);
@@ -559,14 +700,23 @@ kf_err kf__fetch_klines(kf__fetcher *f, const char *symbol, int interval, int64_
 
     int64_t ivms = kf_interval_ms(interval);
     int64_t step = ivms > 0 ? ivms : 28LL * 86400000; /* 1M: the shortest month */
+    /* open times up to now - settled are candles closed for a while */
+    int64_t settled = (ivms > 0 ? ivms : 31LL * 86400000) + FETCH_PRESENT_MARGIN_MS;
     int64_t cursor = from < 0 ? 0 : from;
     for (;;) {
-        int64_t now = server0 + (mono_ms() - mono0);
-        int64_t end = to < now ? to : now;
-        if (cursor > end)
-            return KF_OK;
+        /* The exchange's time when this page is answered is at least `sent` (measured before
+         * the request: a time measured after the answer could pass a candle that closed after
+         * it, with values that were not final yet). Measured afresh when the range reaches
+         * what the estimate cannot vouch for. */
+        if (to > fetch_now(f) - settled) {
+            e = fetch_server_time_within(f, FETCH_TIME_CACHE_MS, &now, cancel, err, errlen);
+            if (e)
+                return e;
+        }
+        int64_t sent = fetch_now(f);
         /* Rows that can still come: open times cursor..end, rounded to the bracket. */
-        int64_t span = (end - cursor) / step + 1;
+        int64_t end = to < sent ? to : sent;
+        int64_t span = end >= cursor ? (end - cursor) / step + 1 : 1;
         unsigned limit = page_limit(f, span);
         char pq[512];
         if (to != INT64_MAX)
@@ -583,28 +733,41 @@ kf_err kf__fetch_klines(kf__fetcher *f, const char *symbol, int interval, int64_
                       errlen);
         if (e)
             return e;
-        now = server0 + (mono_ms() - mono0);
-
         kf__json j;
+        unsigned n = 0;
         kf__json_init(&j, resp.body, resp.len);
         kf__json_enter_array(&j);
-        unsigned n = 0;
-        bool stop = false;
+        while (kf__json_next_elem(&j) && kf__json_skip_value(&j, NULL))
+            n++;
+        kf__json_init(&j, resp.body, resp.len);
+        kf__json_enter_array(&j);
+        unsigned i = 0;
         while (kf__json_next_elem(&j)) {
             parse_row(&j, &k); /* validated by body_is_klines */
-            n++;
-            if (stop || k.open_time < cursor) /* never repeat a row */
+            i++;
+            if (k.open_time < cursor) /* never repeat a row */
                 continue;
-            if (k.open_time > to || k.close_time >= now) { /* past the range, or still open */
-                stop = true;
-                continue;
+            if (k.open_time > to) { /* past the range: all of it was answered */
+                cover_to(cov, to);
+                return KF_OK;
+            }
+            /* A row followed by another is closed (its successor opened); the last one is
+             * closed only if it closed before the request was sent. */
+            if (i == n && k.close_time >= sent) { /* maybe still open: all before it answered */
+                cover_to(cov, k.open_time - 1);
+                return KF_OK;
             }
             f->st.rows++;
             cursor = k.open_time + 1;
+            cover_to(cov, k.open_time);
             if (on_row(ud, &k) != 0)
                 return KF_OK;
         }
-        if (stop || n < limit)
-            return KF_OK; /* the range, or the exchange's present, is reached */
+        if (n < limit || cursor > to) {
+            /* The exchange has nothing more up to the range's end or its present when it
+             * answered: what it did not return there, and had settled by then, does not exist. */
+            cover_to(cov, to < sent - settled ? to : sent - settled);
+            return KF_OK;
+        }
     }
 }

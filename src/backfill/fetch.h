@@ -32,6 +32,11 @@ typedef struct kf__fetcher_opts {
                                when fetched) */
     unsigned timeout_ms;    /* per request, default 10000 */
     kf__logger *log;        /* may be NULL */
+    /* A file that carries the pauses the exchange imposed (429 Retry-After, 418 bans) across
+     * processes: read at kf__fetcher_new (a pause still running is honoured), rewritten at each
+     * new pause. NULL: none. A restarted collector must not ask during its predecessor's
+     * back-off: on Binance that earns a ban of minutes to days. */
+    const char *state_path;
 } kf__fetcher_opts;
 
 typedef struct kf__fetch_stats {
@@ -89,10 +94,27 @@ kf_err kf__fetcher_server_time(kf__fetcher *f, int64_t *ms, char *err, size_t er
  * timeout fails at once (a wrong URL is not retried for minutes); afterwards transient
  * failures are retried, giving up after 12 consecutive failures (about 5 minutes of
  * backoff) with the last error. TLS and out-of-memory errors are never retried.
+ *
+ * *covered (may be NULL) gets, whatever the result, the largest open time c such that every
+ * closed candle the exchange has with an open time in [from, c] was passed (from - 1 when
+ * nothing is known): a candle in that range that was not passed does not exist. The exchange's
+ * clock comes from GET /fapi/v1/time, asked again when the last answer is over 500 ms old.
  */
 kf_err kf__fetch_klines(kf__fetcher *f, const char *symbol, int interval, int64_t from, int64_t to,
                         int (*on_row)(void *ud, const kf_kline *k), void *ud,
-                        const _Atomic bool *cancel, char *err, size_t errlen);
+                        const _Atomic bool *cancel, int64_t *covered, char *err, size_t errlen);
+
+/* A pause imposed by the exchange (or read from the state file) is running: ms left, else 0. */
+int64_t kf__fetcher_paused_ms(const kf__fetcher *f);
+
+/* The state file (kf__fetcher_opts.state_path) for other REST users (symbol validation): the ms
+ * left of a pause it records (0: none; *status gets 429 or 418), and recording a new pause
+ * (written to a temporary file, synced, renamed). path NULL: nothing. */
+int64_t kf__fetch_state_pause(const char *path, long *status);
+/* The state file for a REST base in dir: dir/rest-<host>-<port>.state (one per exchange host:
+ * a ban is per IP and exchange). false when dir is NULL or empty, or the URL does not parse. */
+bool kf__fetch_state_path(const char *dir, const char *rest_base, char *out, size_t cap);
+void kf__fetch_state_record(const char *path, int64_t until_wall_ms, long status, kf__logger *log);
 
 /* Copies the counters since kf__fetcher_new. Same thread as the fetcher's calls. */
 void kf__fetcher_get_stats(const kf__fetcher *f, kf__fetch_stats *out);

@@ -11,7 +11,13 @@
 #include "collector/validate.h"
 #include "core/alloc.h"
 
-#define KF__SINK_QUEUE 8192
+/* Complete ranges are recorded in the stores this often (and at stop), so that a start checks
+ * only what came after them. */
+#define KF__COVER_EVERY_MS 60000
+/* At most one "store queue full" line per this long; the rest are counted in it. */
+#define KF__DROP_LOG_EVERY_MS 10000
+/* kf_stop waits at most this long for the stores to take what is queued. */
+#define KF__STOP_SINK_DEADLINE_MS 10000
 
 static void errbuf_set(char *errbuf, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -49,6 +55,7 @@ static void collector_release(kf_collector *c)
     kf__free(c->attempts);
     kf__stream_index_free(&c->index);
     kf__free(c->writers);
+    kf__free(c->covers);
     kf__logger_destroy(&c->log);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
@@ -99,6 +106,8 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
         return NULL;
     }
     snprintf(c->ws_path, sizeof c->ws_path, "%s/ws", c->ws_url.path);
+    if (!kf__fetch_state_path(cfg->state_dir, c->rest_base, c->rest_state, sizeof c->rest_state))
+        c->rest_state[0] = 0;
 
     c->nstreams = cfg->nsymbols * nint;
     c->streams = kf__calloc(c->nstreams, sizeof *c->streams);
@@ -107,7 +116,8 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
     c->shards = kf__calloc(c->nshards, sizeof *c->shards);
     c->rings = kf__calloc(c->nstreams * cfg->ring_size, sizeof *c->rings);
     c->attempts = kf__calloc(cfg->conn_budget, sizeof *c->attempts);
-    bool ok = c->streams && c->shards && c->rings && c->attempts;
+    c->covers = kf__calloc(c->nstreams, sizeof *c->covers);
+    bool ok = c->streams && c->shards && c->rings && c->attempts && c->covers;
     size_t k = 0;
     for (size_t s = 0; ok && s < cfg->nsymbols; s++)
         for (int i = 0; ok && i < KF_INTERVAL_COUNT; i++)
@@ -151,6 +161,10 @@ void kf__collector_check_all_closed(kf_collector *c)
     if (!c->wake_closed) {
         c->wake_closed = true;
         uv_close((uv_handle_t *)&c->wake, NULL);
+        if (c->cover_timer_init) {
+            c->cover_timer_init = false;
+            uv_close((uv_handle_t *)&c->cover_timer, NULL);
+        }
     }
 }
 
@@ -164,13 +178,58 @@ bool kf__collector_starting(kf_collector *c)
 
 /* ---- delivery: one place where closed candles become stored, from either source ---- */
 
-static void collector_store(kf_collector *c, const kf_kline *k)
+/* The "store queue full" line, at most once per KF__DROP_LOG_EVERY_MS (I/O thread). */
+static void collector_log_drop(kf_collector *c, const kf__stream *s, const kf_kline *k, bool closed)
 {
-    KF__STAT_INC(c, closed);
-    if (c->cfg->on_closed)
-        c->cfg->on_closed(c->cfg->on_closed_ud, k);
+    int64_t now = (int64_t)uv_now(&c->loop);
+    if (c->drop_log_ms && now - c->drop_log_ms < KF__DROP_LOG_EVERY_MS) {
+        c->drop_unlogged++;
+        return;
+    }
+    kf__log(&c->log, KF_LOG_WARN,
+            "msg=\"store queue full: %s\" stream=%s open_time=%lld queue_rows=%zu "
+            "dropped_since_last_line=%llu",
+            closed ? "the candle is kept as missing and fetched again from REST once the stores "
+                     "take rows"
+                   : "open update not stored (its closed candle will be)",
+            s->name, (long long)k->open_time, c->cfg->sink_queue_rows,
+            (unsigned long long)c->drop_unlogged);
+    c->drop_log_ms = now ? now : 1;
+    c->drop_unlogged = 0;
+}
+
+/* Queues k in every store, or in none: a store that is full (down, or slower than the feed)
+ * never makes the I/O thread wait. false when it did not fit. */
+static bool collector_offer(kf_collector *c, const kf_kline *k)
+{
     for (size_t i = 0; i < c->nwriters; i++)
-        kf__writer_push(c->writers[i], k);
+        if (kf__writer_room(c->writers[i]) == 0)
+            return false;
+    for (size_t i = 0; i < c->nwriters; i++)
+        kf__writer_offer(c->writers[i], k); /* room only grows: cannot fail */
+    return true;
+}
+
+/* A new closed candle of stream si: callbacks (unless they had it already: filled holds
+ * KF__HOLE_UNSTORED) and stores. One that no store can take now becomes a hole again. */
+static void collector_store(kf_collector *c, size_t si, const kf_kline *k, unsigned filled)
+{
+    kf__stream *s = &c->streams[si];
+    if (!(filled & KF__HOLE_UNSTORED)) {
+        KF__STAT_INC(c, closed);
+        if (c->cfg->on_closed)
+            c->cfg->on_closed(c->cfg->on_closed_ud, k);
+    }
+    if (collector_offer(c, k))
+        return;
+    KF__STAT_INC(c, store_dropped);
+    collector_log_drop(c, s, k, true);
+    if (kf__stream_add_hole(s, k->open_time, k->open_time, KF__HOLE_UNSTORED) != KF_OK)
+        kf__log(&c->log, KF_LOG_ERROR,
+                "msg=\"out of memory: a candle no store took is not kept as missing; the next "
+                "start finds it\" stream=%s open_time=%lld",
+                s->name, (long long)k->open_time);
+    kf__repair_request(c->repair, si, KF__NO_TAIL);
 }
 
 void kf__collector_deliver_ws(kf_collector *c, size_t si, const kf_kline *k)
@@ -182,32 +241,35 @@ void kf__collector_deliver_ws(kf_collector *c, size_t si, const kf_kline *k)
     if (cfg->on_kline)
         cfg->on_kline(cfg->on_kline_ud, k);
     if (r == KF__APPLY_CLOSED) {
-        collector_store(c, k);
+        collector_store(c, si, k, gap.filled);
         if (gap.from <= gap.to) {
             KF__STAT_ADD(c, gaps, kf__interval_count(s->interval, gap.from, gap.to));
             kf__log(&c->log, KF_LOG_WARN,
-                    "msg=\"gap: closed candles missing\" stream=%s from=%lld to=%lld", s->name,
-                    (long long)gap.from, (long long)gap.to);
-            kf__repair_request(c->repair, si, gap.from, gap.to);
+                    "msg=\"gap: closed candles missing\" stream=%s from=%lld to=%lld%s", s->name,
+                    (long long)gap.from, (long long)gap.to,
+                    gap.nomem ? " error=\"out of memory: not kept; the next start finds them\""
+                              : "");
+            kf__repair_request(c->repair, si, KF__NO_TAIL);
         }
     } else if (r == KF__APPLY_DUPLICATE) {
         KF__STAT_INC(c, duplicates);
-    } else if (r == KF__APPLY_UPDATE && cfg->sink_all_updates) {
-        for (size_t i = 0; i < c->nwriters; i++)
-            kf__writer_push(c->writers[i], k);
+    } else if (r == KF__APPLY_UPDATE && cfg->sink_all_updates && !collector_offer(c, k)) {
+        KF__STAT_INC(c, updates_dropped);
+        collector_log_drop(c, s, k, false);
     }
 }
 
 void kf__collector_deliver_rest(kf_collector *c, size_t si, const kf_kline *k)
 {
     kf__stream *s = &c->streams[si];
-    kf__apply r = kf__stream_apply(s, k, NULL);
+    kf__gap gap;
+    kf__apply r = kf__stream_apply(s, k, &gap);
     if (r == KF__APPLY_CLOSED) {
         KF__STAT_INC(c, backfilled);
         kf__shard *sh = &c->shards[s->shard];
         if (sh->await_close[si - sh->first] == k->open_time)
             sh->await_close[si - sh->first] = 0;
-        collector_store(c, k);
+        collector_store(c, si, k, gap.filled);
     } else if (r == KF__APPLY_DUPLICATE) {
         KF__STAT_INC(c, duplicates);
     }
@@ -217,8 +279,69 @@ void kf__collector_repair_after_last(kf_collector *c, size_t si)
 {
     const kf__stream *s = &c->streams[si];
     if (c->repair && s->has_closed)
-        kf__repair_request(c->repair, si, kf__interval_next(s->interval, s->last_closed),
-                           INT64_MAX);
+        kf__repair_request(c->repair, si, kf__interval_next(s->interval, s->last_closed));
+}
+
+void kf__collector_repair_done(kf_collector *c, size_t si, int64_t from, int64_t to,
+                               int64_t covered, kf_err err)
+{
+    kf__stream *s = &c->streams[si];
+    int64_t upto = covered < to ? covered : to;
+    if (upto >= from) {
+        uint64_t n = kf__stream_absent(s, from, upto);
+        if (n) {
+            KF__STAT_ADD(c, absent, n);
+            kf__log(&c->log, KF_LOG_WARN,
+                    "msg=\"the exchange has no such candles: no longer asked\" stream=%s "
+                    "from=%lld to=%lld candles=%llu",
+                    s->name, (long long)from, (long long)upto, (unsigned long long)n);
+        }
+    }
+    if (err)
+        KF__STAT_INC(c, repair_failures);
+    kf__hole h;
+    bool more = kf__stream_holes(s, &h, 1) > 0;
+    /* holes left past what the answer established: the exchange's present was reached (its
+     * REST view may lag a little): ask again shortly, not at once */
+    int64_t delay = more && h.from > upto && h.from <= to ? 1000 : 0;
+    kf__repair_applied(c->repair, si, err != KF_OK, delay, more);
+}
+
+bool kf__collector_sinks_ready(kf_collector *c)
+{
+    for (size_t i = 0; i < c->nwriters; i++)
+        if (!kf__writer_healthy(c->writers[i]))
+            return false;
+    return true;
+}
+
+/* Queues, in every store that records them, each stream's complete range: behind the rows
+ * already queued, so a range is never recorded before its rows. I/O thread, or the thread that
+ * owns the collector while the I/O thread does not run. */
+static void collector_record_covers(kf_collector *c)
+{
+    size_t n = 0;
+    for (size_t si = 0; si < c->nstreams; si++) {
+        kf__stream *s = &c->streams[si];
+        kf__cover *cv = &c->covers[n];
+        if (!kf__stream_cover(s, &cv->from, &cv->to))
+            continue;
+        memcpy(cv->symbol, s->symbol, sizeof cv->symbol);
+        snprintf(cv->interval, sizeof cv->interval, "%s", kf_interval_name(s->interval));
+        n++;
+    }
+    for (size_t i = 0; n && i < c->nwriters; i++)
+        if (kf__writer_cover(c->writers[i], c->covers, n) != KF_OK)
+            kf__log(&c->log, KF_LOG_WARN,
+                    "msg=\"out of memory: complete ranges not recorded; the next start checks "
+                    "more\"");
+}
+
+static void collector_on_cover_timer(uv_timer_t *t)
+{
+    kf_collector *c = t->data;
+    if (!atomic_load(&c->stopping))
+        collector_record_covers(c);
 }
 
 static void collector_on_wake(uv_async_t *a)
@@ -269,6 +392,13 @@ static void *collector_io_main(void *arg)
 {
     kf_collector *c = arg;
     pthread_setname_np(pthread_self(), "kf-io");
+    if (c->nwriters) {
+        uv_timer_init(&c->loop, &c->cover_timer);
+        c->cover_timer.data = c;
+        c->cover_timer_init = true;
+        uv_timer_start(&c->cover_timer, collector_on_cover_timer, KF__COVER_EVERY_MS,
+                       KF__COVER_EVERY_MS);
+    }
     for (size_t i = 0; i < c->nshards; i++) {
         kf_err e = kf__shard_start(&c->shards[i]);
         if (e == KF_ERR_NOMEM) {
@@ -320,67 +450,208 @@ static void collector_stop_io(kf_collector *c)
     atomic_store(&c->shards_subscribed, 0);
 }
 
-/* Stops every writer (draining and flushing its queue) and keeps its counters. */
-static void collector_close_writers(kf_collector *c)
+/* Stops every writer (draining and flushing its queue) within one deadline and keeps its
+ * counters. KF_ERR_SINK (message set) when a store was left with rows it did not take. */
+static kf_err collector_close_writers(kf_collector *c)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + KF__STOP_SINK_DEADLINE_MS;
+    kf_err result = KF_OK;
     for (size_t i = 0; i < c->nwriters; i++)
-        kf__writer_stop(c->writers[i]);
+        if (kf__writer_stop_by(c->writers[i], deadline) != KF_OK)
+            result = KF_ERR_SINK;
     pthread_mutex_lock(&c->mu);
     for (size_t i = 0; i < c->nwriters; i++) {
         kf__writer_stats ws;
         kf__writer_get_stats(c->writers[i], &ws);
         c->sink_rows_done += ws.rows;
         c->sink_errors_done += ws.errors;
+        c->sink_unstored_done += ws.unstored;
+        if (ws.unstored)
+            kf__collector_set_error(c,
+                                    "%s: %llu candles not stored before the stop deadline (the "
+                                    "next start finds them missing and fetches them)",
+                                    c->cfg->sinks[i], (unsigned long long)ws.unstored);
         kf__writer_free(c->writers[i]);
     }
     c->nwriters = 0;
     pthread_mutex_unlock(&c->mu);
+    return result;
 }
 
 /* ---- start / stop ---- */
 
-/* Where each stream resumes: the newest closed candle in the stores (the oldest of them when
- * several stores answer), else the configured first-run time. */
-static void collector_resume(kf_collector *c)
+/* ---- at start: what the stores hold, and what they lack ---- */
+
+/* What one store holds of one stream, read at start: every run of open times missing between
+ * its candles becomes a hole (c->scan_holes), then its first and last. */
+typedef struct scan_state {
+    kf_collector *c;
+    int interval;
+    bool have; /* a stored candle (or a range recorded complete) seen */
+    int64_t first, last;
+    bool nomem;
+} scan_state;
+
+static bool scan_hole(kf_collector *c, int64_t from, int64_t to)
 {
-    for (size_t si = 0; si < c->nstreams; si++) {
-        kf__stream *s = &c->streams[si];
-        bool found_any = false;
-        int64_t resume = INT64_MAX;
-        for (size_t w = 0; w < c->nwriters; w++) {
-            void *state;
-            const kf__sink_ops *ops = kf__writer_ops(c->writers[w], &state);
-            int64_t t = 0;
-            int found = 0;
-            char err[256];
-            if (!ops->last_closed ||
-                ops->last_closed(state, s->symbol, kf_interval_name(s->interval), &t, &found, err,
-                                 sizeof err) != KF_OK)
-                continue;
-            if (found && t < resume)
-                resume = t;
-            found_any |= found != 0;
-        }
-        if (found_any) {
-            kf__stream_resume(s, resume);
-        } else if (c->cfg->has_backfill_from) {
-            /* as if the candle before the first one wanted were stored */
-            int64_t ms = kf_interval_ms(s->interval);
-            kf__stream_resume(s, c->cfg->backfill_from - (ms ? ms : 31LL * 86400000));
+    if (c->nscan == c->scan_cap) {
+        size_t cap = c->scan_cap ? c->scan_cap * 2 : 64;
+        kf__hole *p = kf__realloc(c->scan_holes, cap * sizeof *p);
+        if (!p)
+            return false;
+        c->scan_holes = p;
+        c->scan_cap = cap;
+    }
+    c->scan_holes[c->nscan++] = (kf__hole){from, to, 0};
+    return true;
+}
+
+static int scan_time(void *ud, int64_t t)
+{
+    scan_state *sc = ud;
+    if (!sc->have) {
+        sc->have = true;
+        sc->first = t;
+    } else {
+        int64_t next = kf__interval_next(sc->interval, sc->last);
+        if (t > next && !scan_hole(sc->c, next, kf__interval_prev(sc->interval, t))) {
+            sc->nomem = true;
+            return 1;
         }
     }
+    if (t > sc->last || sc->first == t)
+        sc->last = t;
+    return 0;
+}
+
+/*
+ * Reads what every store holds of stream si and sets the stream up from it: it resumes after
+ * the newest candle that every store holding some has (the tail after it is asked of REST), and
+ * every run missing between stored candles, in any store, is a hole (asked of REST) - so a crash
+ * at any moment loses nothing that was known to be missing, or written half-way. A store that
+ * recorded a complete range is checked only after it. With a first-run time, a store holding
+ * nothing before it, or nothing at all, has the difference as a hole too.
+ * Returns KF_ERR_SINK with err set when a store cannot be read (corrupt, unreadable).
+ */
+static kf_err collector_scan_stream(kf_collector *c, size_t si, char *err, size_t errlen)
+{
+    kf__stream *s = &c->streams[si];
+    const char *ivn = kf_interval_name(s->interval);
+    bool bf = c->cfg->has_backfill_from;
+    int64_t bf_from = bf ? kf__interval_ceil(s->interval, c->cfg->backfill_from) : 0;
+    bool any = false, any_empty = false;
+    int64_t resume = INT64_MAX, cover_from = INT64_MIN;
+    c->nscan = 0;
+    for (size_t w = 0; w < c->nwriters; w++) {
+        void *state;
+        const kf__sink_ops *ops = kf__writer_ops(c->writers[w], &state);
+        if (!ops->stored)
+            continue;
+        scan_state sc = {.c = c, .interval = s->interval};
+        int found = 0;
+        int64_t cf = 0, ct = 0;
+        if (ops->get_cover &&
+            ops->get_cover(state, s->symbol, ivn, &cf, &ct, &found, err, errlen) != KF_OK)
+            return KF_ERR_SINK;
+        if (found) {
+            sc.have = true;
+            sc.first = cf;
+            sc.last = ct;
+        }
+        kf_err e = ops->stored(state, s->symbol, ivn,
+                               found ? kf__interval_next(s->interval, ct) : INT64_MIN, scan_time,
+                               &sc, err, errlen);
+        if (e == KF_ERR_NOT_FOUND) /* this store cannot tell what it holds (standard output) */
+            continue;
+        if (e)
+            return KF_ERR_SINK;
+        if (sc.nomem) {
+            snprintf(err, errlen, "out of memory reading what the stores hold of %s", s->name);
+            return KF_ERR_NOMEM;
+        }
+        if (!sc.have) {
+            any_empty = true;
+            continue;
+        }
+        any = true;
+        if (sc.last < resume)
+            resume = sc.last;
+        if (sc.first > cover_from)
+            cover_from = sc.first;
+        if (bf && sc.first > bf_from &&
+            !scan_hole(c, bf_from, kf__interval_prev(s->interval, sc.first))) {
+            snprintf(err, errlen, "out of memory reading what the stores hold of %s", s->name);
+            return KF_ERR_NOMEM;
+        }
+    }
+    if (any && bf && any_empty && !scan_hole(c, bf_from, resume)) {
+        snprintf(err, errlen, "out of memory reading what the stores hold of %s", s->name);
+        return KF_ERR_NOMEM;
+    }
+    if (!any && !bf)
+        return KF_OK; /* nothing known: start from the live stream */
+    if (!any)
+        resume = kf__interval_prev(s->interval, bf_from); /* as if the one before were stored */
+    if (bf)
+        cover_from = bf_from;
+    else if (any_empty) /* an empty store holds only what comes after the resume point */
+        cover_from = kf__interval_next(s->interval, resume);
+    kf__stream_resume(s, resume);
+    kf__stream_set_cover_from(s, cover_from);
+    for (size_t i = 0; i < c->nscan; i++)
+        if (kf__stream_add_hole(s, c->scan_holes[i].from, c->scan_holes[i].to, 0) != KF_OK) {
+            snprintf(err, errlen, "out of memory keeping what the stores lack of %s", s->name);
+            return KF_ERR_NOMEM;
+        }
+    return KF_OK;
+}
+
+/* Every stream's starting point from the stores (see collector_scan_stream), and a summary. */
+static kf_err collector_resume(kf_collector *c, char *err, size_t errlen)
+{
+    size_t resumed = 0, with_holes = 0;
+    uint64_t missing = 0;
+    kf_err e = KF_OK;
+    for (size_t si = 0; si < c->nstreams && !e; si++) {
+        kf__stream *s = &c->streams[si];
+        e = collector_scan_stream(c, si, err, errlen);
+        if (e || !s->has_closed)
+            continue;
+        resumed++;
+        uint64_t m = kf__stream_missing(s);
+        if (!m)
+            continue;
+        kf__hole h;
+        kf__stream_holes(s, &h, 1);
+        if (with_holes < 20 || c->log.level <= KF_LOG_DEBUG)
+            kf__log(&c->log, KF_LOG_WARN,
+                    "msg=\"the stores lack closed candles: asking REST\" stream=%s candles=%llu "
+                    "first_from=%lld",
+                    s->name, (unsigned long long)m, (long long)h.from);
+        with_holes++;
+        missing += m;
+    }
+    kf__free(c->scan_holes);
+    c->scan_holes = NULL;
+    c->nscan = c->scan_cap = 0;
+    if (e)
+        return e;
+    KF__STAT_ADD(c, gaps, missing);
+    if (resumed)
+        kf__log(&c->log, KF_LOG_INFO,
+                "msg=\"resuming from the stores\" streams=%zu missing_candles=%llu "
+                "streams_with_missing=%zu",
+                resumed, (unsigned long long)missing, with_holes);
+    return KF_OK;
 }
 
 static void collector_request_resume(kf_collector *c)
 {
-    size_t n = 0;
     for (size_t si = 0; si < c->nstreams; si++)
-        if (c->streams[si].has_closed) {
+        if (c->streams[si].has_closed)
             kf__collector_repair_after_last(c, si);
-            n++;
-        }
-    if (n)
-        kf__log(&c->log, KF_LOG_INFO, "msg=\"resuming from the stores\" streams=%zu", n);
 }
 
 static void collector_close_repair_thread(kf_collector *c)
@@ -437,7 +708,8 @@ kf_err kf_start(kf_collector *c)
             return KF_ERR_NOMEM;
     }
     for (size_t i = 0; i < c->cfg->nsinks; i++) {
-        kf__writer *w = kf__writer_open(c->cfg->sinks[i], KF__SINK_QUEUE, &c->log, err, sizeof err);
+        kf__writer *w =
+            kf__writer_open(c->cfg->sinks[i], c->cfg->sink_queue_rows, &c->log, err, sizeof err);
         if (!w) {
             collector_close_writers(c);
             kf__collector_set_error(c, "%s", err);
@@ -448,7 +720,15 @@ kf_err kf_start(kf_collector *c)
         c->writers[c->nwriters++] = w;
         pthread_mutex_unlock(&c->mu);
     }
-    collector_resume(c); /* before the writer threads use the stores' connections */
+    /* before the writer threads use the stores' connections */
+    if ((e = collector_resume(c, err, sizeof err)) != KF_OK) {
+        collector_close_writers(c);
+        kf__collector_set_error(c, "%s", err);
+        kf__log(&c->log, KF_LOG_ERROR, "msg=\"start failed: a store cannot be read\" why=\"%s\"",
+                err);
+        return e;
+    }
+    collector_record_covers(c);
     for (size_t i = 0; i < c->nwriters; i++) {
         if (kf__writer_start(c->writers[i], err, sizeof err) != KF_OK) {
             collector_close_writers(c);
@@ -457,7 +737,7 @@ kf_err kf_start(kf_collector *c)
         }
     }
     if (c->cfg->backfill) {
-        c->repair = kf__repair_new(c, err, sizeof err);
+        c->repair = kf__repair_new(c, c->rest_state[0] ? c->rest_state : NULL, err, sizeof err);
         if (!c->repair) {
             collector_close_writers(c);
             kf__collector_set_error(c, "%s", err);
@@ -538,19 +818,21 @@ kf_err kf_stop(kf_collector *c)
     if (!c->io_started && !atomic_load(&c->running))
         return KF_OK;
     collector_close_repair_thread(c);
-    collector_stop_io(c); /* applies the rows the REST worker fetched, then closes */
+    collector_stop_io(c);       /* applies the rows the REST worker fetched, then closes */
+    collector_record_covers(c); /* behind the last rows: the next start checks only after */
+    kf_err e = collector_close_writers(c); /* one deadline for all of them */
     collector_close_repair(c);
-    collector_close_writers(c);
     atomic_store(&c->running, false);
     kf_stats s;
     kf_stats_get(c, &s);
-    kf__log(&c->log, KF_LOG_INFO,
+    kf__log(&c->log, e ? KF_LOG_ERROR : KF_LOG_INFO,
             "msg=\"stopped\" frames=%llu updates=%llu closed=%llu duplicates=%llu "
-            "parse_errors=%llu",
+            "parse_errors=%llu missing=%llu unstored=%llu",
             (unsigned long long)s.frames, (unsigned long long)s.updates,
             (unsigned long long)s.closed, (unsigned long long)s.duplicates,
-            (unsigned long long)s.parse_errors);
-    return KF_OK;
+            (unsigned long long)s.parse_errors, (unsigned long long)s.missing,
+            (unsigned long long)s.unstored);
+    return e;
 }
 
 /* ---- state and queries ---- */
@@ -646,6 +928,12 @@ kf_err kf_stats_get(const kf_collector *cc, kf_stats *out)
     out->gaps = LOAD(gaps);
     out->missing_closes = LOAD(missing_closes);
     out->backfilled = LOAD(backfilled);
+    out->absent = LOAD(absent);
+    out->repair_failures = LOAD(repair_failures);
+    out->store_dropped = LOAD(store_dropped);
+    out->updates_dropped = LOAD(updates_dropped);
+    for (size_t i = 0; i < c->nstreams; i++)
+        out->missing += kf__stream_missing(&c->streams[i]);
     pthread_mutex_lock(&c->mu);
     kf__fetch_stats fs;
     kf__repair_get_stats(c->repair, &fs);
@@ -656,11 +944,13 @@ kf_err kf_stats_get(const kf_collector *cc, kf_stats *out)
     out->rest_pending = kf__repair_pending(c->repair);
     out->sink_rows = c->sink_rows_done;
     out->sink_errors = c->sink_errors_done;
+    out->unstored = c->sink_unstored_done;
     for (size_t i = 0; i < c->nwriters; i++) {
         kf__writer_stats ws;
         kf__writer_get_stats(c->writers[i], &ws);
         out->sink_rows += ws.rows;
         out->sink_errors += ws.errors;
+        out->unstored += ws.unstored;
     }
     pthread_mutex_unlock(&c->mu);
     return KF_OK;

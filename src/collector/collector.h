@@ -76,7 +76,8 @@ typedef struct kf__counters {
     _Atomic uint64_t frames, bytes, updates, closed, duplicates, other_events, parse_errors,
         unknown_streams, acks, exchange_errors, connects, disconnects, pings, rest_requests,
         reconnects, lost_server_close, lost_reset, lost_protocol, lost_liveness, connect_failures,
-        rotations, stale_streams, gaps, missing_closes, backfilled;
+        rotations, stale_streams, gaps, missing_closes, backfilled, absent, repair_failures,
+        store_dropped, updates_dropped;
 } kf__counters;
 
 struct kf_collector {
@@ -97,7 +98,15 @@ struct kf_collector {
     kf__fetch_stats rest_done; /* counters of REST workers already closed */
     kf__writer **writers;      /* guarded by mu (stats readers) */
     size_t nwriters;
-    uint64_t sink_rows_done, sink_errors_done; /* counters of writers already closed */
+    uint64_t sink_rows_done, sink_errors_done, sink_unstored_done; /* of writers already closed */
+    char rest_state[1200];  /* file keeping REST pauses across processes, "" none */
+    kf__cover *covers;      /* complete ranges being recorded (one per stream), I/O thread */
+    uv_timer_t cover_timer; /* records the complete ranges every KF__COVER_EVERY_MS */
+    bool cover_timer_init;
+    kf__hole *scan_holes; /* at start: what one stream lacks in the stores */
+    size_t nscan, scan_cap;
+    int64_t drop_log_ms; /* rate limit of the "store queue full" line (I/O thread) */
+    uint64_t drop_unlogged;
 
     /* I/O thread */
     pthread_t io_thread;
@@ -150,6 +159,14 @@ void kf__collector_deliver_rest(struct kf_collector *c, size_t si, const kf_klin
 void kf__collector_deliver_ws(struct kf_collector *c, size_t si, const kf_kline *k);
 /* Asks REST for stream si's closed candles after the newest one it knows, up to now. */
 void kf__collector_repair_after_last(struct kf_collector *c, size_t si);
+/* I/O thread: the outcome of a REST request for stream si over [from, to] whose answer
+ * established every closed candle up to covered: holes in [from, covered] the exchange did not
+ * return do not exist (they leave the holes, counted as absent); then the worker is told what
+ * comes next (kf__repair_applied). */
+void kf__collector_repair_done(struct kf_collector *c, size_t si, int64_t from, int64_t to,
+                               int64_t covered, kf_err err);
+/* Every store takes rows (kf__writer_healthy). Any thread while running. */
+bool kf__collector_sinks_ready(struct kf_collector *c);
 void kf__collector_set_error(struct kf_collector *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void kf__collector_shard_opened(struct kf_collector *c, kf__shard *sh);

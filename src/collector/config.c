@@ -41,6 +41,7 @@ kf_config *kf_config_new(void)
     cfg->conn_budget = 300;
     cfg->conn_budget_window_ms = 300000;
     cfg->log_level = KF_LOG_INFO;
+    cfg->sink_queue_rows = 65536;
     return cfg;
 }
 
@@ -54,6 +55,7 @@ static void cfg_free_strings(kf_config *cfg)
     kf__free(cfg->ws_url);
     kf__free(cfg->rest_url);
     kf__free(cfg->ca_file);
+    kf__free(cfg->state_dir);
     for (size_t i = 0; i < cfg->nsinks; i++)
         kf__free(cfg->sinks[i]);
     kf__free(cfg->sinks);
@@ -441,6 +443,25 @@ kf_err kf_config_set_sink_all_updates(kf_config *cfg, bool all)
     return KF_OK;
 }
 
+kf_err kf_config_set_sink_queue(kf_config *cfg, size_t rows)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    if (rows < 16 || rows > 16u * 1024 * 1024)
+        return cfg_fail(cfg, "sink queue of %zu rows is out of range 16..16777216", rows);
+    cfg->sink_queue_rows = rows;
+    return KF_OK;
+}
+
+kf_err kf_config_set_state_dir(kf_config *cfg, const char *dir)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    if (dir && (!*dir || strlen(dir) > 900))
+        return cfg_fail(cfg, "state directory \"%.64s\" is empty or longer than 900 bytes", dir);
+    return set_str(&cfg->state_dir, dir);
+}
+
 kf_config *kf__config_dup(const kf_config *src)
 {
     kf_config *d = kf__calloc(1, sizeof *d);
@@ -448,7 +469,7 @@ kf_config *kf__config_dup(const kf_config *src)
         return NULL;
     *d = *src;
     d->symbols = NULL;
-    d->api_key = d->api_secret = d->ws_url = d->rest_url = d->ca_file = NULL;
+    d->api_key = d->api_secret = d->ws_url = d->rest_url = d->ca_file = d->state_dir = NULL;
     d->sinks = NULL;
     d->nsinks = 0;
     int bad = 0;
@@ -465,6 +486,7 @@ kf_config *kf__config_dup(const kf_config *src)
     bad |= set_str(&d->ws_url, src->ws_url) != KF_OK;
     bad |= set_str(&d->rest_url, src->rest_url) != KF_OK;
     bad |= set_str(&d->ca_file, src->ca_file) != KF_OK;
+    bad |= set_str(&d->state_dir, src->state_dir) != KF_OK;
     if (src->nsinks) {
         d->sinks = kf__calloc(src->nsinks, sizeof *d->sinks);
         for (size_t i = 0; d->sinks && i < src->nsinks; i++, d->nsinks++)

@@ -40,6 +40,8 @@ struct kf_config {
     char **sinks;
     size_t nsinks;
     bool sink_all_updates;
+    size_t sink_queue_rows;
+    char *state_dir; /* NULL: nothing kept across processes */
     char errmsg[256];
 };
 

@@ -1,26 +1,42 @@
-/* The REST repair worker: per-stream coalesced requests, one thread, rows back to the I/O thread.
- */
+/* The REST repair worker: per-stream wants, one thread, rows and outcomes back to the I/O
+ * thread. */
 #include "collector/repair.h"
 
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "collector/collector.h"
 #include "core/alloc.h"
 
 /* Rows fetched but not yet applied; the worker waits when this many are queued. */
 #define REPAIR_MAX_QUEUED 65536
+/* Holes asked in one request: the oldest, and the next ones while the span stays one page. */
+#define REPAIR_SPAN_CANDLES 1500
+#define REPAIR_BACKOFF_FIRST_MS 1000
+#define REPAIR_BACKOFF_CAP_MS 300000
+/* Failure lines: at most this many per minute, then one line counting the rest. */
+#define REPAIR_LOG_PER_MINUTE 10
 
 typedef struct repair_slot {
-    int64_t from, to; /* pending range, valid when pending */
-    bool pending, queued, in_flight;
+    int64_t tail_from;  /* KF__NO_TAIL when none */
+    int64_t not_before; /* monotonic ms: not asked before */
+    unsigned failures;  /* consecutive failed requests */
+    bool queued;        /* in the queue */
+    bool in_flight;     /* the worker is on it */
+    bool applying;      /* fetched; the I/O thread has not seen the outcome yet */
 } repair_slot;
 
+/* A fetched row, or (done) the outcome of a request. */
 typedef struct repair_row {
     size_t si;
-    kf_kline k;
+    bool done;
+    kf_err err;                /* done: the request's result */
+    int64_t from, to, covered; /* done: the range asked, and what the answer established */
+    kf_kline k;                /* a row */
 } repair_row;
 
 struct kf__repair {
@@ -31,21 +47,31 @@ struct kf__repair {
     _Atomic bool cancel;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv;      /* work queued or stop */
+    pthread_cond_t cv;      /* work queued, or stop */
     pthread_cond_t room_cv; /* rows drained */
     repair_slot *slots;
-    size_t *queue; /* stream indexes, FIFO ring of nstreams */
+    size_t *queue; /* stream indexes, FIFO ring of n, each stream at most once */
     size_t qhead, qlen, n;
     repair_row *rows; /* fetched, for the I/O thread */
     size_t nrows, rows_cap;
     repair_row *spare; /* the I/O thread's side of the double buffer */
     size_t spare_cap;
-    size_t busy;    /* requests pending or in flight */
+    size_t busy;    /* streams queued, in flight or being applied */
     size_t current; /* stream in flight */
     kf__fetch_stats stats;
+    uint64_t rng;              /* jitter (I/O thread, under mu) */
+    int64_t log_window;        /* start of the current failure-log minute */
+    unsigned logged, unlogged; /* failure lines in it, and those left out */
 };
 
-kf__repair *kf__repair_new(struct kf_collector *c, char *err, size_t errlen)
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+kf__repair *kf__repair_new(struct kf_collector *c, const char *state_path, char *err, size_t errlen)
 {
     kf__repair *r = kf__calloc(1, sizeof *r);
     if (!r) {
@@ -57,8 +83,18 @@ kf__repair *kf__repair_new(struct kf_collector *c, char *err, size_t errlen)
     r->slots = kf__calloc(r->n, sizeof *r->slots);
     r->queue = kf__calloc(r->n, sizeof *r->queue);
     pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&r->room_cv, NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    r->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40) ^
+             (uint64_t)(uintptr_t)r;
+    for (size_t i = 0; r->slots && i < r->n; i++)
+        r->slots[i].tail_from = KF__NO_TAIL;
     kf__fetcher_opts o = {
         .rest_base = c->rest_base,
         .tls_verify = c->cfg->tls_verify,
@@ -66,6 +102,7 @@ kf__repair *kf__repair_new(struct kf_collector *c, char *err, size_t errlen)
         .weight_budget = c->cfg->rest_weight_budget,
         .timeout_ms = c->cfg->connect_timeout_ms,
         .log = &c->log,
+        .state_path = state_path,
     };
     if (r->slots && r->queue)
         r->fetcher = kf__fetcher_new(&o, err, errlen);
@@ -94,30 +131,62 @@ void kf__repair_free(kf__repair *r)
     kf__free(r);
 }
 
-void kf__repair_request(kf__repair *r, size_t si, int64_t from, int64_t to)
+/* Under mu: puts an idle-or-applied stream in the queue. */
+static void repair_enqueue(kf__repair *r, size_t si)
 {
-    if (!r || si >= r->n || from > to)
+    repair_slot *s = &r->slots[si];
+    s->queued = true;
+    r->queue[(r->qhead + r->qlen) % r->n] = si;
+    r->qlen++;
+    pthread_cond_signal(&r->cv);
+}
+
+void kf__repair_request(kf__repair *r, size_t si, int64_t tail_from)
+{
+    if (!r || si >= r->n)
         return;
     pthread_mutex_lock(&r->mu);
     repair_slot *s = &r->slots[si];
-    if (s->pending) {
-        if (from < s->from)
-            s->from = from;
-        if (to > s->to)
-            s->to = to;
+    if (tail_from < s->tail_from)
+        s->tail_from = tail_from;
+    if (!s->queued && !s->in_flight && !s->applying) {
+        r->busy++;
+        repair_enqueue(r, si);
+    } /* else: kf__repair_applied or the worker sees it */
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* A delay in [cap/2, cap] for the n-th failure (1 s doubling, 5 min at most). Under mu. */
+static int64_t repair_backoff(kf__repair *r, unsigned n)
+{
+    int64_t cap = REPAIR_BACKOFF_FIRST_MS;
+    for (unsigned i = 1; i < n && cap < REPAIR_BACKOFF_CAP_MS; i++)
+        cap *= 2;
+    if (cap > REPAIR_BACKOFF_CAP_MS)
+        cap = REPAIR_BACKOFF_CAP_MS;
+    r->rng ^= r->rng << 13, r->rng ^= r->rng >> 7, r->rng ^= r->rng << 17; /* xorshift64 */
+    return cap / 2 + (int64_t)(r->rng % (uint64_t)(cap / 2 + 1));
+}
+
+void kf__repair_applied(kf__repair *r, size_t si, bool failed, int64_t delay_ms, bool more)
+{
+    if (!r || si >= r->n)
+        return;
+    pthread_mutex_lock(&r->mu);
+    repair_slot *s = &r->slots[si];
+    s->applying = false;
+    int64_t now = mono_ms();
+    if (failed) {
+        s->failures++;
+        s->not_before = now + repair_backoff(r, s->failures);
     } else {
-        s->pending = true;
-        s->from = from;
-        s->to = to;
-        if (!s->in_flight)
-            r->busy++;
+        s->failures = 0;
+        s->not_before = now + (delay_ms > 0 ? delay_ms : 0);
     }
-    if (!s->queued && !s->in_flight) {
-        s->queued = true;
-        r->queue[(r->qhead + r->qlen) % r->n] = si;
-        r->qlen++;
-        pthread_cond_signal(&r->cv);
-    }
+    if (failed || more || s->tail_from != KF__NO_TAIL)
+        repair_enqueue(r, si);
+    else
+        r->busy--;
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -136,38 +205,130 @@ void kf__repair_get_stats(kf__repair *r, kf__fetch_stats *out)
     memset(out, 0, sizeof *out);
     if (!r)
         return;
-    pthread_mutex_lock(&r->mu); /* a copy the worker refreshes after each request series */
+    pthread_mutex_lock(&r->mu); /* a copy the worker refreshes after each request */
     *out = r->stats;
     pthread_mutex_unlock(&r->mu);
+}
+
+/* Under mu: appends to the rows for the I/O thread, waiting for room; false when cancelled or
+ * out of memory. */
+static bool repair_post(kf__repair *r, const repair_row *row)
+{
+    while (r->nrows >= REPAIR_MAX_QUEUED && !atomic_load(&r->cancel))
+        pthread_cond_wait(&r->room_cv, &r->mu);
+    if (atomic_load(&r->cancel))
+        return false;
+    if (r->nrows == r->rows_cap) {
+        size_t cap = r->rows_cap ? r->rows_cap * 2 : 256;
+        repair_row *p = kf__realloc(r->rows, cap * sizeof *p);
+        if (!p)
+            return false;
+        r->rows = p;
+        r->rows_cap = cap;
+    }
+    r->rows[r->nrows++] = *row;
+    return true;
 }
 
 /* Called by the fetcher on the worker thread, in order, for each closed row. */
 static int repair_on_row(void *ud, const kf_kline *k)
 {
     kf__repair *r = ud;
+    repair_row row = {.si = r->current, .k = *k};
     pthread_mutex_lock(&r->mu);
-    while (r->nrows >= REPAIR_MAX_QUEUED && !atomic_load(&r->cancel))
-        pthread_cond_wait(&r->room_cv, &r->mu);
-    if (atomic_load(&r->cancel)) {
-        pthread_mutex_unlock(&r->mu);
-        return 1;
-    }
-    if (r->nrows == r->rows_cap) {
-        size_t cap = r->rows_cap ? r->rows_cap * 2 : 256;
-        repair_row *p = kf__realloc(r->rows, cap * sizeof *p);
-        if (!p) {
-            pthread_mutex_unlock(&r->mu);
-            return 1;
-        }
-        r->rows = p;
-        r->rows_cap = cap;
-    }
-    r->rows[r->nrows].si = r->current;
-    r->rows[r->nrows].k = *k;
-    r->nrows++;
+    bool ok = repair_post(r, &row);
     pthread_mutex_unlock(&r->mu);
     uv_async_send(&r->c->wake);
-    return 0;
+    return ok ? 0 : 1;
+}
+
+/* Under mu: the first queued stream whose backoff is over, taken out of the queue; -1 when none
+ * (*wait_ms: until the earliest, -1 when the queue is empty). */
+static long repair_pick(kf__repair *r, int64_t now, int64_t *wait_ms)
+{
+    *wait_ms = -1;
+    for (size_t i = 0; i < r->qlen; i++) {
+        size_t si = r->queue[(r->qhead + i) % r->n];
+        int64_t left = r->slots[si].not_before - now;
+        if (left > 0) {
+            if (*wait_ms < 0 || left < *wait_ms)
+                *wait_ms = left;
+            continue;
+        }
+        for (size_t j = i; j > 0; j--) /* close the gap, keeping the order of the others */
+            r->queue[(r->qhead + j) % r->n] = r->queue[(r->qhead + j - 1) % r->n];
+        r->qhead = (r->qhead + 1) % r->n;
+        r->qlen--;
+        r->slots[si].queued = false;
+        return (long)si;
+    }
+    return -1;
+}
+
+/* Under mu: waits at most ms (or until signalled). */
+static void repair_wait(kf__repair *r, int64_t ms)
+{
+    if (ms < 0) {
+        pthread_cond_wait(&r->cv, &r->mu);
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+}
+
+/* The range to ask for stream si: its oldest holes (those within one page of the first), else
+ * the tail. false when there is nothing to ask. *tail set when the tail is used. */
+static bool repair_range(kf__repair *r, size_t si, int64_t tail, int64_t *from, int64_t *to)
+{
+    kf__stream *st = &r->c->streams[si];
+    kf__hole h[64];
+    size_t nh = kf__stream_holes(st, h, 64);
+    if (nh) {
+        *from = h[0].from;
+        *to = h[0].to;
+        for (size_t i = 1; i < nh; i++) {
+            if (kf__interval_count(st->interval, *from, h[i].to) > REPAIR_SPAN_CANDLES)
+                break;
+            *to = h[i].to;
+        }
+        return true;
+    }
+    if (tail == KF__NO_TAIL)
+        return false;
+    *from = tail;
+    *to = INT64_MAX;
+    return true;
+}
+
+/* A failed request's line, at most REPAIR_LOG_PER_MINUTE a minute (the rest counted). */
+static void repair_log_failure(kf__repair *r, const kf__stream *st, int64_t from, int64_t to,
+                               kf_err e, const char *why, unsigned failures)
+{
+    int64_t now = mono_ms();
+    if (now - r->log_window >= 60000) {
+        if (r->unlogged)
+            kf__log(&r->c->log, KF_LOG_WARN,
+                    "msg=\"REST repair failures not logged in the last minute\" count=%u",
+                    r->unlogged);
+        r->log_window = now;
+        r->logged = r->unlogged = 0;
+    }
+    if (r->logged >= REPAIR_LOG_PER_MINUTE) {
+        r->unlogged++;
+        return;
+    }
+    r->logged++;
+    kf__log(&r->c->log, KF_LOG_WARN,
+            "msg=\"REST repair failed: will ask again\" stream=%s from=%" PRId64 " to=%" PRId64
+            " attempt=%u err=\"%s\" why=\"%s\"",
+            st->name, from, to, failures, kf_strerror(e), why);
 }
 
 static void *repair_main(void *arg)
@@ -177,44 +338,65 @@ static void *repair_main(void *arg)
     pthread_setname_np(pthread_self(), "kf-rest");
     pthread_mutex_lock(&r->mu);
     for (;;) {
-        while (!r->qlen && !atomic_load(&r->cancel))
-            pthread_cond_wait(&r->cv, &r->mu);
         if (atomic_load(&r->cancel))
             break;
-        size_t si = r->queue[r->qhead];
-        r->qhead = (r->qhead + 1) % r->n;
-        r->qlen--;
+        if (r->qlen && !kf__collector_sinks_ready(c)) {
+            repair_wait(r, 200); /* rows now could not be stored: wait for the stores */
+            continue;
+        }
+        int64_t wait_ms;
+        long picked = repair_pick(r, mono_ms(), &wait_ms);
+        if (picked < 0) {
+            repair_wait(r, wait_ms);
+            continue;
+        }
+        size_t si = (size_t)picked;
         repair_slot *s = &r->slots[si];
-        s->queued = false;
-        s->pending = false;
         s->in_flight = true;
-        int64_t from = s->from, to = s->to;
+        int64_t tail = s->tail_from;
         r->current = si;
+        unsigned failures = s->failures;
         pthread_mutex_unlock(&r->mu);
 
         const kf__stream *st = &c->streams[si];
-        char err[512] = "";
-        kf__log(&c->log, KF_LOG_INFO,
-                "msg=\"fetching from REST\" stream=%s from=%" PRId64 " to=%" PRId64, st->name, from,
-                to);
-        kf_err e = kf__fetch_klines(r->fetcher, st->symbol, st->interval, from, to, repair_on_row,
-                                    r, &r->cancel, err, sizeof err);
-        if (e && e != KF_ERR_NOT_RUNNING)
-            kf__log(&c->log, KF_LOG_ERROR,
-                    "msg=\"REST repair failed\" stream=%s from=%" PRId64 " to=%" PRId64
-                    " err=\"%s\" why=\"%s\"",
-                    st->name, from, to, kf_strerror(e), err);
+        int64_t from = 0, to = 0;
+        bool ask = repair_range(r, si, tail, &from, &to);
+        bool used_tail = ask && to == INT64_MAX;
+        kf_err e = KF_OK;
+        int64_t covered = from - 1;
+        if (ask) {
+            if (used_tail) {
+                pthread_mutex_lock(&r->mu);
+                s->tail_from = KF__NO_TAIL; /* taken; given back below if the request fails */
+                pthread_mutex_unlock(&r->mu);
+            }
+            char err[512] = "";
+            kf__log(&c->log, KF_LOG_INFO,
+                    "msg=\"fetching from REST\" stream=%s from=%" PRId64 " to=%" PRId64, st->name,
+                    from, to);
+            e = kf__fetch_klines(r->fetcher, st->symbol, st->interval, from, to, repair_on_row, r,
+                                 &r->cancel, &covered, err, sizeof err);
+            if (e == KF_ERR_NOT_RUNNING) /* cancelled: kf_stop; the next start finds the rest */
+                e = KF_OK;
+            else if (e)
+                repair_log_failure(r, st, from, to, e, err, failures + 1);
+        }
 
         kf__fetch_stats fs;
         kf__fetcher_get_stats(r->fetcher, &fs); /* the fetcher's own thread: no race */
         pthread_mutex_lock(&r->mu);
         r->stats = fs;
         s->in_flight = false;
-        if (s->pending && !s->queued) { /* asked again meanwhile */
-            s->queued = true;
-            r->queue[(r->qhead + r->qlen) % r->n] = si;
-            r->qlen++;
-        } else if (!s->pending) {
+        if (used_tail && e && tail < s->tail_from)
+            s->tail_from = tail;
+        repair_row done = {
+            .si = si, .done = true, .err = e, .from = from, .to = to, .covered = covered};
+        if (ask && repair_post(r, &done)) {
+            s->applying = true; /* kf__repair_applied decides what comes next */
+            uv_async_send(&c->wake);
+        } else if (s->tail_from != KF__NO_TAIL && !atomic_load(&r->cancel)) {
+            repair_enqueue(r, si); /* nothing to ask now, but a tail came meanwhile */
+        } else {
             r->busy--;
         }
     }
@@ -260,8 +442,13 @@ void kf__repair_drain(kf__repair *r)
         r->nrows = 0;
         pthread_cond_broadcast(&r->room_cv);
         pthread_mutex_unlock(&r->mu);
-        for (size_t i = 0; i < n; i++)
-            kf__collector_deliver_rest(r->c, rows[i].si, &rows[i].k);
+        for (size_t i = 0; i < n; i++) {
+            const repair_row *w = &rows[i];
+            if (w->done)
+                kf__collector_repair_done(r->c, w->si, w->from, w->to, w->covered, w->err);
+            else
+                kf__collector_deliver_rest(r->c, w->si, &w->k);
+        }
         pthread_mutex_lock(&r->mu);
         r->spare = rows;
         r->spare_cap = cap;

@@ -1,11 +1,19 @@
 /*
  * The REST repair worker, thread "kf-rest": fetches closed candles the WebSocket did not
- * deliver (gaps, the time a connection was down, closing updates that never came, the time
- * since the store's last candle at start) with GET /fapi/v1/klines under the weight budget,
- * off the socket thread. Requests are coalesced per stream, one in flight per stream, so a
- * reconnect storm never becomes a 429 storm. Fetched rows go back to the I/O thread, which
- * applies them like closed candles from the stream: each (symbol, interval, open time) reaches
- * the sinks once, whichever source delivers it first.
+ * deliver (gaps, the time a connection was down, closing updates that never came, what the
+ * stores were found to lack at start) with GET /fapi/v1/klines under the weight budget, off the
+ * socket thread. Fetched rows go back to the I/O thread, which applies them like closed candles
+ * from the stream: each (symbol, interval, open time) reaches the sinks once, whichever source
+ * delivers it first.
+ *
+ * What is asked is per stream, never a list that could overflow: the stream's holes (read from
+ * the stream itself when the worker gets to it: the oldest first, nearby ones in one request) and
+ * a tail (every closed candle from an open time to the present). One request in flight per
+ * stream, streams served in turn, so a reconnect storm never becomes a 429 storm. After each
+ * request the I/O thread sees its outcome (kf__collector_repair_done): candles the exchange
+ * answered it does not have leave the holes; a failed request is asked again after a backoff
+ * (1 s doubling to 5 min, with jitter), never dropped; while a store does not take rows the
+ * worker waits rather than fetch what could not be stored.
  */
 #ifndef KF_COLLECTOR_REPAIR_H
 #define KF_COLLECTOR_REPAIR_H
@@ -18,8 +26,13 @@
 struct kf_collector;
 typedef struct kf__repair kf__repair;
 
-/* Allocates the worker's state for c's streams. NULL with err set on failure. */
-kf__repair *kf__repair_new(struct kf_collector *c, char *err, size_t errlen);
+/* No tail wanted (kf__repair_request). */
+#define KF__NO_TAIL INT64_MAX
+
+/* Allocates the worker's state for c's streams; the fetcher keeps REST pauses in state_path
+ * (NULL: none). NULL with err set on failure. */
+kf__repair *kf__repair_new(struct kf_collector *c, const char *state_path, char *err,
+                           size_t errlen);
 /* Starts the thread. */
 kf_err kf__repair_start(kf__repair *r, char *err, size_t errlen);
 /* Cancels the request in flight and joins the thread; rows already fetched stay queued for
@@ -27,13 +40,18 @@ kf_err kf__repair_start(kf__repair *r, char *err, size_t errlen);
 void kf__repair_stop(kf__repair *r);
 void kf__repair_free(kf__repair *r);
 
-/* Asks for the closed candles of stream si with open times in [from, to] (to = INT64_MAX: up
- * to the exchange's now). Merged with what is pending for that stream. I/O thread or before
- * start; no allocation. */
-void kf__repair_request(kf__repair *r, size_t si, int64_t from, int64_t to);
-/* I/O thread: hands every fetched row to the collector (kf__collector_deliver_rest). */
+/* Stream si needs REST: its holes, and every closed candle from tail_from to the present unless
+ * tail_from is KF__NO_TAIL. Merged with what is pending for that stream. I/O thread or before
+ * start; no allocation. r NULL (repair off) is ignored. */
+void kf__repair_request(kf__repair *r, size_t si, int64_t tail_from);
+/* I/O thread: hands every fetched row to the collector (kf__collector_deliver_rest) and every
+ * finished request to kf__collector_repair_done, in order. */
 void kf__repair_drain(kf__repair *r);
-/* Requests waiting or in flight. Any thread. */
+/* I/O thread, from kf__collector_repair_done: the outcome of stream si's request is applied.
+ * failed: asked again after the stream's backoff; otherwise asked again after delay_ms when
+ * more is true (holes left), or when a tail was asked meanwhile. */
+void kf__repair_applied(kf__repair *r, size_t si, bool failed, int64_t delay_ms, bool more);
+/* Streams waiting, in flight or being applied, plus rows not yet applied. Any thread. */
 size_t kf__repair_pending(kf__repair *r);
 void kf__repair_get_stats(kf__repair *r, kf__fetch_stats *out);
 

@@ -625,7 +625,7 @@ static void shard_on_tick(uv_timer_t *t)
         kf__log(&c->log, KF_LOG_INFO,
                 "msg=\"closing update never came: asking REST\" stream=%s open_time=%" PRId64,
                 s->name, open_time);
-        kf__repair_request(c->repair, sh->first + i, open_time, open_time);
+        kf__repair_request(c->repair, sh->first + i, open_time);
     }
 }
 

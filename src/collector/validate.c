@@ -3,7 +3,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "backfill/fetch.h"
 #include "collector/collector.h"
 #include "core/alloc.h"
 #include "decode/json.h"
@@ -81,8 +83,29 @@ kf_err kf__validate_symbols(kf_collector *c, char *err, size_t errlen)
     kf__rest_resp resp;
     char why[768] = "";
     const char *perr = NULL;
-    kf_err e = kf__rest_get(rest, "/fapi/v1/exchangeInfo", &resp, why, sizeof why);
-    KF__STAT_INC(c, rest_requests);
+    const char *state = c->rest_state[0] ? c->rest_state : NULL;
+    long paused_by = 0;
+    int64_t pause = kf__fetch_state_pause(state, &paused_by);
+    kf_err e = KF_OK;
+    if (pause) { /* asking now would earn a ban (or a longer one) */
+        snprintf(why, sizeof why,
+                 "REST is paused for %lld s more: the exchange answered %ld to an earlier process "
+                 "(%s)",
+                 (long long)((pause + 999) / 1000), paused_by, state);
+        e = KF_ERR_REST;
+    } else {
+        e = kf__rest_get(rest, "/fapi/v1/exchangeInfo", &resp, why, sizeof why);
+        KF__STAT_INC(c, rest_requests);
+    }
+    if (!e && (resp.status == 429 || resp.status == 418)) {
+        int64_t ms = resp.retry_after >= 0 ? resp.retry_after * 1000 + 250 : 60000;
+        if (resp.status == 418 && ms < 120000)
+            ms = 120000;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        kf__fetch_state_record(state, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + ms,
+                               resp.status, &c->log);
+    }
     if (!e && resp.status != 200) {
         snprintf(why, sizeof why, "GET %s/fapi/v1/exchangeInfo: HTTP %ld", c->rest_base,
                  resp.status);

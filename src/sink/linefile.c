@@ -135,7 +135,8 @@ static lf_stream *lf_find(linefile *lf, const char *sym, int interval, bool crea
         if (!slots)
             return NULL;
         for (size_t i = 0; i < lf->nstreams; i++) {
-            size_t h = (size_t)lf_hash(lf->streams[i].symbol, lf->streams[i].interval) & (size_t)(size - 1);
+            size_t h = (size_t)lf_hash(lf->streams[i].symbol, lf->streams[i].interval) &
+                       (size_t)(size - 1);
             while (slots[h])
                 h = (h + 1) & (size - 1);
             slots[h] = (uint32_t)(i + 1);
@@ -178,7 +179,7 @@ static kf_err lf_index(linefile *lf, int rfd, kf__line_key_fn key, char *err, si
         snprintf(err, errlen, "%s: out of memory reading the file", lf->name);
         return KF_ERR_NOMEM;
     }
-    size_t have = 0; /* bytes of an unfinished line at the start of buf */
+    size_t have = 0;       /* bytes of an unfinished line at the start of buf */
     bool skipping = false; /* inside a line longer than LINE_MAX_: not ours */
     for (;;) {
         ssize_t r = read(rfd, buf + have, CHUNK);
