@@ -260,6 +260,10 @@ static long conn_read(kf__conn *c, void *buf, size_t n, int *err_no)
         *err_no = errno;
         return -2;
     }
+    /* SSL_get_error needs an empty error queue, and SSL_ERROR_SYSCALL leaves errno alone on
+     * EOF: a stale errno (EAGAIN of an earlier read) would be reported as the cause. */
+    ERR_clear_error();
+    errno = 0;
     int r = SSL_read(c->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
     if (r > 0)
         return r;
@@ -292,6 +296,8 @@ static long conn_write(kf__conn *c, const void *buf, size_t n, int *err_no)
         *err_no = errno;
         return -2;
     }
+    ERR_clear_error(); /* as in conn_read */
+    errno = 0;
     int r = SSL_write(c->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
     if (r > 0)
         return r;
@@ -615,6 +621,7 @@ static void conn_read_upgrade(kf__conn *c)
 static void conn_tls_step(kf__conn *c)
 {
     ERR_clear_error();
+    errno = 0; /* ssl_error_text reads it: not a stale EINPROGRESS of connect() */
     int r = SSL_connect(c->ssl);
     if (r == 1) {
         conn_send_upgrade(c);
