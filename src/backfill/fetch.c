@@ -321,7 +321,13 @@ static kf_err fetch_get(kf__fetcher *f, const char *path_query, unsigned weight,
         kf__budget_charge(&f->budget, sent, weight);
         f->st.requests++;
         f->st.weight_used += weight;
+        /* The flag also stops the request in flight: an exchange that hangs a request must
+         * not hold a stop for the whole timeout. */
+        kf__rest_set_cancel(f->rest, cancel);
         kf_err e = kf__rest_get(f->rest, path_query, resp, why, sizeof why);
+        kf__rest_set_cancel(f->rest, NULL);
+        if (e == KF_ERR_NOT_RUNNING) /* neither a timeout nor a failure to retry */
+            goto cancel_out;
         int64_t recv = fetch_budget_now(f);
 
         fetch_verdict v;

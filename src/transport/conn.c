@@ -184,6 +184,68 @@ static const char *ssl_error_text(kf__conn *c, char *buf, size_t cap)
     return buf;
 }
 
+/* ---- socket errors, named with their cause and the stage they hit ---- */
+
+/* The socket's pending error (SO_ERROR, which also clears it), 0 when none. */
+static int conn_pending_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        return errno;
+    return err;
+}
+
+/* What a read would see, without taking anything from the socket (TLS records stay for
+ * OpenSSL): the errno of the failure, 0 for the peer's EOF, -1 for data or nothing yet. */
+static int conn_peek_error(int fd)
+{
+    char b;
+    ssize_t r = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r == 0)
+        return 0;
+    if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        return errno;
+    return -1;
+}
+
+static const char *conn_stage(const kf__conn *c)
+{
+    switch (c->state) {
+    case KF__CONN_CONNECTING:
+        return "during the TCP connect";
+    case KF__CONN_TLS:
+        return "during TLS handshake";
+    case KF__CONN_UPGRADING:
+        return "during the WebSocket upgrade";
+    case KF__CONN_OPEN:
+        return "while open";
+    case KF__CONN_CLOSING:
+        return "while closing";
+    default:
+        return "";
+    }
+}
+
+/* Ends the connection after socket error err_no, e.g. "connection reset during the WebSocket
+ * upgrade: Connection reset by peer": the stage tells the user how far it got, the errno
+ * what the network did. EPROTO from a TLS session names OpenSSL's reason instead, as the
+ * errno says nothing there. */
+static void conn_fail_errno(kf__conn *c, int err_no)
+{
+    const char *stage = conn_stage(c);
+    if (err_no == ECONNRESET) {
+        conn_finish(c, KF_ERR_CONNECT, "connection reset %s: %s", stage, strerror(err_no));
+    } else if (err_no == EPROTO && c->ssl && ERR_peek_error()) {
+        char buf[256];
+        ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+        ERR_clear_error();
+        conn_finish(c, KF_ERR_CONNECT, "TLS error %s: %s", stage, buf);
+    } else {
+        conn_finish(c, KF_ERR_CONNECT, "connection failed %s: %s", stage, strerror(err_no));
+    }
+}
+
 /* ---- raw I/O: >0 bytes, 0 EOF, -1 would block, -2 error (c->why set by caller) ---- */
 
 static long conn_read(kf__conn *c, void *buf, size_t n, int *err_no)
@@ -198,6 +260,10 @@ static long conn_read(kf__conn *c, void *buf, size_t n, int *err_no)
         *err_no = errno;
         return -2;
     }
+    /* SSL_get_error needs an empty error queue, and SSL_ERROR_SYSCALL leaves errno alone on
+     * EOF: a stale errno (EAGAIN of an earlier read) would be reported as the cause. */
+    ERR_clear_error();
+    errno = 0;
     int r = SSL_read(c->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
     if (r > 0)
         return r;
@@ -230,6 +296,8 @@ static long conn_write(kf__conn *c, const void *buf, size_t n, int *err_no)
         *err_no = errno;
         return -2;
     }
+    ERR_clear_error(); /* as in conn_read */
+    errno = 0;
     int r = SSL_write(c->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
     if (r > 0)
         return r;
@@ -272,7 +340,7 @@ static bool conn_flush(kf__conn *c)
         }
         if (n == -1)
             break;
-        conn_finish(c, KF_ERR_CONNECT, "write: %s", strerror(e));
+        conn_fail_errno(c, e);
         return false;
     }
     if (c->ooff == c->olen)
@@ -480,7 +548,7 @@ static void conn_read_messages(kf__conn *c)
             return;
         }
         if (n < 0) {
-            conn_finish(c, KF_ERR_CONNECT, "read: %s", strerror(e));
+            conn_fail_errno(c, e);
             return;
         }
         c->rlen += (size_t)n;
@@ -523,7 +591,7 @@ static void conn_read_upgrade(kf__conn *c)
             return;
         }
         if (n < 0) {
-            conn_finish(c, KF_ERR_CONNECT, "read during upgrade: %s", strerror(e));
+            conn_fail_errno(c, e);
             return;
         }
         c->rlen += (size_t)n;
@@ -553,6 +621,7 @@ static void conn_read_upgrade(kf__conn *c)
 static void conn_tls_step(kf__conn *c)
 {
     ERR_clear_error();
+    errno = 0; /* ssl_error_text reads it: not a stale EINPROGRESS of connect() */
     int r = SSL_connect(c->ssl);
     if (r == 1) {
         conn_send_upgrade(c);
@@ -607,31 +676,55 @@ static void conn_connected(kf__conn *c)
         conn_send_upgrade(c);
 }
 
+/* The TCP connect failed with err: the next address, or the report. */
+static void conn_connect_failed(kf__conn *c, int err)
+{
+    if (c->ai_next) {
+        conn_drop_socket(c);
+        conn_try_connect(c);
+        return;
+    }
+    conn_finish(c, KF_ERR_CONNECT, "connect to %s port %d failed: %s", c->url.host, c->url.port,
+                strerror(err));
+}
+
+/*
+ * libuv reports POLLERR on the socket as status UV_EBADF whatever happened (a reset, a
+ * refused or timed-out connect), and stops the handle: "bad file descriptor" names nothing,
+ * so the cause is asked of the socket itself. The connection cannot go on either way.
+ */
+static void conn_poll_failed(kf__conn *c, int status)
+{
+    int err = conn_pending_error(c->fd);
+    if (!err)
+        err = conn_peek_error(c->fd);
+    if (c->state == KF__CONN_CONNECTING) {
+        /* a connect that reports an error without naming one: refused, as before */
+        conn_connect_failed(c, err > 0 ? err : ECONNREFUSED);
+    } else if (err > 0) {
+        conn_fail_errno(c, err);
+    } else if (err == 0) {
+        conn_finish(c, KF_ERR_CONNECT, "connection closed by the server %s", conn_stage(c));
+    } else {
+        conn_finish(c, KF_ERR_CONNECT, "socket error %s (poll: %s, no error on the socket)",
+                    conn_stage(c), uv_strerror(status));
+    }
+}
+
 static void conn_on_poll(uv_poll_t *p, int status, int events)
 {
     kf__conn *c = p->data;
     if (c->state == KF__CONN_CLOSED)
         return;
-    if (status < 0 && c->state != KF__CONN_CONNECTING) {
-        conn_finish(c, KF_ERR_CONNECT, "poll: %s", uv_strerror(status));
+    if (status < 0) {
+        conn_poll_failed(c, status);
         return;
     }
     switch (c->state) {
     case KF__CONN_CONNECTING: {
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-            err = errno;
-        if (!err && status < 0)
-            err = ECONNREFUSED;
+        int err = conn_pending_error(c->fd);
         if (err) {
-            if (c->ai_next) {
-                conn_drop_socket(c);
-                conn_try_connect(c);
-                return;
-            }
-            conn_finish(c, KF_ERR_CONNECT, "connect to %s port %d failed: %s", c->url.host,
-                        c->url.port, strerror(err));
+            conn_connect_failed(c, err);
             return;
         }
         conn_connected(c);

@@ -20,7 +20,12 @@ struct kf__rest {
     long used_weight, retry_after;
     char curl_err[CURL_ERROR_SIZE];
     kf__logger *log;
+    CURLM *multi;               /* runs the transfers of curl (and keeps its connections) */
+    const _Atomic bool *cancel; /* kf__rest_set_cancel, may be NULL */
 };
+
+/* Longest wait for the socket before the cancel flag is looked at again. */
+#define REST_CANCEL_POLL_MS 50
 
 static pthread_once_t rest_once = PTHREAD_ONCE_INIT;
 static void rest_global_init(void)
@@ -82,8 +87,10 @@ kf__rest *kf__rest_new(const kf__rest_opts *o, char *err, size_t errlen)
 {
     pthread_once(&rest_once, rest_global_init);
     kf__rest *r = kf__calloc(1, sizeof *r);
-    if (!r || !(r->curl = curl_easy_init())) {
+    if (!r || !(r->curl = curl_easy_init()) || !(r->multi = curl_multi_init())) {
         snprintf(err, errlen, "cannot create a REST client (out of memory)");
+        if (r)
+            curl_easy_cleanup(r->curl);
         kf__free(r);
         return NULL;
     }
@@ -115,9 +122,55 @@ void kf__rest_free(kf__rest *r)
 {
     if (!r)
         return;
-    curl_easy_cleanup(r->curl);
+    curl_easy_cleanup(r->curl); /* never left in the multi: kf__rest_get removes it */
+    curl_multi_cleanup(r->multi);
     kf__free(r->body);
     kf__free(r);
+}
+
+void kf__rest_set_cancel(kf__rest *r, const _Atomic bool *cancel)
+{
+    r->cancel = cancel;
+}
+
+static bool rest_cancelled(const kf__rest *r)
+{
+    return r->cancel && atomic_load_explicit(r->cancel, memory_order_relaxed);
+}
+
+/*
+ * curl_easy_perform, but cancellable: it waits up to a second at a time while the exchange
+ * sends nothing (and its progress callback runs no more often), so a stop would wait that
+ * long, or the whole timeout for a request the exchange hangs. Here the wait is at most
+ * REST_CANCEL_POLL_MS and the flag is looked at after each. *cancelled: given up for it.
+ */
+static CURLcode rest_perform(kf__rest *r, bool *cancelled)
+{
+    *cancelled = false;
+    if (curl_multi_add_handle(r->multi, r->curl) != CURLM_OK)
+        return CURLE_OUT_OF_MEMORY;
+    CURLMcode mc = CURLM_OK;
+    int running = 1;
+    while (mc == CURLM_OK && running) {
+        if (rest_cancelled(r)) {
+            *cancelled = true;
+            break;
+        }
+        mc = curl_multi_perform(r->multi, &running);
+        if (mc == CURLM_OK && running)
+            mc = curl_multi_poll(r->multi, NULL, 0, REST_CANCEL_POLL_MS, NULL);
+    }
+    CURLcode cc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+    if (mc != CURLM_OK && !r->curl_err[0]) /* unless the transfer says more below */
+        snprintf(r->curl_err, sizeof r->curl_err, "%s", curl_multi_strerror(mc));
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(r->multi, &left)))
+        if (m->msg == CURLMSG_DONE && m->easy_handle == r->curl)
+            cc = m->data.result;
+    /* also ends a transfer still running (cancelled): its connection is closed, not reused */
+    curl_multi_remove_handle(r->multi, r->curl);
+    return cc;
 }
 
 kf_err kf__rest_get(kf__rest *r, const char *path_query, kf__rest_resp *resp, char *err,
@@ -131,7 +184,13 @@ kf_err kf__rest_get(kf__rest *r, const char *path_query, kf__rest_resp *resp, ch
     r->curl_err[0] = 0;
     memset(resp, 0, sizeof *resp);
     curl_easy_setopt(r->curl, CURLOPT_URL, url);
-    CURLcode cc = curl_easy_perform(r->curl);
+    bool cancelled;
+    CURLcode cc = rest_perform(r, &cancelled);
+    if (cancelled) {
+        /* the caller's choice, not a failure of the exchange: not a timeout, not to retry */
+        snprintf(err, errlen, "cancelled");
+        return KF_ERR_NOT_RUNNING;
+    }
     if (cc != CURLE_OK) {
         kf_err e = KF_ERR_REST;
         switch (cc) {

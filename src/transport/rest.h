@@ -7,6 +7,7 @@
  */
 #ifndef KF_TRANSPORT_REST_H
 #define KF_TRANSPORT_REST_H
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,9 +37,18 @@ typedef struct kf__rest_resp {
 kf__rest *kf__rest_new(const kf__rest_opts *o, char *err, size_t errlen);
 void kf__rest_free(kf__rest *r);
 /*
+ * Lets the requests of r be cancelled while in flight: kf__rest_get watches *cancel (NULL: not
+ * cancellable, the default) and gives up within ~50 ms once it is true, sending nothing when it
+ * already is. The flag stays the caller's: it must outlive every kf__rest_get made while it is
+ * set (set NULL again before it goes). Thread: the thread that calls kf__rest_get, between
+ * calls; any thread may store true into the flag at any time.
+ */
+void kf__rest_set_cancel(kf__rest *r, const _Atomic bool *cancel);
+/*
  * GET base + path_query. KF_OK when an HTTP response arrived (any status: check resp->status);
  * KF_ERR_DNS / KF_ERR_CONNECT / KF_ERR_TLS / KF_ERR_TIMEOUT / KF_ERR_REST when not, with err
- * naming the URL and the cause.
+ * naming the URL and the cause; KF_ERR_NOT_RUNNING with err "cancelled" when the flag of
+ * kf__rest_set_cancel was true before the response was complete.
  */
 kf_err kf__rest_get(kf__rest *r, const char *path_query, kf__rest_resp *resp, char *err,
                     size_t errlen);

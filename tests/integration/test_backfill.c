@@ -3,13 +3,17 @@
  * SQLite equal row-for-row to the simulator's REST rows without the open candle; a second
  * run fetches nothing; SIGTERM then a resumed run completes the store; a tight weight
  * limit is kept (no 429, the simulator's per-minute weight never above it); an unknown
- * symbol exits 1 naming it; bad flags exit 2.
+ * symbol exits 1 naming it; bad flags exit 2. And the fetcher itself (kf__fetch_klines): a
+ * request the exchange never answers is given up as soon as the fetch is cancelled.
  */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +26,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "backfill/fetch.h"
 #include "cli_proc.h"
 #include "kftest.h"
 #include "sim_proc.h"
@@ -461,6 +466,91 @@ static void test_errors(void **state)
     free(err);
 }
 
+/* (6): a fetch whose request hangs returns promptly once cancelled (it took the whole
+ * request timeout, 10 s), and the cancelled request is neither a timeout nor retried. */
+#define CANCEL_AFTER_MS 300
+
+static void *cancel_later(void *flag)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = CANCEL_AFTER_MS * 1000000L};
+    nanosleep(&ts, NULL);
+    atomic_store((_Atomic bool *)flag, true);
+    return NULL;
+}
+
+static int count_row(void *ud, const kf_kline *k)
+{
+    (void)k;
+    (*(unsigned *)ud)++;
+    return 0;
+}
+
+/* Fetches an hour of 1m klines with f while every request hangs; cancels after 300 ms. */
+static void fetch_cancelled_in_flight(kf__fetcher *f, const char *what)
+{
+    static _Atomic bool cancel;
+    atomic_store(&cancel, false);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, cancel_later, &cancel), 0);
+    char err[1024] = "";
+    unsigned rows = 0;
+    int64_t t0 = kft_now_ms();
+    kf_err e =
+        kf__fetch_klines(f, "BTCUSDT", kf_interval_index("1m", 2), 1767225600000LL,
+                         1767225600000LL + 3600000, count_row, &rows, &cancel, err, sizeof err);
+    int64_t took = kft_now_ms() - t0;
+    pthread_join(th, NULL);
+    kf__fetch_stats fs;
+    kf__fetcher_get_stats(f, &fs);
+    fprintf(stderr,
+            "cancel in flight (%s): %s \"%s\" after %" PRId64 " ms (cancelled at %d ms), "
+            "timeouts=%" PRIu64 " retries=%" PRIu64 "\n",
+            what, kf_strerror(e), err, took, CANCEL_AFTER_MS, fs.timeouts, fs.retries);
+    assert_int_equal(e, KF_ERR_NOT_RUNNING);
+    assert_string_equal(err, "cancelled");
+    assert_int_equal(rows, 0);
+    assert_true(took >= CANCEL_AFTER_MS);
+    assert_true(took < 2000); /* the cancel + ~50 ms; generous for valgrind/ASan */
+    assert_int_equal(fs.timeouts, 0);
+    assert_int_equal(fs.retries, 0);
+}
+
+static void test_cancel_in_flight(void **state)
+{
+    (void)state;
+    char base[64];
+    char err[1024];
+    kf__fetcher_opts o = {.rest_base = base, .tls_verify = true}; /* 10 s per request */
+
+    /* every request hangs, the first one included */
+    kft_sim *sim = kft_sim_run("--start", SIM_START, "--rest-timeout-rate", "1", NULL);
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", kft_sim_port(sim));
+    kf__fetcher *f = kf__fetcher_new(&o, err, sizeof err);
+    assert_non_null(f);
+    fetch_cancelled_in_flight(f, "never answered");
+    kf__fetcher_free(f);
+
+    /* the exchange answered once, so a hung request would be retried: it must not be */
+    const int faults_ms = 3000;
+    char faults_arg[16];
+    snprintf(faults_arg, sizeof faults_arg, "%d", faults_ms);
+    sim = kft_sim_run("--start", SIM_START, "--rest-timeout-rate", "1", "--faults-start-ms",
+                      faults_arg, NULL);
+    int64_t started = kft_now_ms();
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", kft_sim_port(sim));
+    f = kf__fetcher_new(&o, err, sizeof err);
+    assert_non_null(f);
+    int64_t now = 0;
+    assert_int_equal(kf__fetcher_server_time(f, &now, err, sizeof err), KF_OK);
+    assert_true(kft_now_ms() - started < faults_ms); /* answered before the faults began */
+    while (kft_now_ms() - started < faults_ms + 300) {
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 50000000L};
+        nanosleep(&ts, NULL);
+    }
+    fetch_cancelled_in_flight(f, "answered before");
+    kf__fetcher_free(f);
+}
+
 int main(void)
 {
     char *d = kft_tmpdir();
@@ -472,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_history_and_rerun),
         cmocka_unit_test(test_interrupt_resume),
         cmocka_unit_test(test_tight_budget),
+        cmocka_unit_test_teardown(test_cancel_in_flight, kft_sim_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

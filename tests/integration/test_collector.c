@@ -193,9 +193,9 @@ static void test_connected_after_acks(void **st)
     free(cap);
 }
 
-/* 6: clear connection errors */
-static void expect_start_error(const char *ws_url, kf_err want, const char *needle,
-                               unsigned timeout_ms)
+/* 6: clear connection errors. avoid (may be NULL): text the message and the log must not have. */
+static void expect_start_error_not(const char *ws_url, kf_err want, const char *needle,
+                                   const char *avoid, unsigned timeout_ms)
 {
     kft_logcap *cap = calloc(1, sizeof *cap);
     kft_logcap_init(cap, false);
@@ -213,12 +213,18 @@ static void expect_start_error(const char *ws_url, kf_err want, const char *need
         fprintf(stderr, "start(%s) = %s: %s\n", ws_url, kf_strerror(e), kf_errmsg(c));
     assert_int_equal(e, want);
     const char *msg = kf_errmsg(c);
+    if (!strstr(msg, needle) || (avoid && strstr(msg, avoid)))
+        fprintf(stderr, "start(%s): %s\n", ws_url, msg);
     assert_non_null(strstr(msg, needle));
     /* the message names the URL, and the failure is logged with it */
     char url_part[128];
     snprintf(url_part, sizeof url_part, "%s/ws", ws_url + (strncmp(ws_url, "wss", 3) ? 0 : 0));
     assert_non_null(strstr(msg, url_part));
     assert_true(kft_logcap_has(cap, "level=error", "connection failed", needle, NULL));
+    if (avoid) {
+        assert_null(strstr(msg, avoid));
+        assert_false(kft_logcap_has(cap, avoid, NULL));
+    }
     assert_false(kf_running(c));
     assert_false(kf_connected(c));
     kf_free(c);
@@ -226,10 +232,18 @@ static void expect_start_error(const char *ws_url, kf_err want, const char *need
     free(cap);
 }
 
-/* A loopback TCP server that answers every connection with a fixed text (or nothing). */
+static void expect_start_error(const char *ws_url, kf_err want, const char *needle,
+                               unsigned timeout_ms)
+{
+    expect_start_error_not(ws_url, want, needle, NULL, timeout_ms);
+}
+
+/* A loopback TCP server that answers every connection with a fixed text (or nothing), or
+ * resets it (RST) once the client's request is read. */
 typedef struct fake_server {
     int fd, port;
     const char *reply;
+    bool reset;
     pthread_t th;
 } fake_server;
 
@@ -241,21 +255,32 @@ static void *fake_main(void *arg)
         char buf[4096];
         ssize_t n = recv(cfd, buf, sizeof buf, 0);
         (void)n;
-        if (f->reply)
+        if (f->reset) {
+            /* linger 0: close() sends RST instead of FIN */
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        } else if (f->reply) {
             send(cfd, f->reply, strlen(f->reply), MSG_NOSIGNAL);
-        else
+        } else {
             sleep(3);
+        }
         close(cfd);
     }
     return NULL;
 }
 
-static void fake_start(fake_server *f, const char *reply)
+static void fake_listen(fake_server *f, const char *reply, bool reset)
 {
     f->reply = reply;
+    f->reset = reset;
     f->fd = kft_tcp_listen(4, &f->port);
     assert_true(f->fd >= 0);
     pthread_create(&f->th, NULL, fake_main, f);
+}
+
+static void fake_start(fake_server *f, const char *reply)
+{
+    fake_listen(f, reply, false);
 }
 
 static void fake_stop(fake_server *f)
@@ -296,6 +321,20 @@ static void test_upgrade_timeout(void **st)
     char url[128];
     snprintf(url, sizeof url, "ws://127.0.0.1:%d/market", f.port);
     expect_start_error(url, KF_ERR_TIMEOUT, "within 500 ms", 500);
+    fake_stop(&f);
+}
+
+/* The exchange resets the connection after reading the upgrade request: libuv reports the
+ * socket's POLLERR as "bad file descriptor", which must not be what the user reads. */
+static void test_upgrade_reset(void **st)
+{
+    (void)st;
+    fake_server f;
+    fake_listen(&f, NULL, true);
+    char url[128];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d/market", f.port);
+    expect_start_error_not(url, KF_ERR_CONNECT, "reset during the WebSocket upgrade",
+                           "bad file descriptor", 3000);
     fake_stop(&f);
 }
 
@@ -651,6 +690,7 @@ int main(void)
         cmocka_unit_test(test_refused_endpoint),
         cmocka_unit_test(test_upgrade_refused),
         cmocka_unit_test(test_upgrade_timeout),
+        cmocka_unit_test(test_upgrade_reset),
         cmocka_unit_test(test_tls_failure),
         cmocka_unit_test(test_second_start_ignored),
         cmocka_unit_test(test_subscription_counts),
