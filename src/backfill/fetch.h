@@ -86,8 +86,8 @@ kf_err kf__fetcher_server_time(kf__fetcher *f, int64_t *ms, char *err, size_t er
  * requests of this fetcher pause), and on 418 pauses ALL requests for max(Retry-After,
  * 120 s). A 4xx other than 408/418/429 (e.g. -1121 Invalid symbol) returns KF_ERR_REST
  * with the code and msg in err. *cancel (may be NULL), when it becomes true, makes any
- * wait return KF_ERR_NOT_RUNNING promptly (within ~100 ms); it is also checked before
- * each request, never inside a page (the rows of an answered page are all passed).
+ * wait, and the request in flight, return KF_ERR_NOT_RUNNING promptly (within ~100 ms);
+ * the rows of a page already answered are all passed.
  * Thread: one thread at a time per fetcher.
  *
  * Retries: while the exchange has never answered this fetcher, a connection error or
@@ -97,8 +97,10 @@ kf_err kf__fetcher_server_time(kf__fetcher *f, int64_t *ms, char *err, size_t er
  *
  * *covered (may be NULL) gets, whatever the result, the largest open time c such that every
  * closed candle the exchange has with an open time in [from, c] was passed (from - 1 when
- * nothing is known): a candle in that range that was not passed does not exist. The exchange's
- * clock comes from GET /fapi/v1/time, asked again when the last answer is over 500 ms old.
+ * nothing is known): a candle in that range that was not passed does not exist. A row followed
+ * by another is closed; the last one of a page only if it closed before the request was sent, on
+ * the exchange's clock (GET /fapi/v1/time, asked before a page whose range reaches what the last
+ * measurement cannot vouch for, when that is over 500 ms old).
  */
 kf_err kf__fetch_klines(kf__fetcher *f, const char *symbol, int interval, int64_t from, int64_t to,
                         int (*on_row)(void *ud, const kf_kline *k), void *ud,

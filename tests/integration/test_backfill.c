@@ -495,9 +495,9 @@ static void fetch_cancelled_in_flight(kf__fetcher *f, const char *what)
     char err[1024] = "";
     unsigned rows = 0;
     int64_t t0 = kft_now_ms();
-    kf_err e =
-        kf__fetch_klines(f, "BTCUSDT", kf_interval_index("1m", 2), 1767225600000LL,
-                         1767225600000LL + 3600000, count_row, &rows, &cancel, err, sizeof err);
+    kf_err e = kf__fetch_klines(f, "BTCUSDT", kf_interval_index("1m", 2), 1767225600000LL,
+                                1767225600000LL + 3600000, count_row, &rows, &cancel, NULL, err,
+                                sizeof err);
     int64_t took = kft_now_ms() - t0;
     pthread_join(th, NULL);
     kf__fetch_stats fs;
