@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "cli_proc.h"
+#include "kftest.h"
 #include "klinefeed.h"
 #include "raw_ws.h"
 
@@ -773,6 +774,164 @@ static void test_run_sim_sigint_stdout(void **state)
 #endif
 }
 
+#if HAVE_SIM_PROC
+/* A collector on sim port into db (sqlite), with extra args (NULL-terminated, may be NULL). */
+static pid_t spawn_run(int port, const char *db, const char *const *extra)
+{
+    static char ws[128], rest[128], sink[620];
+    snprintf(ws, sizeof ws, "ws://127.0.0.1:%d/market", port);
+    snprintf(rest, sizeof rest, "http://127.0.0.1:%d", port);
+    snprintf(sink, sizeof sink, "sqlite:%s", db);
+    const char *args[32] = {"run",      "--symbols", "BTCUSDT,ETHUSDT", "--intervals", "1m",
+                            "--ws-url", ws,          "--rest-url",      rest,          "--sink",
+                            sink};
+    size_t n = 11;
+    for (size_t i = 0; extra && extra[i] && n < 31; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    return cli_spawn(args, NULL, NULL);
+}
+#endif
+
+/* SIGHUP (the terminal went away) stops like SIGTERM: every closed candle flushed, exit 0. */
+static void test_run_sighup_stops_cleanly(void **state)
+{
+    (void)state;
+#if !HAVE_SIM_PROC
+    skip();
+#else
+    kft_sim *sim = kft_sim_start((const char *[]){"--speed", "120", NULL});
+    assert_non_null(sim);
+    const char *db = tmp_path("hup.db");
+    write_file(tmp_path("cli.err"), "", 0);
+    pid_t pid = spawn_run(kft_sim_port(sim), db, NULL);
+    assert_true(wait_for_text(tmp_path("cli.err"), "msg=\"running\"", 20000));
+    sleep(3);
+    assert_int_equal(kill(pid, SIGHUP), 0);
+    cli_result r;
+    cli_collect(&r, kft_cli_wait(pid, 30000));
+    kft_sim_stop(sim);
+    if (r.code != 0)
+        print_error("exit %d, stderr:\n%s", r.code, r.err);
+    assert_int_equal(r.code, 0);
+    const char *final_line = strstr(r.err, "msg=\"exiting\" signal=SIGHUP code=0");
+    assert_non_null(final_line);
+    long long closed = log_counter(final_line, "closed");
+    assert_true(closed >= 2);
+    assert_int_equal(sqlite_count(db, "SELECT count(*) FROM klines WHERE closed = 1"), closed);
+    result_free(&r);
+#endif
+}
+
+/* --retry-start: a service that starts before the exchange (or the network) is reachable keeps
+ * trying and starts collecting once it is; a stop signal ends the retries at once. Without the
+ * flag the start fails fast (test_run_connect_refused). */
+static void test_run_retry_start(void **state)
+{
+    (void)state;
+#if !HAVE_SIM_PROC
+    skip();
+#else
+    int fd;
+    int port = refused_port(&fd);
+    const char *db = tmp_path("retry.db");
+    static const char *const extra[] = {"--retry-start", "--validate", "required", NULL};
+    write_file(tmp_path("cli.err"), "", 0);
+    pid_t pid = spawn_run(port, db, extra);
+    assert_true(wait_for_text(tmp_path("cli.err"), "attempt=2", 20000));
+    assert_int_equal(kft_cli_wait(pid, 0), -1); /* still trying */
+    close(fd);
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    kft_sim *sim = kft_sim_start((const char *[]){"--listen", listen, "--speed", "120", NULL});
+    assert_non_null(sim);
+    assert_true(wait_for_text(tmp_path("cli.err"), "msg=\"running\"", 60000));
+    assert_true(wait_for_text(tmp_path("cli.err"), "msg=\"subscribed\"", 20000));
+    kill(pid, SIGTERM);
+    cli_result r;
+    cli_collect(&r, kft_cli_wait(pid, 30000));
+    kft_sim_stop(sim);
+    if (r.code != 0)
+        print_error("exit %d, stderr:\n%s", r.code, r.err);
+    assert_int_equal(r.code, 0);
+    const char *retry = strstr(r.err, "msg=\"start failed: retrying (--retry-start)\"");
+    assert_non_null(retry);
+    char port_text[32]; /* the cause of each failed try names where */
+    snprintf(port_text, sizeof port_text, "port %d", port);
+    const char *eol = strchr(retry, '\n');
+    const char *cause = strstr(retry, port_text);
+    assert_true(cause && eol && cause < eol);
+    result_free(&r);
+
+    /* a signal while retrying: stops at once, exit 1 (never started) */
+    port = refused_port(&fd);
+    write_file(tmp_path("cli.err"), "", 0); /* not the last run's lines */
+    pid = spawn_run(port, db, extra);
+    assert_true(wait_for_text(tmp_path("cli.err"), "retrying", 20000));
+    int64_t t0 = kft_now_ms();
+    kill(pid, SIGTERM);
+    cli_collect(&r, kft_cli_wait(pid, 10000));
+    close(fd);
+    assert_int_equal(r.code, 1);
+    assert_true(kft_now_ms() - t0 < 3000);
+    assert_non_null(strstr(r.err, "stopping before the collector could start"));
+    result_free(&r);
+#endif
+}
+
+/* A store whose pages are corrupt is refused at start, naming it and SQLite's reason: never
+ * "nothing stored" (which would resume from the wrong place and lose what it lacks). */
+static void test_run_corrupt_store_refused(void **state)
+{
+    (void)state;
+#if !HAVE_SIM_PROC
+    skip();
+#else
+    kft_sim *sim = kft_sim_start((const char *[]){"--speed", "120", NULL});
+    assert_non_null(sim);
+    const char *db = tmp_path("corrupt.db");
+    /* two days of 1m candles from REST: enough pages to corrupt some */
+    static const char *const extra[] = {"--backfill-from", "1767052800000", NULL};
+    pid_t pid = spawn_run(kft_sim_port(sim), db, extra);
+    bool full = false;
+    for (int i = 0; i < 300 && !full; i++) {
+        usleep(100000);
+        full = sqlite_count(db, "SELECT count(*) FROM klines") >= 2 * 2 * 1440;
+    }
+    kill(pid, SIGTERM);
+    cli_result r;
+    cli_collect(&r, kft_cli_wait(pid, 30000));
+    assert_true(full);
+    result_free(&r);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(h);
+    FILE *f = fopen(db, "r+b");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    char junk[4096];
+    memset(junk, 0x5A, sizeof junk);
+    for (long off = 8 * 4096; off + 4096 < size; off += 3 * 4096) {
+        fseek(f, off, SEEK_SET);
+        fwrite(junk, 1, sizeof junk, f);
+    }
+    fclose(f);
+    write_file(tmp_path("cli.err"), "", 0);
+    pid = spawn_run(kft_sim_port(sim), db, NULL);
+    cli_collect(&r, kft_cli_wait(pid, 30000));
+    kft_sim_stop(sim);
+    if (r.code != 1 || !strstr(r.err, "malformed"))
+        print_error("exit %d, stderr:\n%s", r.code, r.err);
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "klinefeed: start failed: sqlite:"));
+    assert_non_null(strstr(r.err, "malformed"));
+    result_free(&r);
+#endif
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -805,6 +964,9 @@ int main(void)
         cmocka_unit_test(test_run_connect_refused),
         cmocka_unit_test(test_run_sim_sigterm),
         cmocka_unit_test(test_run_sim_sigint_stdout),
+        cmocka_unit_test(test_run_sighup_stops_cleanly),
+        cmocka_unit_test(test_run_retry_start),
+        cmocka_unit_test(test_run_corrupt_store_refused),
     };
     return cmocka_run_group_tests_name("cli", tests, group_setup, group_teardown);
 }
