@@ -168,6 +168,11 @@ start_daemon() {
 sleep_until() {
   local left st
   while :; do
+    if ! kill -0 "$SIM_PID" 2>/dev/null; then
+      wait "$SIM_PID"; st=$?; SIM_PID=
+      echo "soak: aborted: the simulator exited by itself with status $st (see $OUT/sim.log)" >&2
+      exit 1
+    fi
     if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
       wait "$DAEMON_PID"; st=$?
       DIED=$(( DIED + 1 ))
