@@ -11,6 +11,7 @@ PKGS=(
   libsqlite3-dev sqlite3             # the embedded default store (+ CLI for inspection)
   libcmocka-dev                      # test framework
   valgrind                           # leak checks of the integration tests
+  curl                               # scripts/soak.sh reads the simulator's /sim/state
 )
 
 missing=()
