@@ -152,16 +152,17 @@ echo "soak: simulator pid $SIM_PID port $PORT, $STREAMS streams at ${SPEED}x, se
 # ---- the daemon, killed and restarted on the same store
 KILLS_DONE=0
 RESTARTS=0
-# Exits nobody asked for. The daemon exits 1 when it cannot connect at start (a restart inside
-# the simulator's refusal period): the script restarts it as a supervisor would, and counts it.
-# A death by a signal (a crash) fails the run.
+# Exits nobody asked for (with --retry-start a start inside the simulator's refusal period
+# keeps trying instead of exiting): the script restarts the daemon as a supervisor would, and
+# counts it. A death by a signal (a crash) fails the run.
 DIED=0
 CRASHED=0
 start_daemon() {
   echo "soak: $(date -u +%H:%M:%S) starting the daemon" >>"$OUT/daemon.log"
   "$DAEMON" run --symbols "$SYMS" --intervals "$INTERVALS" \
     --ws-url "ws://127.0.0.1:$PORT/market" --rest-url "http://127.0.0.1:$PORT" \
-    --sink "sqlite:$OUT/soak.db" --backfill-from "$BACKFILL" >>"$OUT/daemon.log" 2>&1 &
+    --sink "sqlite:$OUT/soak.db" --backfill-from "$BACKFILL" --retry-start \
+    --state-dir "$OUT/state" >>"$OUT/daemon.log" 2>&1 &
   DAEMON_PID=$!
 }
 # Sleeps until the real time $1 (ms), restarting a daemon that exits by itself.
