@@ -496,14 +496,10 @@ typedef struct scan_state {
 
 static bool scan_hole(kf_collector *c, int64_t from, int64_t to)
 {
-    if (c->nscan == c->scan_cap) {
-        size_t cap = c->scan_cap ? c->scan_cap * 2 : 64;
-        kf__hole *p = kf__realloc(c->scan_holes, cap * sizeof *p);
-        if (!p)
-            return false;
-        c->scan_holes = p;
-        c->scan_cap = cap;
-    }
+    kf__hole *p = kf__grow(c->scan_holes, &c->scan_cap, c->nscan + 1, sizeof *p, 64);
+    if (!p)
+        return false;
+    c->scan_holes = p;
     c->scan_holes[c->nscan++] = (kf__hole){from, to, 0};
     return true;
 }

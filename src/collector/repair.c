@@ -218,14 +218,10 @@ static bool repair_post(kf__repair *r, const repair_row *row)
         pthread_cond_wait(&r->room_cv, &r->mu);
     if (atomic_load(&r->cancel))
         return false;
-    if (r->nrows == r->rows_cap) {
-        size_t cap = r->rows_cap ? r->rows_cap * 2 : 256;
-        repair_row *p = kf__realloc(r->rows, cap * sizeof *p);
-        if (!p)
-            return false;
-        r->rows = p;
-        r->rows_cap = cap;
-    }
+    repair_row *p = kf__grow(r->rows, &r->rows_cap, r->nrows + 1, sizeof *p, 256);
+    if (!p)
+        return false;
+    r->rows = p;
     r->rows[r->nrows++] = *row;
     return true;
 }

@@ -1,5 +1,6 @@
 #include "core/alloc.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,4 +64,22 @@ char *kf__strdup(const char *s)
     if (d)
         memcpy(d, s, n);
     return d;
+}
+
+void *kf__grow(void *p, size_t *cap, size_t need, size_t size, size_t first)
+{
+    if (need <= *cap)
+        return p;
+    size_t n = *cap ? *cap : first;
+    while (n < need) {
+        if (n > SIZE_MAX / 2)
+            return NULL;
+        n *= 2;
+    }
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    void *q = kf__realloc(p, n * size);
+    if (q)
+        *cap = n;
+    return q;
 }

@@ -11,5 +11,11 @@ void *kf__calloc(size_t nmemb, size_t size);
 void kf__free(void *p);
 /* Copies a NUL-terminated string; NULL in, NULL out. */
 char *kf__strdup(const char *s);
+/*
+ * Room for at least need elements of size bytes in the array p of *cap elements: p itself when
+ * it has room, else p moved to a larger block (the capacity doubling from first) and *cap
+ * updated. NULL when out of memory: p is then untouched and still owned by the caller.
+ */
+void *kf__grow(void *p, size_t *cap, size_t need, size_t size, size_t first);
 
 #endif

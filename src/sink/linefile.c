@@ -145,14 +145,10 @@ static lf_stream *lf_find(linefile *lf, const char *sym, int interval, bool crea
         lf->slots = slots;
         lf->mask = size - 1;
     }
-    if (lf->nstreams == lf->scap) {
-        size_t cap = lf->scap ? lf->scap * 2 : 16;
-        lf_stream *p = kf__realloc(lf->streams, cap * sizeof *p);
-        if (!p)
-            return NULL;
-        lf->streams = p;
-        lf->scap = cap;
-    }
+    lf_stream *p = kf__grow(lf->streams, &lf->scap, lf->nstreams + 1, sizeof *p, 16);
+    if (!p)
+        return NULL;
+    lf->streams = p;
     lf_stream *s = &lf->streams[lf->nstreams];
     memset(s, 0, sizeof *s);
     snprintf(s->symbol, sizeof s->symbol, "%s", sym);
@@ -199,19 +195,13 @@ static kf_err lf_index(linefile *lf, int rfd, kf__line_key_fn key, char *err, si
             kf__line_key k;
             if (!skipping && key(buf + start, len, &k) && k.closed) {
                 lf_stream *s = lf_find(lf, k.symbol, k.interval, true);
-                if (s && s->n == s->cap) {
-                    size_t cap = s->cap ? s->cap * 2 : 64;
-                    int64_t *t = kf__realloc(s->times, cap * sizeof *t);
-                    if (t) {
-                        s->times = t;
-                        s->cap = cap;
-                    }
-                }
-                if (!s || s->n == s->cap) {
+                int64_t *t = s ? kf__grow(s->times, &s->cap, s->n + 1, sizeof *t, 64) : NULL;
+                if (!t) {
                     snprintf(err, errlen, "%s: out of memory reading the file", lf->name);
                     kf__free(buf);
                     return KF_ERR_NOMEM;
                 }
+                s->times = t;
                 s->times[s->n++] = k.open_time;
             }
             skipping = false;

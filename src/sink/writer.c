@@ -234,18 +234,12 @@ kf_err kf__writer_cover(kf__writer *w, const kf__cover *c, size_t n)
         return KF_OK;
     size_t after = atomic_load_explicit(&w->tail, memory_order_relaxed);
     pthread_mutex_lock(&w->note_mu);
-    if (w->nnotes + n > w->notes_cap) {
-        size_t cap = w->notes_cap ? w->notes_cap : 64;
-        while (cap < w->nnotes + n)
-            cap *= 2;
-        wr_note *p = kf__realloc(w->notes, cap * sizeof *p);
-        if (!p) {
-            pthread_mutex_unlock(&w->note_mu);
-            return KF_ERR_NOMEM;
-        }
-        w->notes = p;
-        w->notes_cap = cap;
+    wr_note *p = kf__grow(w->notes, &w->notes_cap, w->nnotes + n, sizeof *p, 64);
+    if (!p) {
+        pthread_mutex_unlock(&w->note_mu);
+        return KF_ERR_NOMEM;
     }
+    w->notes = p;
     for (size_t i = 0; i < n; i++)
         w->notes[w->nnotes++] = (wr_note){c[i], after};
     pthread_mutex_unlock(&w->note_mu);

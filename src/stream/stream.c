@@ -58,14 +58,10 @@ static size_t hole_search(const kf__stream *s, int64_t t)
 /* Inserts [from, to] at index i (the caller keeps the order). */
 static kf_err hole_insert(kf__stream *s, size_t i, int64_t from, int64_t to, unsigned flags)
 {
-    if (s->nholes == s->holes_cap) {
-        size_t cap = s->holes_cap ? s->holes_cap * 2 : 4;
-        kf__hole *h = kf__realloc(s->holes, cap * sizeof *h);
-        if (!h)
-            return KF_ERR_NOMEM;
-        s->holes = h;
-        s->holes_cap = cap;
-    }
+    kf__hole *h = kf__grow(s->holes, &s->holes_cap, s->nholes + 1, sizeof *h, 4);
+    if (!h)
+        return KF_ERR_NOMEM;
+    s->holes = h;
     memmove(&s->holes[i + 1], &s->holes[i], (s->nholes - i) * sizeof *s->holes);
     s->holes[i] = (kf__hole){from, to, flags};
     s->nholes++;

@@ -34,8 +34,8 @@
 
 #define NSYMBOLS 20
 #define KILLS 6
-#define FAULT_SECONDS 55 /* faults stop then: the last run catches up in the calm */
-#define CALM_SECONDS 120 /* at most, for the last run to store everything */
+#define FAULT_SECONDS 55         /* faults stop then: the last run catches up in the calm */
+#define CALM_SECONDS 120         /* at most, for the last run to store everything */
 #define START_MS 1767225600000LL /* the simulator's clock at its start: the first-run time */
 #define INTERVALS "1m,3m,5m,15m,30m,1h,2h,4h,6h,8h,12h,1d,3d,1w,1M"
 
@@ -48,26 +48,16 @@ static pid_t spawn_collector(int port, const char *db, const char *log, const ch
     snprintf(rest, sizeof rest, "http://127.0.0.1:%d", port);
     snprintf(sink, sizeof sink, "sqlite:%s", db);
     snprintf(from, sizeof from, "%lld", START_MS);
-    return kft_spawn_daemon((const char *const[]){"run",
-                                                  "--symbols",
-                                                  g_symbols,
-                                                  "--intervals",
-                                                  INTERVALS,
-                                                  "--ws-url",
-                                                  ws,
-                                                  "--rest-url",
-                                                  rest,
-                                                  "--sink",
-                                                  sink,
-                                                  "--backfill-from",
-                                                  from,
-                                                  "--state-dir",
-                                                  state,
-                                                  "--reconnect-initial-ms",
-                                                  "200",
-                                                  "--reconnect-max-ms",
-                                                  "2000",
-                                                  NULL},
+    return kft_spawn_daemon((const char *const[]){"run",     "--symbols",
+                                                  g_symbols, "--intervals",
+                                                  INTERVALS, "--ws-url",
+                                                  ws,        "--rest-url",
+                                                  rest,      "--sink",
+                                                  sink,      "--backfill-from",
+                                                  from,      "--state-dir",
+                                                  state,     "--reconnect-initial-ms",
+                                                  "200",     "--reconnect-max-ms",
+                                                  "2000",    NULL},
                             log);
 }
 
@@ -132,10 +122,27 @@ static void test_kill_9_while_repairs_are_pending(void **state)
                               i);
     char stop_ms[32];
     snprintf(stop_ms, sizeof stop_ms, "%d", FAULT_SECONDS * 1000);
-    kft_sim *sim = kft_sim_start((const char *[]){
-        "--symbols", g_symbols, "--speed", "60", "--update-ms", "2000", "--fault-seed", "11",
-        "--faults-stop-ms", stop_ms, "--drop-close-rate", "0.1", "--rest-slow-rate", "0.3",
-        "--rest-slow-ms", "600", "--rest-429-rate", "0.03", "--rest-500-rate", "0.03", NULL});
+    kft_sim *sim = kft_sim_start((const char *[]){"--symbols",
+                                                  g_symbols,
+                                                  "--speed",
+                                                  "60",
+                                                  "--update-ms",
+                                                  "2000",
+                                                  "--fault-seed",
+                                                  "11",
+                                                  "--faults-stop-ms",
+                                                  stop_ms,
+                                                  "--drop-close-rate",
+                                                  "0.1",
+                                                  "--rest-slow-rate",
+                                                  "0.3",
+                                                  "--rest-slow-ms",
+                                                  "600",
+                                                  "--rest-429-rate",
+                                                  "0.03",
+                                                  "--rest-500-rate",
+                                                  "0.03",
+                                                  NULL});
     assert_non_null(sim);
     int64_t faults_end = kft_now_ms() + FAULT_SECONDS * 1000LL; /* the simulator's real clock */
     int port = kft_sim_port(sim);
@@ -175,8 +182,8 @@ static void test_kill_9_while_repairs_are_pending(void **state)
         syms[i] = names[i];
     }
     syms[NSYMBOLS] = NULL;
-    const char *ivs[] = {"1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h",
-                         "6h", "8h", "12h", "1d", "3d", "1w", "1M", NULL};
+    const char *ivs[] = {"1m", "3m", "5m",  "15m", "30m", "1h", "2h", "4h",
+                         "6h", "8h", "12h", "1d",  "3d",  "1w", "1M", NULL};
 
     /* the last run: once the faults stop it must catch up, then stop cleanly */
     pid_t pid = spawn_collector(port, db, log, statedir);

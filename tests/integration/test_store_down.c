@@ -127,7 +127,7 @@ static void test_store_down_loses_nothing(void **state)
     printf("store down 15 s: store_dropped=%lld (fetched again) reconnects=%lld checked=%zu "
            "missing=0 extra=0 differing=0 exit=0\n",
            dropped, reconnects, cmp.checked);
-    assert_true(dropped > 0);      /* the queue did overflow */
+    assert_true(dropped > 0);        /* the queue did overflow */
     assert_int_equal(reconnects, 0); /* the connection was never starved */
 
     /* 2. SIGTERM during an outage */
