@@ -390,8 +390,12 @@ static void *repair_main(void *arg)
         if (ask && repair_post(r, &done)) {
             s->applying = true; /* kf__repair_applied decides what comes next */
             uv_async_send(&c->wake);
-        } else if (s->tail_from != KF__NO_TAIL && !atomic_load(&r->cancel)) {
-            repair_enqueue(r, si); /* nothing to ask now, but a tail came meanwhile */
+        } else if (!ask && !atomic_load(&r->cancel) &&
+                   (s->tail_from != KF__NO_TAIL || kf__stream_missing(&c->streams[si]))) {
+            /* nothing was there to ask, but a tail or a hole came meanwhile (its request saw the
+             * stream in flight and left it to us; the hole is in the stream before the request,
+             * and both sides decide under mu, so this sees it) */
+            repair_enqueue(r, si);
         } else {
             r->busy--;
         }
