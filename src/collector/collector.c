@@ -165,6 +165,10 @@ void kf__collector_check_all_closed(kf_collector *c)
             c->cover_timer_init = false;
             uv_close((uv_handle_t *)&c->cover_timer, NULL);
         }
+        if (c->drain_timer_init) {
+            c->drain_timer_init = false;
+            uv_close((uv_handle_t *)&c->drain_timer, NULL);
+        }
     }
 }
 
@@ -344,10 +348,26 @@ static void collector_on_cover_timer(uv_timer_t *t)
         collector_record_covers(c);
 }
 
+/* REST rows wait while a store is full: applied again this often until they are all in. */
+#define KF__DRAIN_RETRY_MS 20
+
+static void collector_drain(kf_collector *c);
+
+static void collector_on_drain_timer(uv_timer_t *t)
+{
+    collector_drain(t->data);
+}
+
+static void collector_drain(kf_collector *c)
+{
+    if (!kf__repair_drain(c->repair) && c->drain_timer_init && !atomic_load(&c->stopping))
+        uv_timer_start(&c->drain_timer, collector_on_drain_timer, KF__DRAIN_RETRY_MS, 0);
+}
+
 static void collector_on_wake(uv_async_t *a)
 {
     kf_collector *c = a->data;
-    kf__repair_drain(c->repair);
+    collector_drain(c);
     if (!atomic_load(&c->stopping))
         return;
     for (size_t i = 0; i < c->nshards; i++)
@@ -392,6 +412,11 @@ static void *collector_io_main(void *arg)
 {
     kf_collector *c = arg;
     pthread_setname_np(pthread_self(), "kf-io");
+    if (c->repair) {
+        uv_timer_init(&c->loop, &c->drain_timer);
+        c->drain_timer.data = c;
+        c->drain_timer_init = true;
+    }
     if (c->nwriters) {
         uv_timer_init(&c->loop, &c->cover_timer);
         c->cover_timer.data = c;

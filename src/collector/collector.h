@@ -103,6 +103,8 @@ struct kf_collector {
     kf__cover *covers;      /* complete ranges being recorded (one per stream), I/O thread */
     uv_timer_t cover_timer; /* records the complete ranges every KF__COVER_EVERY_MS */
     bool cover_timer_init;
+    uv_timer_t drain_timer; /* applies waiting REST rows again once the stores have room */
+    bool drain_timer_init;
     kf__hole *scan_holes; /* at start: what one stream lacks in the stores */
     size_t nscan, scan_cap;
     int64_t drop_log_ms; /* rate limit of the "store queue full" line (I/O thread) */

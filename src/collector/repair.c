@@ -54,8 +54,8 @@ struct kf__repair {
     size_t qhead, qlen, n;
     repair_row *rows; /* fetched, for the I/O thread */
     size_t nrows, rows_cap;
-    repair_row *spare; /* the I/O thread's side of the double buffer */
-    size_t spare_cap;
+    repair_row *cur; /* the I/O thread's side of the double buffer: the batch being applied */
+    size_t cur_cap, cur_n, cur_i;
     size_t busy;    /* streams queued, in flight or being applied */
     size_t current; /* stream in flight */
     kf__fetch_stats stats;
@@ -124,7 +124,7 @@ void kf__repair_free(kf__repair *r)
     kf__free(r->slots);
     kf__free(r->queue);
     kf__free(r->rows);
-    kf__free(r->spare);
+    kf__free(r->cur);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     pthread_cond_destroy(&r->room_cv);
@@ -428,32 +428,40 @@ void kf__repair_stop(kf__repair *r)
     r->started = false;
 }
 
-void kf__repair_drain(kf__repair *r)
+bool kf__repair_drain(kf__repair *r)
 {
     if (!r)
-        return;
+        return true;
     for (;;) {
-        /* swap the buffers: the worker appends to an empty one while these are applied */
-        pthread_mutex_lock(&r->mu);
-        repair_row *rows = r->rows;
-        size_t n = r->nrows, cap = r->rows_cap;
-        r->rows = r->spare;
-        r->rows_cap = r->spare_cap;
-        r->nrows = 0;
-        pthread_cond_broadcast(&r->room_cv);
-        pthread_mutex_unlock(&r->mu);
-        for (size_t i = 0; i < n; i++) {
-            const repair_row *w = &rows[i];
-            if (w->done)
-                kf__collector_repair_done(r->c, w->si, w->from, w->to, w->covered, w->err);
-            else
-                kf__collector_deliver_rest(r->c, w->si, &w->k);
+        if (r->cur_i == r->cur_n) {
+            /* swap the buffers: the worker appends to an empty one while these are applied */
+            pthread_mutex_lock(&r->mu);
+            repair_row *rows = r->rows;
+            size_t n = r->nrows, cap = r->rows_cap;
+            r->rows = r->cur;
+            r->rows_cap = r->cur_cap;
+            r->nrows = 0;
+            pthread_cond_broadcast(&r->room_cv);
+            pthread_mutex_unlock(&r->mu);
+            r->cur = rows;
+            r->cur_cap = cap;
+            r->cur_n = n;
+            r->cur_i = 0;
+            if (!n)
+                return true;
         }
-        pthread_mutex_lock(&r->mu);
-        r->spare = rows;
-        r->spare_cap = cap;
-        pthread_mutex_unlock(&r->mu);
-        if (!n)
-            return;
+        for (; r->cur_i < r->cur_n; r->cur_i++) {
+            const repair_row *w = &r->cur[r->cur_i];
+            if (w->done) {
+                kf__collector_repair_done(r->c, w->si, w->from, w->to, w->covered, w->err);
+            } else {
+                /* at the pace the stores take them, half of each queue left to the live
+                 * stream: a page of 1500 rows would otherwise overflow a small queue, and
+                 * what overflows is fetched again, and overflows again */
+                if (!kf__collector_sinks_ready(r->c))
+                    return false;
+                kf__collector_deliver_rest(r->c, w->si, &w->k);
+            }
+        }
     }
 }

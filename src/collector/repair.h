@@ -44,9 +44,11 @@ void kf__repair_free(kf__repair *r);
  * tail_from is KF__NO_TAIL. Merged with what is pending for that stream. I/O thread or before
  * start; no allocation. r NULL (repair off) is ignored. */
 void kf__repair_request(kf__repair *r, size_t si, int64_t tail_from);
-/* I/O thread: hands every fetched row to the collector (kf__collector_deliver_rest) and every
- * finished request to kf__collector_repair_done, in order. */
-void kf__repair_drain(kf__repair *r);
+/* I/O thread: hands the fetched rows to the collector (kf__collector_deliver_rest) and every
+ * finished request to kf__collector_repair_done, in order, while every store takes rows
+ * (kf__collector_sinks_ready). false when it stopped for a store: call it again later (the rows
+ * wait, and the worker waits when too many do). */
+bool kf__repair_drain(kf__repair *r);
 /* I/O thread, from kf__collector_repair_done: the outcome of stream si's request is applied.
  * failed: asked again after the stream's backoff; otherwise asked again after delay_ms when
  * more is true (holes left), or when a tail was asked meanwhile. */

@@ -333,8 +333,10 @@ static int wr_notes(kf__writer *w, size_t h)
     }
     for (size_t i = 0; i < k; i++)
         w->note_buf[i] = w->notes[i].c;
-    memmove(w->notes, w->notes + k, (w->nnotes - k) * sizeof *w->notes);
-    w->nnotes -= k;
+    if (k) {
+        memmove(w->notes, w->notes + k, (w->nnotes - k) * sizeof *w->notes);
+        w->nnotes -= k;
+    }
     if (!w->nnotes)
         atomic_store(&w->notes_taken, atomic_load(&w->notes_added));
     pthread_mutex_unlock(&w->note_mu);

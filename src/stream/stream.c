@@ -302,7 +302,8 @@ size_t kf__stream_holes(kf__stream *s, kf__hole *out, size_t max)
 {
     pthread_mutex_lock(&s->mu);
     size_t n = s->nholes < max ? s->nholes : max;
-    memcpy(out, s->holes, n * sizeof *out);
+    if (n)
+        memcpy(out, s->holes, n * sizeof *out);
     pthread_mutex_unlock(&s->mu);
     return n;
 }
