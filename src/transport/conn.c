@@ -19,6 +19,8 @@
 #define CONN_OBUF 65536
 #define CONN_READS_PER_EVENT 16
 #define CONN_CLOSE_WAIT_MS 1000
+/* The most of the URL a failure message quotes, so that its cause still fits in why[]. */
+#define WHY_URL_MAX 384
 
 struct kf__conn {
     uv_loop_t *loop;
@@ -157,8 +159,14 @@ static void conn_finish(kf__conn *c, kf_err err, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    int n = snprintf(c->why, sizeof c->why, "%s: ", c->full_url);
-    vsnprintf(c->why + n, sizeof c->why - (size_t)n, fmt, ap);
+    /* The URL may be longer than the whole buffer (a 1000-byte path is accepted): it is cut so
+     * that the cause always fits after it, and snprintf's result (what it wanted to write, not
+     * what it wrote) is clamped before it becomes an offset. */
+    size_t ul = strlen(c->full_url);
+    int n = snprintf(c->why, sizeof c->why, "%.*s%s: ", (int)(ul > WHY_URL_MAX ? WHY_URL_MAX : ul),
+                     c->full_url, ul > WHY_URL_MAX ? "..." : "");
+    size_t o = n < 0 ? 0 : (size_t)n >= sizeof c->why ? sizeof c->why - 1 : (size_t)n;
+    vsnprintf(c->why + o, sizeof c->why - o, fmt, ap);
     va_end(ap);
     c->state = KF__CONN_CLOSED;
     uv_timer_stop(&c->timer);

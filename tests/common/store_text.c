@@ -27,10 +27,23 @@ static void text_reserve(kft_text *t)
 void kft_text_add(kft_text *t, const char *fmt, ...)
 {
     text_reserve(t);
-    va_list ap;
+    va_list ap, again;
     va_start(ap, fmt);
-    t->len += (size_t)vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+    va_copy(again, ap);
+    /* a row longer than the room (a store holding odd text) grows the buffer and is written
+     * again: vsnprintf's result is what it wanted to write, not an offset that fits */
+    int n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+    assert_true(n >= 0);
+    if ((size_t)n >= t->cap - t->len) {
+        while (t->cap - t->len <= (size_t)n)
+            t->cap *= 2;
+        t->p = realloc(t->p, t->cap);
+        assert_non_null(t->p);
+        vsnprintf(t->p + t->len, t->cap - t->len, fmt, again);
+    }
+    va_end(again);
     va_end(ap);
+    t->len += (size_t)n;
     t->rows++;
 }
 

@@ -17,7 +17,7 @@ typedef struct kft_text {
     size_t len, cap, rows;
 } kft_text;
 
-/* Appends one row (at most 511 bytes) and counts it. */
+/* Appends one row (of any length: the text grows) and counts it. */
 void kft_text_add(kft_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void kft_text_free(kft_text *t);
 

@@ -338,6 +338,22 @@ static void test_upgrade_reset(void **st)
     fake_stop(&f);
 }
 
+/* A WebSocket URL as long as the configuration accepts (1000 bytes, the path ~980): the
+ * message naming it used to be written past the connection's buffer (the URL's length was
+ * taken as an offset into a smaller one); it must stay inside and still name the cause. */
+static void test_long_url_error_named(void **st)
+{
+    (void)st;
+    int port, fd = kft_tcp_listen(0, &port);
+    assert_true(fd >= 0);
+    close(fd);
+    char url[1001];
+    int n = snprintf(url, sizeof url, "ws://127.0.0.1:%d/", port);
+    memset(url + n, 'p', sizeof url - 1 - (size_t)n);
+    url[sizeof url - 1] = 0;
+    expect_start_error(url, KF_ERR_CONNECT, "Connection refused", 3000);
+}
+
 static void test_tls_failure(void **st)
 {
     (void)st;
@@ -692,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_upgrade_timeout),
         cmocka_unit_test(test_upgrade_reset),
         cmocka_unit_test(test_tls_failure),
+        cmocka_unit_test(test_long_url_error_named),
         cmocka_unit_test(test_second_start_ignored),
         cmocka_unit_test(test_subscription_counts),
         cmocka_unit_test(test_unknown_symbol_rejected),

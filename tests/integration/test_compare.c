@@ -217,9 +217,43 @@ static void test_compare_counts_every_kind(void **state)
     free(dir);
 }
 
+/* The store's text of a stream (kft_store_text) with rows longer than the room the helper keeps
+ * ahead (odd text in a store): every row read back whole, nothing written past the buffer. */
+static void test_store_text_long_rows(void **state)
+{
+    (void)state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+    exec_sql(db, "CREATE TABLE klines(symbol TEXT NOT NULL, interval TEXT NOT NULL, open_time "
+                 "INTEGER NOT NULL, close_time INTEGER NOT NULL, open TEXT NOT NULL, high TEXT NOT "
+                 "NULL, low TEXT NOT NULL, close TEXT NOT NULL, volume TEXT NOT NULL, "
+                 "quote_volume TEXT NOT NULL, trades INTEGER NOT NULL, taker_buy_base TEXT NOT "
+                 "NULL, taker_buy_quote TEXT NOT NULL, closed INTEGER NOT NULL, PRIMARY "
+                 "KEY(symbol, interval, open_time)) WITHOUT ROWID");
+    /* 40 rows of about 4 KB: the 17th finds 1.5 KB of room left in the first 64 KiB */
+    exec_sql(db, "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i+1 FROM n WHERE i<39) "
+                 "INSERT INTO klines SELECT 'BTCUSDT','1m',i*60000,i*60000+59999,"
+                 "'1.'||printf('%.4000c','7'),'2','3','4','5','6',7,'8','9',1 FROM n");
+    kft_text t = {0};
+    int64_t first = -1, last = -1;
+    assert_int_equal(kft_store_text(db, "BTCUSDT", "1m", &t, &first, &last), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(t.rows, 40);
+    assert_int_equal(first, 0);
+    assert_int_equal(last, 39 * 60000);
+    size_t lines = 0;
+    for (char *p = t.p; (p = strchr(p, '\n')); p++)
+        lines++;
+    assert_int_equal(lines, 40);
+    assert_int_equal(strlen(t.p), t.len);
+    assert_non_null(strstr(t.p, "2340000|2399999|1.777"));
+    kft_text_free(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_compare_counts_every_kind, kft_sim_teardown)};
+        cmocka_unit_test_teardown(test_compare_counts_every_kind, kft_sim_teardown),
+        cmocka_unit_test(test_store_text_long_rows)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
