@@ -393,7 +393,12 @@ bool kf_running(const kf_collector *c);
  */
 bool kf_connected(const kf_collector *c);
 
-/* Message of the last failure on c ("" if none). Valid until the next call on c. */
+/*
+ * Message of the last failure on c ("" if none). Any thread: the library may be writing a new
+ * message on its I/O thread meanwhile, so what is returned is a copy taken under the
+ * collector's lock into a buffer of the calling thread, valid until that thread's next
+ * kf_errmsg() call (on any collector). Copy it to keep it longer.
+ */
 const char *kf_errmsg(const kf_collector *c);
 
 /* The WebSocket base and REST base in use (after testnet/override). Owned by c. */

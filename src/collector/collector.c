@@ -871,7 +871,16 @@ bool kf_connected(const kf_collector *c)
 
 const char *kf_errmsg(const kf_collector *c)
 {
-    return c ? c->errmsg : "no collector";
+    /* The I/O thread rewrites c->errmsg under err_mu at any time: the caller gets a copy taken
+     * under the lock, in a buffer of its own thread (valid until its next kf_errmsg call). */
+    static _Thread_local char copy[sizeof c->errmsg];
+    if (!c)
+        return "no collector";
+    kf_collector *m = (kf_collector *)c;
+    pthread_mutex_lock(&m->err_mu);
+    memcpy(copy, c->errmsg, sizeof copy);
+    pthread_mutex_unlock(&m->err_mu);
+    return copy;
 }
 const char *kf_ws_url(const kf_collector *c)
 {

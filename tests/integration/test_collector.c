@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -570,6 +571,61 @@ static void test_subscription_error_surfaced(void **st)
     free(cap);
 }
 
+/* kf_errmsg from another thread while the I/O thread keeps rewriting the message: the
+ * simulator refuses the subscription and closes, the collector reconnects every 10-20 ms and
+ * sets the message twice per round. What a reader gets is always one whole message (the copy
+ * is taken under the lock); under ThreadSanitizer a read of the live buffer is a reported race. */
+typedef struct errmsg_reader {
+    kf_collector *c;
+    atomic_bool stop;
+    long reads, whole;
+} errmsg_reader;
+
+static void *errmsg_reader_main(void *arg)
+{
+    errmsg_reader *r = arg;
+    char copy[1100];
+    while (!atomic_load(&r->stop)) {
+        const char *m = kf_errmsg(r->c);
+        snprintf(copy, sizeof copy, "%s", m);
+        r->reads++;
+        /* every message the I/O thread writes here starts with the URL */
+        if (!copy[0] || strncmp(copy, "ws://127.0.0.1:", 15) == 0)
+            r->whole++;
+    }
+    return NULL;
+}
+
+static void test_errmsg_while_io_writes(void **st)
+{
+    (void)st;
+    kft_sim *sim = kft_sim_start((const char *[]){"--max-streams", "1", NULL});
+    assert_non_null(sim);
+    kf_config *cfg = kft_sim_config(kft_sim_port(sim), "BTCUSDT", "1m,5m", NULL);
+    kf_config_set_log(cfg, NULL, NULL, KF_LOG_OFF);
+    kf_config_set_reconnect_backoff(cfg, 10, 20);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_int_equal(kf_start(c), KF_OK);
+    errmsg_reader r = {.c = c};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, errmsg_reader_main, &r), 0);
+    int64_t end = kft_now_ms() + 1500;
+    while (kft_now_ms() < end)
+        usleep(10000);
+    atomic_store(&r.stop, true);
+    pthread_join(th, NULL);
+    kf_stats s;
+    kf_stats_get(c, &s);
+    printf("errmsg: %ld reads while %llu error replies and %llu losses were written\n", r.reads,
+           (unsigned long long)s.exchange_errors, (unsigned long long)s.disconnects);
+    assert_true(s.exchange_errors >= 5);
+    assert_int_equal(r.whole, r.reads);
+    assert_non_null(strstr(kf_errmsg(c), "Too many subscriptions"));
+    kf_free(c);
+    kf_config_free(cfg);
+    kft_sim_stop(sim);
+}
+
 /* server pings are answered with their payload */
 static bool three_pongs(void *port)
 {
@@ -714,6 +770,7 @@ int main(void)
         cmocka_unit_test(test_unknown_symbol_rejected),
         cmocka_unit_test(test_recent_and_callbacks),
         cmocka_unit_test(test_subscription_error_surfaced),
+        cmocka_unit_test(test_errmsg_while_io_writes),
         cmocka_unit_test(test_server_pings_answered),
         cmocka_unit_test(test_hostile_frames_skipped),
     };
