@@ -378,11 +378,17 @@ kf_err kf_start(kf_collector *c);
  * drains and flushes every sink and joins their threads. Every closed candle
  * received before the call is stored when it returns. Idempotent (a stopped
  * collector returns KF_OK). Safe from any thread except the library's own
- * (not from a callback); a signal handler should set a flag instead.
+ * (not from a callback, which gets KF_ERR_INVALID_ARG), also from several
+ * at once: one stops, the others wait for that stop and return its result.
+ * A signal handler should set a flag instead.
  */
 kf_err kf_stop(kf_collector *c);
 
-/* Stops if needed and releases everything. NULL is ignored. Not from a callback. */
+/*
+ * Stops if needed and releases everything. NULL is ignored. Not from a
+ * callback. Once, when no other thread will use c again; a kf_stop() under
+ * way on another thread is waited for.
+ */
 void kf_free(kf_collector *c);
 
 /* Started and not stopped. Any thread, lock-free. */

@@ -60,6 +60,8 @@ static void collector_release(kf_collector *c)
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->err_mu);
+    pthread_mutex_destroy(&c->stop_mu);
+    pthread_cond_destroy(&c->stop_cv);
     kf_config_free(c->cfg);
     kf__free(c);
 }
@@ -88,6 +90,8 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     pthread_mutex_init(&c->err_mu, NULL);
+    pthread_mutex_init(&c->stop_mu, NULL);
+    pthread_cond_init(&c->stop_cv, NULL);
     c->next_id = 1;
 
     snprintf(c->ws_base, sizeof c->ws_base, "%s",
@@ -145,7 +149,12 @@ void kf_free(kf_collector *c)
 {
     if (!c)
         return;
-    kf_stop(c);
+    kf_stop(c); /* waits for a stop under way on another thread */
+    /* ... whose waiters may still be on their way out of kf_stop: they leave before the free */
+    pthread_mutex_lock(&c->stop_mu);
+    while (c->stop_busy || c->stop_waiters)
+        pthread_cond_wait(&c->stop_cv, &c->stop_mu);
+    pthread_mutex_unlock(&c->stop_mu);
     collector_release(c);
 }
 
@@ -408,9 +417,14 @@ void kf__collector_shard_closed(struct kf_collector *c, kf__shard *sh, kf_err er
     start_signal(c, err ? err : KF_ERR_CONNECT);
 }
 
+/* The collector whose I/O thread the calling thread is, NULL on any other thread: kf_stop from a
+ * callback is refused without reading state that another thread's kf_stop is changing. */
+static _Thread_local const kf_collector *io_thread_of;
+
 static void *collector_io_main(void *arg)
 {
     kf_collector *c = arg;
+    io_thread_of = c;
     pthread_setname_np(pthread_self(), "kf-io");
     if (c->repair) {
         uv_timer_init(&c->loop, &c->drain_timer);
@@ -828,14 +842,9 @@ kf_err kf_start(kf_collector *c)
     return KF_OK;
 }
 
-kf_err kf_stop(kf_collector *c)
+/* kf_stop's work, on one thread at a time (kf_stop). */
+static kf_err collector_stop(kf_collector *c)
 {
-    if (!c)
-        return KF_ERR_INVALID_ARG;
-    if (c->io_started && pthread_equal(pthread_self(), c->io_thread)) {
-        kf__collector_set_error(c, "kf_stop() called from a callback on the I/O thread");
-        return KF_ERR_INVALID_ARG;
-    }
     if (!c->io_started && !atomic_load(&c->running))
         return KF_OK;
     collector_close_repair_thread(c);
@@ -853,6 +862,40 @@ kf_err kf_stop(kf_collector *c)
             (unsigned long long)s.closed, (unsigned long long)s.duplicates,
             (unsigned long long)s.parse_errors, (unsigned long long)s.missing,
             (unsigned long long)s.unstored);
+    return e;
+}
+
+kf_err kf_stop(kf_collector *c)
+{
+    if (!c)
+        return KF_ERR_INVALID_ARG;
+    if (io_thread_of == c) {
+        kf__collector_set_error(c, "kf_stop() called from a callback on the I/O thread");
+        return KF_ERR_INVALID_ARG;
+    }
+    /* Two threads stopping at once would join the same threads and free the same writers
+     * twice: the second waits for the first's stop and returns its result. */
+    pthread_mutex_lock(&c->stop_mu);
+    if (c->stop_busy) {
+        uint64_t gen = c->stop_gen;
+        c->stop_waiters++;
+        while (c->stop_gen == gen)
+            pthread_cond_wait(&c->stop_cv, &c->stop_mu);
+        kf_err e = c->stop_result;
+        if (--c->stop_waiters == 0)
+            pthread_cond_broadcast(&c->stop_cv); /* kf_free may be waiting for this */
+        pthread_mutex_unlock(&c->stop_mu);
+        return e;
+    }
+    c->stop_busy = true;
+    pthread_mutex_unlock(&c->stop_mu);
+    kf_err e = collector_stop(c);
+    pthread_mutex_lock(&c->stop_mu);
+    c->stop_busy = false;
+    c->stop_result = e;
+    c->stop_gen++;
+    pthread_cond_broadcast(&c->stop_cv);
+    pthread_mutex_unlock(&c->stop_mu);
     return e;
 }
 

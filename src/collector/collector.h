@@ -138,6 +138,15 @@ struct kf_collector {
 
     pthread_mutex_t err_mu;
     char errmsg[1024];
+
+    /* kf_stop from several threads at once: one stops (stop_busy), the others wait for that
+     * stop (stop_gen moves on) and return its result; kf_free waits until they have left. */
+    pthread_mutex_t stop_mu;
+    pthread_cond_t stop_cv;
+    bool stop_busy;
+    unsigned stop_waiters;
+    uint64_t stop_gen;
+    kf_err stop_result;
 };
 
 /* shard.c: runs on the I/O thread */

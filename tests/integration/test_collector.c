@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -626,6 +627,67 @@ static void test_errmsg_while_io_writes(void **st)
     kft_sim_stop(sim);
 }
 
+/* kf_stop from two threads at once (the header allows any thread): one stops, the other waits
+ * for it and returns the same result; nothing is joined or freed twice. Five rounds, each on a
+ * running collector with a sink and REST repair (threads of their own to stop), both calls
+ * released together; a stop that hangs fails the test after 30 s. */
+typedef struct stop_race {
+    kf_collector *c;
+    pthread_barrier_t *go;
+    kf_err result;
+} stop_race;
+
+static void *stop_race_main(void *arg)
+{
+    stop_race *r = arg;
+    pthread_barrier_wait(r->go);
+    r->result = kf_stop(r->c);
+    return NULL;
+}
+
+static void test_concurrent_stop(void **st)
+{
+    (void)st;
+    kft_sim *sim = start_sim("60", NULL);
+    char *dir = kft_tmpdir();
+    assert_non_null(dir);
+    char sink[600];
+    snprintf(sink, sizeof sink, "jsonl:%s/stop.jsonl", dir);
+    kf_config *cfg = kft_sim_config(kft_sim_port(sim), "BTCUSDT,ETHUSDT", "1m,5m", NULL);
+    kf_config_set_log(cfg, NULL, NULL, KF_LOG_WARN);
+    assert_int_equal(kf_config_add_sink(cfg, sink), KF_OK);
+    for (int round = 0; round < 5; round++) {
+        kf_collector *c = kf_create(cfg, NULL, 0);
+        assert_non_null(c);
+        assert_int_equal(kf_start(c), KF_OK);
+        assert_true(kft_wait(is_connected, c, 5000));
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, 2);
+        stop_race r[2] = {{c, &go, -1}, {c, &go, -1}};
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(pthread_create(&th[i], NULL, stop_race_main, &r[i]), 0);
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl);
+        dl.tv_sec += 30;
+        for (int i = 0; i < 2; i++)
+            if (pthread_timedjoin_np(th[i], NULL, &dl) != 0)
+                fail_msg("round %d: kf_stop on thread %d still running after 30 s", round, i);
+        pthread_barrier_destroy(&go);
+        assert_int_equal(r[0].result, KF_OK);
+        assert_int_equal(r[1].result, KF_OK);
+        assert_false(kf_running(c));
+        assert_int_equal(kf_stop(c), KF_OK); /* and once more, stopped: still idempotent */
+        kf_free(c);
+    }
+    kf_config_free(cfg);
+    snprintf(sink, sizeof sink, "%s/stop.jsonl", dir);
+    unlink(sink);
+    rmdir(dir);
+    free(dir);
+    kft_sim_stop(sim);
+}
+
 /* server pings are answered with their payload */
 static bool three_pongs(void *port)
 {
@@ -771,6 +833,7 @@ int main(void)
         cmocka_unit_test(test_recent_and_callbacks),
         cmocka_unit_test(test_subscription_error_surfaced),
         cmocka_unit_test(test_errmsg_while_io_writes),
+        cmocka_unit_test(test_concurrent_stop),
         cmocka_unit_test(test_server_pings_answered),
         cmocka_unit_test(test_hostile_frames_skipped),
     };
