@@ -92,6 +92,7 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
     pthread_mutex_init(&c->err_mu, NULL);
     pthread_mutex_init(&c->stop_mu, NULL);
     pthread_cond_init(&c->stop_cv, NULL);
+    kf__rng_seed(&c->rng, c);
     c->next_id = 1;
 
     snprintf(c->ws_base, sizeof c->ws_base, "%s",

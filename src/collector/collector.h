@@ -14,6 +14,7 @@
 #include "collector/config.h"
 #include "collector/repair.h"
 #include "core/log.h"
+#include "core/rng.h"
 #include "sink/sink.h"
 #include "stream/stream.h"
 #include "transport/conn.h"
@@ -134,6 +135,7 @@ struct kf_collector {
     /* new-connection budget: attempt times, a ring of conn_budget entries (I/O thread) */
     uint64_t *attempts;
     size_t attempts_head;
+    kf__rng rng; /* reconnect jitter, seeded per collector (I/O thread) */
     uint64_t parse_logged;
 
     pthread_mutex_t err_mu;
@@ -161,6 +163,10 @@ void kf__shard_close(kf__shard *sh);
 bool kf__shard_all_closed(const kf__shard *sh);
 /* Destroys the connections and closes the timers (after kf__shard_all_closed). */
 void kf__shard_release(kf__shard *sh);
+/* The delay before the shard's next reconnect attempt (sh->attempt failures so far): full
+ * jitter in [0, min(max, initial * 2^(attempt-1))] ms. Draws from the collector's generator:
+ * I/O thread (tests: before kf_start). */
+uint64_t kf__shard_retry_delay(kf__shard *sh);
 
 /* collector.c */
 /* I/O thread: applies a closed candle fetched from REST to stream si (stores it if new). */

@@ -11,6 +11,7 @@
 
 #include "collector/collector.h"
 #include "core/alloc.h"
+#include "core/rng.h"
 
 /* Rows fetched but not yet applied; the worker waits when this many are queued. */
 #define REPAIR_MAX_QUEUED 65536
@@ -59,7 +60,7 @@ struct kf__repair {
     size_t busy;    /* streams queued, in flight or being applied */
     size_t current; /* stream in flight */
     kf__fetch_stats stats;
-    uint64_t rng;              /* jitter (I/O thread, under mu) */
+    kf__rng rng;               /* jitter (I/O thread, under mu) */
     int64_t log_window;        /* start of the current failure-log minute */
     unsigned logged, unlogged; /* failure lines in it, and those left out */
 };
@@ -89,10 +90,7 @@ kf__repair *kf__repair_new(struct kf_collector *c, const char *state_path, char 
     pthread_cond_init(&r->cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&r->room_cv, NULL);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    r->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40) ^
-             (uint64_t)(uintptr_t)r;
+    kf__rng_seed(&r->rng, r);
     for (size_t i = 0; r->slots && i < r->n; i++)
         r->slots[i].tail_from = KF__NO_TAIL;
     kf__fetcher_opts o = {
@@ -159,13 +157,8 @@ void kf__repair_request(kf__repair *r, size_t si, int64_t tail_from)
 /* A delay in [cap/2, cap] for the n-th failure (1 s doubling, 5 min at most). Under mu. */
 static int64_t repair_backoff(kf__repair *r, unsigned n)
 {
-    int64_t cap = REPAIR_BACKOFF_FIRST_MS;
-    for (unsigned i = 1; i < n && cap < REPAIR_BACKOFF_CAP_MS; i++)
-        cap *= 2;
-    if (cap > REPAIR_BACKOFF_CAP_MS)
-        cap = REPAIR_BACKOFF_CAP_MS;
-    r->rng ^= r->rng << 13, r->rng ^= r->rng >> 7, r->rng ^= r->rng << 17; /* xorshift64 */
-    return cap / 2 + (int64_t)(r->rng % (uint64_t)(cap / 2 + 1));
+    uint64_t cap = kf__backoff_cap(n, REPAIR_BACKOFF_FIRST_MS, REPAIR_BACKOFF_CAP_MS);
+    return (int64_t)(cap / 2 + kf__rng_upto(&r->rng, cap / 2));
 }
 
 void kf__repair_applied(kf__repair *r, size_t si, bool failed, int64_t delay_ms, bool more)

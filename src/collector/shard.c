@@ -17,6 +17,7 @@
 
 #include "collector/collector.h"
 #include "core/alloc.h"
+#include "core/rng.h"
 #include "decode/decode.h"
 
 /* How long a closing update may lag its successor's first update before REST is asked. */
@@ -455,15 +456,16 @@ static void shard_on_retry(uv_timer_t *t)
 }
 
 /* Full jitter: a random delay in [0, min(max, initial * 2^(attempt-1))]. */
-static void shard_schedule_retry(kf__shard *sh)
+uint64_t kf__shard_retry_delay(kf__shard *sh)
 {
     const kf_config *cfg = sh->col->cfg;
-    uint64_t cap = cfg->backoff_initial_ms;
-    for (unsigned i = 1; i < sh->attempt && cap < cfg->backoff_max_ms; i++)
-        cap *= 2;
-    if (cap > cfg->backoff_max_ms)
-        cap = cfg->backoff_max_ms;
-    uint64_t delay = (uint64_t)((double)cap * ((double)rand() / ((double)RAND_MAX + 1.0)));
+    uint64_t cap = kf__backoff_cap(sh->attempt, cfg->backoff_initial_ms, cfg->backoff_max_ms);
+    return kf__rng_upto(&sh->col->rng, cap);
+}
+
+static void shard_schedule_retry(kf__shard *sh)
+{
+    uint64_t delay = kf__shard_retry_delay(sh);
     sh->retry_pending = true;
     uv_timer_start(&sh->retry, shard_on_retry, delay, 0);
 }
