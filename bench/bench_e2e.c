@@ -189,7 +189,7 @@ int kfb_e2e(int argc, char **argv)
 
     if (!done) {
         kf_stats s;
-        kf_stats_get(c, &s);
+        kf_stats_get(c, &s, sizeof s);
         fprintf(stderr,
                 "e2e: timeout after %.0f s: %llu of %lld klines (frames=%llu updates=%llu "
                 "unknown_streams=%llu acks=%llu disconnects=%llu)\n",
@@ -210,7 +210,7 @@ int kfb_e2e(int argc, char **argv)
             secs > 0 ? (double)count / secs : 0, cpu / (double)count * 1e6,
             cpu > 0 ? (double)count / cpu : 0);
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     fprintf(stderr,
             "e2e: library stats: frames=%llu updates=%llu parse_errors=%llu unknown_streams=%llu "
             "other_events=%llu disconnects=%llu\n",

@@ -157,12 +157,12 @@ int kfb_footprint(int argc, char **argv)
     double t_conn = kfb_now_ns();
     long rss_conn = kfb_rss_kb();
     kf_stats s0, s1;
-    kf_stats_get(c, &s0);
+    kf_stats_get(c, &s0, sizeof s0);
     double cpu0 = kfb_cpu_seconds(), w0 = kfb_now_ns();
     sleep_ms((long)(seconds * 1000));
     double cpu1 = kfb_cpu_seconds(), w1 = kfb_now_ns();
     long rss = kfb_rss_kb();
-    kf_stats_get(c, &s1);
+    kf_stats_get(c, &s1, sizeof s1);
     if (!kf_connected(c))
         fprintf(stderr, "footprint: warning: a connection was lost during the window\n");
     size_t conns = kf_connection_count(c);

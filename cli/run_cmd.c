@@ -197,7 +197,7 @@ static void log_final(kf_collector *c, const char *signame, int code)
 {
     kf_stats s;
     memset(&s, 0, sizeof s);
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     kf__log(&cli_logger, KF_LOG_INFO,
             "msg=\"exiting\" signal=%s code=%d frames=%" PRIu64 " bytes=%" PRIu64
             " updates=%" PRIu64 " closed=%" PRIu64 " duplicates=%" PRIu64 " other_events=%" PRIu64
@@ -304,7 +304,7 @@ static int run_collector(kf_collector *c, bool retry_start)
     kf_err e = kf_stop(c);
     kf_stats s;
     memset(&s, 0, sizeof s);
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     if (e != KF_OK && e != KF_ERR_SINK) {
         const char *msg = kf_errmsg(c);
         cli_error("stop failed: %s", msg && *msg ? msg : kf_strerror(e));

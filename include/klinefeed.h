@@ -30,10 +30,14 @@
 extern "C" {
 #endif
 
+/*
+ * 0.2.0 changed the ABI: kf_stats_get() takes the size of the caller's kf_stats, and
+ * kf_wait_connected() is new. A program built against 0.1.0 must be rebuilt.
+ */
 #define KF_VERSION_MAJOR 0
-#define KF_VERSION_MINOR 1
+#define KF_VERSION_MINOR 2
 #define KF_VERSION_PATCH 0
-#define KF_VERSION_STRING "0.1.0"
+#define KF_VERSION_STRING "0.2.0"
 
 /* Returns KF_VERSION_STRING of the library actually linked. */
 const char *kf_version(void);
@@ -55,7 +59,8 @@ typedef enum kf_err {
     KF_ERR_TLS = 8,             /* TLS handshake or certificate verification failed */
     KF_ERR_HANDSHAKE = 9,       /* WebSocket upgrade refused (non-101) or invalid */
     KF_ERR_TIMEOUT = 10,        /* connect, handshake or acknowledgement timed out */
-    KF_ERR_SUBSCRIBE = 11,      /* the exchange answered a SUBSCRIBE with an error */
+    KF_ERR_SUBSCRIBE = 11,      /* the exchange answered a SUBSCRIBE with an error
+                                   (kf_wait_connected) */
     KF_ERR_SYMBOL = 12,         /* symbol unknown to or not TRADING on the exchange */
     KF_ERR_REST = 13,           /* a REST request failed */
     KF_ERR_SINK = 14,           /* a sink could not be opened or written */
@@ -307,8 +312,9 @@ kf_err kf_config_set_log(kf_config *cfg, kf_log_fn fn, void *userdata, kf_log_le
 /*
  * Callbacks, all called on the collector's I/O thread "kf-io", in arrival
  * order per connection. Inside them you may call kf_running(), kf_connected(),
- * kf_recent(), kf_stats(), kf_stream_*() and kf_errmsg(); never kf_stop() or
- * kf_free() (they would wait for the calling thread). Keep them short: the
+ * kf_recent(), kf_stats_get(), kf_stream_*() and kf_errmsg(); never kf_stop(),
+ * kf_free() or kf_wait_connected() (they would wait for the calling thread;
+ * they return KF_ERR_INVALID_ARG). Keep them short: the
  * socket is not read while they run.
  *  on_kline:  every kline update (open and closed), duplicates included.
  *  on_closed: each closed candle once per (symbol, interval, open time), from the
@@ -400,6 +406,30 @@ bool kf_running(const kf_collector *c);
 bool kf_connected(const kf_collector *c);
 
 /*
+ * Waits at most timeout_ms for kf_connected() (since 0.2.0). Any thread but
+ * the library's own (from a callback: KF_ERR_INVALID_ARG). Returns:
+ *  KF_OK              kf_connected() is true (at once when it already is);
+ *  KF_ERR_SUBSCRIBE   the exchange answered one of the collector's SUBSCRIBE
+ *                     requests with an error reply ({"error":{"code":..,
+ *                     "msg":..},"id":N}) since kf_start() or since the
+ *                     collector was last connected, and it is not connected
+ *                     now. Returned as soon as the reply arrives, not at the
+ *                     timeout. The collector keeps running: a connection the
+ *                     exchange closes is reopened and subscribed again, so a
+ *                     later call may return KF_OK; a refusal the exchange
+ *                     repeats on every attempt (over its stream limit, an
+ *                     invalid name) never connects: stop and fix the
+ *                     configuration;
+ *  KF_ERR_TIMEOUT     neither within timeout_ms;
+ *  KF_ERR_NOT_RUNNING not started, or stopping (kf_stop() on another thread).
+ * After an error, the next kf_errmsg(c) on the same thread returns its message:
+ * for KF_ERR_SUBSCRIBE the connection's URL, the request id and Binance's code
+ * and message ("ws://host/market/ws: request 3 refused with code 4: Too many
+ * subscriptions"); for KF_ERR_TIMEOUT how many connections are subscribed.
+ */
+kf_err kf_wait_connected(kf_collector *c, unsigned timeout_ms);
+
+/*
  * Message of the last failure on c ("" if none). Any thread: the library may be writing a new
  * message on its I/O thread meanwhile, so what is returned is a copy taken under the
  * collector's lock into a buffer of the calling thread, valid until that thread's next
@@ -426,25 +456,31 @@ size_t kf_connection_count(const kf_collector *c);
 kf_err kf_recent(kf_collector *c, const char *symbol, const char *interval, kf_kline *out,
                  size_t *n);
 
-/* Counters since kf_create(). Read from any thread; each value is atomic. */
+/*
+ * Counters since kf_create(). Read from any thread; each value is atomic.
+ * Fields are only ever appended, each new one marked with the version it
+ * comes in. Every field below is in 0.2.0. 0.1.0 (never released) grew this
+ * struct under one version number (the first 16 counters, then the
+ * reconnect/repair counters from reconnects on, then missing..unstored) with
+ * a kf_stats_get() that had no size: hence the size argument since 0.2.0.
+ */
 typedef struct kf_stats {
-    uint64_t frames;          /* WebSocket text frames received */
-    uint64_t bytes;           /* WebSocket payload bytes received */
-    uint64_t updates;         /* kline updates decoded */
-    uint64_t closed;          /* distinct closed candles */
-    uint64_t duplicates;      /* repeated closing updates ignored */
-    uint64_t other_events;    /* non-kline events skipped */
-    uint64_t parse_errors;    /* malformed frames skipped */
-    uint64_t unknown_streams; /* klines of streams we did not subscribe */
-    uint64_t acks;            /* SUBSCRIBE acknowledgements */
-    uint64_t exchange_errors; /* error replies from the exchange */
-    uint64_t connects;        /* successful upgrades */
-    uint64_t disconnects;     /* connections lost or closed */
-    uint64_t pings;           /* server pings answered */
-    uint64_t sink_rows;       /* rows handed to sinks */
-    uint64_t sink_errors;     /* failed sink writes */
-    uint64_t rest_requests;   /* REST requests made */
-    /* since 0.2 */
+    uint64_t frames;            /* WebSocket text frames received */
+    uint64_t bytes;             /* WebSocket payload bytes received */
+    uint64_t updates;           /* kline updates decoded */
+    uint64_t closed;            /* distinct closed candles */
+    uint64_t duplicates;        /* repeated closing updates ignored */
+    uint64_t other_events;      /* non-kline events skipped */
+    uint64_t parse_errors;      /* malformed frames skipped */
+    uint64_t unknown_streams;   /* klines of streams we did not subscribe */
+    uint64_t acks;              /* SUBSCRIBE acknowledgements */
+    uint64_t exchange_errors;   /* error replies from the exchange */
+    uint64_t connects;          /* successful upgrades */
+    uint64_t disconnects;       /* connections lost or closed */
+    uint64_t pings;             /* server pings answered */
+    uint64_t sink_rows;         /* rows handed to sinks */
+    uint64_t sink_errors;       /* failed sink writes */
+    uint64_t rest_requests;     /* REST requests made */
     uint64_t reconnects;        /* connections re-opened after a loss */
     uint64_t lost_server_close; /* losses by cause: close frame from the server */
     uint64_t lost_reset;        /* ... reset, EOF without close frame, read/write error */
@@ -460,7 +496,7 @@ typedef struct kf_stats {
     uint64_t rest_429;          /* 429 answers (the worker backed off) */
     uint64_t rest_418;          /* 418 answers (all REST paused) */
     uint64_t rest_pending;      /* repair requests waiting or in flight, rows not yet applied */
-    /* since 0.2: what is not stored (yet) */
+    /* what is not stored (yet) */
     uint64_t missing;         /* closed candles known missing now (holes), asked of REST until
                                  stored or the exchange answers it has none; the stores keep
                                  them findable: a restart asks again */
@@ -473,8 +509,16 @@ typedef struct kf_stats {
                                  passed (kf_stop returned KF_ERR_SINK; the next start asks REST) */
 } kf_stats;
 
-/* Fills *out. Any thread. */
-kf_err kf_stats_get(const kf_collector *c, kf_stats *out);
+/*
+ * Fills *out with the counters. size is sizeof *out as the caller was compiled
+ * (pass sizeof s): the library writes min(size, its own sizeof(kf_stats))
+ * bytes, so a program built against an older header (a shorter kf_stats: a
+ * prefix of this one) gets only the fields it knows and nothing past its
+ * struct; bytes past the library's own kf_stats (a program newer than the
+ * library) are set to 0. KF_ERR_INVALID_ARG for NULL or size 0. Any thread.
+ * (0.1.0 had no size argument.)
+ */
+kf_err kf_stats_get(const kf_collector *c, kf_stats *out, size_t size);
 
 #ifdef __cplusplus
 }

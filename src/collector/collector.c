@@ -396,6 +396,23 @@ static void start_signal(kf_collector *c, kf_err err)
     pthread_mutex_unlock(&c->mu);
 }
 
+void kf__collector_subscribe_refused(struct kf_collector *c, const char *url, const char *what)
+{
+    pthread_mutex_lock(&c->mu);
+    snprintf(c->sub_error, sizeof c->sub_error, "%.600s: %s", url, what);
+    c->sub_refused = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void kf__collector_all_subscribed(struct kf_collector *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->sub_refused = false;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
 void kf__collector_shard_opened(struct kf_collector *c, kf__shard *sh)
 {
     (void)sh;
@@ -480,6 +497,9 @@ static void collector_stop_io(kf_collector *c)
     if (!c->io_started)
         return;
     atomic_store(&c->stopping, true);
+    pthread_mutex_lock(&c->mu); /* kf_wait_connected returns KF_ERR_NOT_RUNNING */
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
     uv_async_send(&c->wake);
     pthread_join(c->io_thread, NULL);
     c->io_started = false;
@@ -801,6 +821,9 @@ kf_err kf_start(kf_collector *c)
     c->shards_opened = 0;
     c->start_done = false;
     c->start_err = KF_OK;
+    pthread_mutex_lock(&c->mu);
+    c->sub_refused = false;
+    pthread_mutex_unlock(&c->mu);
     if (pthread_create(&c->io_thread, NULL, collector_io_main, c) != 0) {
         uv_close((uv_handle_t *)&c->wake, NULL);
         uv_run(&c->loop, UV_RUN_DEFAULT);
@@ -855,7 +878,7 @@ static kf_err collector_stop(kf_collector *c)
     collector_close_repair(c);
     atomic_store(&c->running, false);
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     kf__log(&c->log, e ? KF_LOG_ERROR : KF_LOG_INFO,
             "msg=\"stopped\" frames=%llu updates=%llu closed=%llu duplicates=%llu "
             "parse_errors=%llu missing=%llu unstored=%llu",
@@ -913,18 +936,77 @@ bool kf_connected(const kf_collector *c)
            atomic_load(&((kf_collector *)c)->shards_subscribed) == c->nshards;
 }
 
+/* kf_errmsg's answer on this thread. The I/O thread rewrites c->errmsg under err_mu at any
+ * time: the caller gets a copy taken under the lock, in a buffer of its own thread (valid until
+ * its next kf_errmsg call). kf_wait_connected leaves its own message here for the next
+ * kf_errmsg of its collector (errmsg_pending), so that what a failed wait says cannot be
+ * replaced by the I/O thread in between. */
+static _Thread_local char errmsg_copy[sizeof((kf_collector *)0)->errmsg];
+static _Thread_local const kf_collector *errmsg_pending;
+
 const char *kf_errmsg(const kf_collector *c)
 {
-    /* The I/O thread rewrites c->errmsg under err_mu at any time: the caller gets a copy taken
-     * under the lock, in a buffer of its own thread (valid until its next kf_errmsg call). */
-    static _Thread_local char copy[sizeof c->errmsg];
+    bool pending = c && errmsg_pending == c;
+    errmsg_pending = NULL;
     if (!c)
         return "no collector";
+    if (pending)
+        return errmsg_copy;
     kf_collector *m = (kf_collector *)c;
     pthread_mutex_lock(&m->err_mu);
-    memcpy(copy, c->errmsg, sizeof copy);
+    memcpy(errmsg_copy, c->errmsg, sizeof errmsg_copy);
     pthread_mutex_unlock(&m->err_mu);
-    return copy;
+    return errmsg_copy;
+}
+
+kf_err kf_wait_connected(kf_collector *c, unsigned timeout_ms)
+{
+    if (!c)
+        return KF_ERR_INVALID_ARG;
+    if (io_thread_of == c) { /* only this thread could make it connected */
+        errmsg_pending = c;
+        snprintf(errmsg_copy, sizeof errmsg_copy,
+                 "kf_wait_connected() called from a callback on the I/O thread");
+        return KF_ERR_INVALID_ARG;
+    }
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl); /* c->cv's clock (kf_start waits on it too) */
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (dl.tv_nsec >= 1000000000) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000;
+    }
+    kf_err e;
+    bool timed_out = false;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        if (kf_connected(c)) {
+            e = KF_OK;
+            break;
+        }
+        if (!atomic_load(&c->running) || atomic_load(&c->stopping)) {
+            e = KF_ERR_NOT_RUNNING;
+            snprintf(errmsg_copy, sizeof errmsg_copy, "the collector is not running");
+            break;
+        }
+        if (c->sub_refused) {
+            e = KF_ERR_SUBSCRIBE;
+            snprintf(errmsg_copy, sizeof errmsg_copy, "%s", c->sub_error);
+            break;
+        }
+        if (timed_out) {
+            e = KF_ERR_TIMEOUT;
+            snprintf(errmsg_copy, sizeof errmsg_copy,
+                     "not connected within %u ms: %zu of %zu connections subscribed", timeout_ms,
+                     atomic_load(&c->shards_subscribed), c->nshards);
+            break;
+        }
+        timed_out = pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT;
+    }
+    pthread_mutex_unlock(&c->mu);
+    errmsg_pending = e ? c : NULL;
+    return e;
 }
 const char *kf_ws_url(const kf_collector *c)
 {
@@ -971,11 +1053,9 @@ kf_err kf_recent(kf_collector *c, const char *symbol, const char *interval, kf_k
 
 #define LOAD(f) atomic_load_explicit(&c->st.f, memory_order_relaxed)
 
-kf_err kf_stats_get(const kf_collector *cc, kf_stats *out)
+/* The counters, in this library's kf_stats (kf_stats_get copies what the caller has room for). */
+static void collector_stats(kf_collector *c, kf_stats *out)
 {
-    if (!cc || !out)
-        return KF_ERR_INVALID_ARG;
-    kf_collector *c = (kf_collector *)cc;
     memset(out, 0, sizeof *out);
     out->frames = LOAD(frames);
     out->bytes = LOAD(bytes);
@@ -1027,5 +1107,19 @@ kf_err kf_stats_get(const kf_collector *cc, kf_stats *out)
         out->unstored += ws.unstored;
     }
     pthread_mutex_unlock(&c->mu);
+}
+
+kf_err kf_stats_get(const kf_collector *c, kf_stats *out, size_t size)
+{
+    if (!c || !out || !size)
+        return KF_ERR_INVALID_ARG;
+    /* size is the kf_stats the caller was compiled with: an older program's is a prefix of
+     * ours (fields are only appended) and gets just that; a newer program's has fields this
+     * library does not know, which read 0. */
+    kf_stats all;
+    collector_stats((kf_collector *)c, &all);
+    memcpy(out, &all, size < sizeof all ? size : sizeof all);
+    if (size > sizeof all)
+        memset((char *)out + sizeof all, 0, size - sizeof all);
     return KF_OK;
 }

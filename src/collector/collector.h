@@ -128,6 +128,10 @@ struct kf_collector {
     size_t shards_opened;
     kf_err start_err;
     bool start_done;
+    /* kf_wait_connected, under mu too: the exchange refused a SUBSCRIBE since kf_start or since
+     * every shard was last subscribed, and the refusal's text (the cv is broadcast on changes) */
+    bool sub_refused;
+    char sub_error[1024];
 
     _Atomic bool running;
     _Atomic size_t shards_subscribed;
@@ -187,6 +191,13 @@ bool kf__collector_sinks_ready(struct kf_collector *c);
 void kf__collector_set_error(struct kf_collector *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void kf__collector_shard_opened(struct kf_collector *c, kf__shard *sh);
+/* I/O thread: the exchange answered one of the SUBSCRIBE requests on url with an error reply
+ * (what: the request id, code and message): kf_wait_connected returns KF_ERR_SUBSCRIBE until
+ * every shard is subscribed. */
+void kf__collector_subscribe_refused(struct kf_collector *c, const char *url, const char *what);
+/* I/O thread: every shard is subscribed (kf_connected() is true): the refusal is over, and
+ * kf_wait_connected returns. */
+void kf__collector_all_subscribed(struct kf_collector *c);
 /* Shuts the loop down once every shard's connections are closed (kf_stop). */
 void kf__collector_check_all_closed(struct kf_collector *c);
 /* kf_start() is still waiting for the first connections. Any thread. */

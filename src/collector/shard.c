@@ -131,9 +131,11 @@ static void shard_set_subscribed(kf__shard *sh, bool on)
         return;
     }
     size_t n = atomic_fetch_add(&c->shards_subscribed, 1) + 1;
-    if (n == c->nshards)
+    if (n == c->nshards) {
         kf__log(&c->log, KF_LOG_INFO, "msg=\"all streams subscribed\" streams=%zu connections=%zu",
                 c->nstreams, c->nshards);
+        kf__collector_all_subscribed(c);
+    }
 }
 
 static void link_on_open(void *ud, kf__conn *conn)
@@ -213,6 +215,8 @@ static void link_on_error(kf__link *l, const kf__frame *f)
                  "request %" PRIu64 " refused with code %" PRId64 ": %.*s", f->id, f->err_code, ml,
                  msg);
         kf__collector_set_error(c, "%s: %s", kf__conn_url(l->conn), l->last_error);
+        if (f->id >= l->id_base && f->id - l->id_base < sh->batches) /* one of our SUBSCRIBEs */
+            kf__collector_subscribe_refused(c, kf__conn_url(l->conn), l->last_error);
     } else {
         kf__log(&c->log, KF_LOG_ERROR,
                 "msg=\"exchange error reply\" shard=%zu code=%" PRId64 " error=\"%.*s\"", sh->index,

@@ -72,7 +72,7 @@ static void test_no_allocation_per_message(void **st)
     printf("allocations: %ld before, %ld after %ld more messages\n", before, after, u1 - u0);
     assert_int_equal(after, before);
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     assert_int_equal(s.parse_errors, 0);
     kf_free(c);
     kf_config_free(cfg);

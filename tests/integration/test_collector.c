@@ -186,7 +186,7 @@ static void test_connected_after_acks(void **st)
     assert_int_equal(state.nstreams, 3);
     assert_int_equal(state.subscribe_requests, 3);
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     assert_int_equal(s.acks, 3);
     assert_true(kft_logcap_has(cap, "all streams subscribed", NULL));
     kf_free(c);
@@ -531,7 +531,7 @@ static void test_recent_and_callbacks(void **st)
     assert_int_equal(cnt, 0);
     kf_stop(c);
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     assert_int_equal((long)s.closed, n.closed);
     assert_int_equal((long)s.updates, n.updates);
     assert_int_equal(s.parse_errors, 0);
@@ -544,7 +544,7 @@ static void test_recent_and_callbacks(void **st)
 static bool has_error(void *c)
 {
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     return s.exchange_errors > 0 && s.disconnects > 0;
 }
 
@@ -616,7 +616,7 @@ static void test_errmsg_while_io_writes(void **st)
     atomic_store(&r.stop, true);
     pthread_join(th, NULL);
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     printf("errmsg: %ld reads while %llu error replies and %llu losses were written\n", r.reads,
            (unsigned long long)s.exchange_errors, (unsigned long long)s.disconnects);
     assert_true(s.exchange_errors >= 5);
@@ -688,6 +688,160 @@ static void test_concurrent_stop(void **st)
     kft_sim_stop(sim);
 }
 
+/* kf_wait_connected: KF_OK once connected, KF_ERR_TIMEOUT before, KF_ERR_NOT_RUNNING when not
+ * started or stopped meanwhile, KF_ERR_INVALID_ARG from a callback, and KF_ERR_SUBSCRIBE as soon
+ * as the exchange refuses a SUBSCRIBE (the simulator over its --max-streams), with Binance's
+ * code and message in kf_errmsg. */
+typedef struct wait_cb {
+    kf_collector *c;
+    atomic_int result; /* kf_wait_connected from the I/O thread, -1 not called */
+} wait_cb;
+
+static void wait_on_kline(void *ud, const kf_kline *k)
+{
+    wait_cb *w = ud;
+    (void)k;
+    int none = -1;
+    atomic_compare_exchange_strong(&w->result, &none, (int)kf_wait_connected(w->c, 1000));
+}
+
+typedef struct wait_thread {
+    kf_collector *c;
+    kf_err result;
+    int64_t took_ms;
+    char msg[1100];
+} wait_thread;
+
+static void *wait_thread_main(void *arg)
+{
+    wait_thread *w = arg;
+    int64_t t0 = kft_now_ms();
+    w->result = kf_wait_connected(w->c, 20000);
+    w->took_ms = kft_now_ms() - t0;
+    snprintf(w->msg, sizeof w->msg, "%s", kf_errmsg(w->c));
+    return NULL;
+}
+
+static void test_wait_connected(void **st)
+{
+    (void)st;
+    kft_sim *sim = start_sim("1", NULL);
+    int port = kft_sim_port(sim);
+
+    /* connected after the acks of three batches, one a second */
+    kf_config *cfg = kft_sim_config(port, "BTCUSDT,ETHUSDT,SOLUSDT", "1m", NULL);
+    kf_config_set_log(cfg, NULL, NULL, KF_LOG_WARN);
+    kf_config_set_names_per_subscribe(cfg, 1);
+    kf_config_set_messages_per_second(cfg, 1);
+    wait_cb cb = {.result = -1};
+    kf_config_on_kline(cfg, wait_on_kline, &cb);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    cb.c = c;
+    assert_int_equal(kf_wait_connected(c, 100), KF_ERR_NOT_RUNNING);
+    assert_non_null(strstr(kf_errmsg(c), "not running"));
+    assert_int_equal(kf_start(c), KF_OK);
+    assert_int_equal(kf_wait_connected(c, 300), KF_ERR_TIMEOUT);
+    const char *m = kf_errmsg(c);
+    if (!strstr(m, "within 300 ms: 0 of 1 connections subscribed"))
+        fprintf(stderr, "timeout message: %s\n", m);
+    assert_non_null(strstr(m, "within 300 ms: 0 of 1 connections subscribed"));
+    int64_t t0 = kft_now_ms();
+    assert_int_equal(kf_wait_connected(c, 10000), KF_OK);
+    assert_true(kf_connected(c));
+    assert_true(kft_now_ms() - t0 < 5000);
+    assert_int_equal(kf_wait_connected(c, 0), KF_OK); /* already: at once */
+    kf_stop(c);
+    assert_int_equal(kf_wait_connected(c, 100), KF_ERR_NOT_RUNNING);
+    /* from a callback on the I/O thread: refused (it would wait for itself) */
+    assert_int_equal(atomic_load(&cb.result), KF_ERR_INVALID_ARG);
+
+    /* a waiter on another thread returns when the collector is stopped */
+    assert_int_equal(kf_start(c), KF_OK);
+    wait_thread w = {.c = c};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, wait_thread_main, &w), 0);
+    usleep(200000);
+    kf_stop(c);
+    pthread_join(th, NULL);
+    /* (a start that connects within the 200 ms is possible on a fast machine: OK then) */
+    if (w.result != KF_OK) {
+        assert_int_equal(w.result, KF_ERR_NOT_RUNNING);
+        assert_true(w.took_ms < 5000);
+    }
+    kf_free(c);
+    kf_config_free(cfg);
+    kft_sim_stop(sim);
+
+    /* refused: 4 streams on a simulator that takes 3 per connection */
+    sim = kft_sim_start((const char *[]){"--max-streams", "3", NULL});
+    assert_non_null(sim);
+    cfg = kft_sim_config(kft_sim_port(sim), "BTCUSDT,ETHUSDT", "1m,5m", NULL);
+    kf_config_set_log(cfg, NULL, NULL, KF_LOG_OFF);
+    c = kf_create(cfg, NULL, 0);
+    assert_int_equal(kf_start(c), KF_OK);
+    t0 = kft_now_ms();
+    kf_err e = kf_wait_connected(c, 10000);
+    int64_t took = kft_now_ms() - t0;
+    m = kf_errmsg(c);
+    printf("wait_connected on a refused SUBSCRIBE: %s after %lld ms: %s\n", kf_strerror(e),
+           (long long)took, m);
+    assert_int_equal(e, KF_ERR_SUBSCRIBE);
+    assert_true(took < 5000); /* at the reply, not at the timeout */
+    assert_non_null(strstr(m, "/market/ws: request "));
+    assert_non_null(strstr(m, "refused with code 4: Too many subscriptions"));
+    assert_false(kf_connected(c));
+    /* the refusal stands while the exchange repeats it */
+    assert_int_equal(kf_wait_connected(c, 3000), KF_ERR_SUBSCRIBE);
+    kf_free(c);
+    kf_config_free(cfg);
+    kft_sim_stop(sim);
+}
+
+/* kf_stats_get copies only what the caller's kf_stats has room for: a program built with an
+ * older, shorter kf_stats (here: the first 16 counters) gets those and nothing past them; a
+ * longer one (a newer program) reads 0 past the library's fields. */
+static void test_stats_size(void **st)
+{
+    (void)st;
+    kft_sim *sim = start_sim("1", NULL);
+    kf_config *cfg = kft_sim_config(kft_sim_port(sim), "BTCUSDT", "1m,5m", NULL);
+    kf_config_set_log(cfg, NULL, NULL, KF_LOG_WARN);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_int_equal(kf_start(c), KF_OK);
+    assert_int_equal(kf_wait_connected(c, 5000), KF_OK);
+    kf_stop(c);
+    kf_stats full;
+    assert_int_equal(kf_stats_get(c, &full, sizeof full), KF_OK);
+    assert_int_equal(full.acks, 1);
+    assert_int_equal(full.connects, 1);
+
+    /* an older program's struct, on the heap at its exact size (ASan sees a byte past it) */
+    size_t old_size = offsetof(kf_stats, reconnects);
+    unsigned char *old = malloc(old_size);
+    assert_non_null(old);
+    memset(old, 0xab, old_size);
+    assert_int_equal(kf_stats_get(c, (kf_stats *)(void *)old, old_size), KF_OK);
+    assert_memory_equal(old, &full, old_size);
+    free(old);
+
+    /* a newer program's, 4 counters longer */
+    size_t new_size = sizeof(kf_stats) + 4 * sizeof(uint64_t);
+    unsigned char *newer = malloc(new_size);
+    assert_non_null(newer);
+    memset(newer, 0xab, new_size);
+    assert_int_equal(kf_stats_get(c, (kf_stats *)(void *)newer, new_size), KF_OK);
+    assert_memory_equal(newer, &full, sizeof full);
+    for (size_t i = sizeof full; i < new_size; i++)
+        assert_int_equal(newer[i], 0);
+    free(newer);
+
+    assert_int_equal(kf_stats_get(c, &full, 0), KF_ERR_INVALID_ARG);
+    assert_int_equal(kf_stats_get(NULL, &full, sizeof full), KF_ERR_INVALID_ARG);
+    kf_free(c);
+    kf_config_free(cfg);
+    kft_sim_stop(sim);
+}
+
 /* server pings are answered with their payload */
 static bool three_pongs(void *port)
 {
@@ -707,7 +861,7 @@ static void test_server_pings_answered(void **st)
     assert_int_equal(kf_start(c), KF_OK);
     assert_true(kft_wait(three_pongs, &port, 5000));
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     assert_true(s.pings >= 3);
     kf_free(c);
     kf_config_free(cfg);
@@ -766,7 +920,7 @@ static void *hostile_main(void *arg)
 static bool two_closed(void *c)
 {
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     return s.closed >= 2;
 }
 
@@ -792,7 +946,7 @@ static void test_hostile_frames_skipped(void **st)
     assert_true(kft_wait(two_closed, c, 5000));
     assert_true(kf_connected(c));
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     assert_int_equal(s.closed, 2);
     assert_int_equal(s.parse_errors, 3);
     assert_int_equal(s.other_events, 1);
@@ -834,6 +988,8 @@ int main(void)
         cmocka_unit_test(test_subscription_error_surfaced),
         cmocka_unit_test(test_errmsg_while_io_writes),
         cmocka_unit_test(test_concurrent_stop),
+        cmocka_unit_test(test_wait_connected),
+        cmocka_unit_test(test_stats_size),
         cmocka_unit_test(test_server_pings_answered),
         cmocka_unit_test(test_hostile_frames_skipped),
     };

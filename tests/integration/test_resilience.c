@@ -61,7 +61,7 @@ static void test_reconnect_after_exchange_restart(void **st)
     assert_non_null(sim);
     assert_true(kft_wait(is_connected, c, 5000));
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     printf("reconnect: lost_reset=%llu connect_failures=%llu reconnects=%llu\n",
            (unsigned long long)s.lost_reset, (unsigned long long)s.connect_failures,
            (unsigned long long)s.reconnects);
@@ -135,7 +135,7 @@ static void *silent_main(void *arg)
 static bool lost_liveness(void *c)
 {
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     return s.lost_liveness >= 1 && kf_connected(c);
 }
 
@@ -144,7 +144,7 @@ static bool lost_liveness(void *c)
 static bool saw_duplicate(void *c)
 {
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     return s.duplicates >= 1;
 }
 
@@ -174,7 +174,7 @@ static void test_silent_connection_declared_dead(void **st)
     assert_true(kft_logcap_has(cap, "connection lost", "declared dead", NULL));
     assert_true(kft_wait(saw_duplicate, c, 5000));
     kf_stats st2;
-    kf_stats_get(c, &st2);
+    kf_stats_get(c, &st2, sizeof st2);
     assert_int_equal(st2.closed, 1); /* the same candle on both connections: stored once */
     assert_true(st2.duplicates >= 1);
     kf_free(c);
@@ -239,7 +239,7 @@ static void test_rotation_make_before_break(void **st)
     while (kft_now_ms() < end)
         usleep(100000);
     kf_stats stats;
-    kf_stats_get(c, &stats);
+    kf_stats_get(c, &stats, sizeof stats);
     kf_stop(c);
     assert_true(kft_sim_state_get(port, &state));
     static char body[1 << 16];
@@ -271,7 +271,7 @@ static void test_rotation_make_before_break(void **st)
 static bool one_stale(void *c)
 {
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     return s.stale_streams >= 1;
 }
 
@@ -289,7 +289,7 @@ static void test_silent_stream_reported(void **st)
     assert_true(kft_wait(one_stale, c, 10000));
     usleep(1000000); /* ~10 more simulated minutes: the live streams stay unreported */
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     assert_int_equal(s.stale_streams, 1);
     assert_true(
         kft_logcap_has(cap, "level=warn", "stream silent", "stream=oldusdt@kline_1m", NULL));

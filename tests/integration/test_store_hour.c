@@ -115,7 +115,7 @@ static void test_simulated_hour_equals_rest(void **state)
     assert_true(kft_wait(collected_hour, &until, 120000));
     assert_int_equal(kf_stop(c), KF_OK);
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     assert_int_equal(s.parse_errors, 0);
     assert_int_equal(s.sink_errors, 0);
 
@@ -161,7 +161,7 @@ static void test_simulated_hour_equals_rest(void **state)
 static bool rest_idle(void *c)
 {
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     return s.rest_pending == 0 && s.backfilled > 0;
 }
 
@@ -197,7 +197,7 @@ static void test_restart_resumes_from_store(void **state)
     until = START_MS + 35 * 60000;
     assert_true(kft_wait(collected_hour_1m, &until, 60000));
     kf_stats s;
-    kf_stats_get(c, &s);
+    kf_stats_get(c, &s, sizeof s);
     kf_stop(c);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
