@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The README's test command: sets up, builds and runs the whole suite three ways:
-# a normal build, an AddressSanitizer + UBSan build, and the integration tests under valgrind.
+# The README's test command: sets up, builds and runs the whole suite four ways:
+# a normal build, an AddressSanitizer + UBSan build, a ThreadSanitizer build (unit and
+# integration tests), and the integration tests under valgrind.
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,23 @@ cmake --build build-asan -j "$JOBS"
 echo "== tests under ASan + UBSan"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --output-on-failure -j "$JOBS" -LE valgrind)
+
+echo "== build (ThreadSanitizer)"
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKF_TSAN=ON >/dev/null
+cmake --build build-tsan -j "$JOBS"
+echo "== tests under ThreadSanitizer"
+# Every process the tests start writes its reports to build-tsan/tsan-reports (CMakeLists.txt):
+# a report from the daemon or the simulator fails the run even when the test passed. Not run
+# here (label notsan): the simulator's self-tests and the single-threaded decoder test.
+rm -f build-tsan/tsan-reports/*
+tsan_rc=0
+(cd build-tsan && ctest --output-on-failure -j "$JOBS" -LE 'valgrind|notsan|fuzz') || tsan_rc=$?
+if compgen -G "build-tsan/tsan-reports/*" >/dev/null; then
+  echo "ThreadSanitizer reports:"
+  cat build-tsan/tsan-reports/*
+  tsan_rc=1
+fi
+[ "$tsan_rc" -eq 0 ] || exit "$tsan_rc"
 
 echo "== integration tests under valgrind"
 (cd build && ctest --output-on-failure -j "$JOBS" -L valgrind)
