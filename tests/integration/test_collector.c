@@ -842,6 +842,71 @@ static void test_stats_size(void **st)
     kft_sim_stop(sim);
 }
 
+/* The functions the header allows from any thread (kf_stats_get, kf_running, kf_connected,
+ * kf_errmsg, kf_recent), called in a loop on another thread while the owner starts and stops
+ * the collector three times, with a sink and REST repair: under ThreadSanitizer, any state
+ * they read that kf_start or kf_stop writes without the lock is a reported race. */
+typedef struct poller {
+    kf_collector *c;
+    atomic_bool stop;
+    long rounds;
+} poller;
+
+static void *poller_main(void *arg)
+{
+    poller *p = arg;
+    while (!atomic_load(&p->stop)) {
+        kf_stats s;
+        kf_stats_get(p->c, &s, sizeof s);
+        (void)kf_running(p->c);
+        (void)kf_connected(p->c);
+        (void)strlen(kf_errmsg(p->c));
+        kf_kline out[2];
+        size_t n = 2;
+        kf_recent(p->c, "BTCUSDT", "1m", out, &n);
+        p->rounds++;
+    }
+    return NULL;
+}
+
+static void test_queries_while_starting_and_stopping(void **st)
+{
+    (void)st;
+    kft_sim *sim = start_sim("60", NULL);
+    char *dir = kft_tmpdir();
+    assert_non_null(dir);
+    char sink[600];
+    snprintf(sink, sizeof sink, "sqlite:%s/q.db", dir);
+    kf_config *cfg = kft_sim_config(kft_sim_port(sim), "BTCUSDT,ETHUSDT", "1m,5m", NULL);
+    kf_config_set_log(cfg, NULL, NULL, KF_LOG_WARN);
+    assert_int_equal(kf_config_add_sink(cfg, sink), KF_OK);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_non_null(c);
+    poller p = {.c = c};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, poller_main, &p), 0);
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(kf_start(c), KF_OK);
+        assert_int_equal(kf_wait_connected(c, 5000), KF_OK);
+        usleep(300000);
+        assert_int_equal(kf_stop(c), KF_OK);
+    }
+    atomic_store(&p.stop, true);
+    pthread_join(th, NULL);
+    assert_true(p.rounds > 0);
+    kf_free(c);
+    kf_config_free(cfg);
+    char path[700];
+    const char *const suffix[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/q.db%s", dir, suffix[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+    free(dir);
+    kft_sim_stop(sim);
+}
+
 /* server pings are answered with their payload */
 static bool three_pongs(void *port)
 {
@@ -990,6 +1055,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_stop),
         cmocka_unit_test(test_wait_connected),
         cmocka_unit_test(test_stats_size),
+        cmocka_unit_test(test_queries_while_starting_and_stopping),
         cmocka_unit_test(test_server_pings_answered),
         cmocka_unit_test(test_hostile_frames_skipped),
     };
