@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "klinefeed.h"
-#include "sink/sink.h"
 
 void cli_argiter_init(cli_argiter *it, int argc, char **argv)
 {
@@ -167,10 +166,14 @@ static bool list_has_item(const char *csv)
     return false;
 }
 
-/* The library's own table of sink schemes decides (sqlite, jsonl, csv; non-empty target). */
-static bool sink_spec_ok(const char *spec)
+/* The library decides (its table of sink schemes, a non-empty target); err as "--sink: ...". */
+static bool sink_spec_ok(const char *spec, char *err, size_t errlen)
 {
-    return kf__sink_lookup(spec, NULL) != NULL;
+    char why[300];
+    if (kf_sink_spec_check(spec, why, sizeof why) == KF_OK)
+        return true;
+    snprintf(err, errlen, "--sink: %s", why);
+    return false;
 }
 
 static int parse_validate(const char *s)
@@ -239,13 +242,8 @@ bool cli_run_opts_parse(cli_run_opts *o, int argc, char **argv, char *err, size_
             o->rest_url = v;
             break;
         case OPT_SINK:
-            if (!sink_spec_ok(v)) {
-                snprintf(err, errlen,
-                         "--sink: \"%s\" is not a sink (sqlite:PATH, jsonl:PATH, jsonl:-, "
-                         "csv:PATH)",
-                         v);
+            if (!sink_spec_ok(v, err, errlen))
                 return false;
-            }
             o->sinks[o->n_sinks++] = v;
             break;
         case OPT_ALL_UPDATES:
@@ -549,13 +547,8 @@ bool cli_backfill_opts_parse(cli_backfill_opts *o, int argc, char **argv, char *
             o->has_to = true;
             break;
         case BF_SINK:
-            if (!sink_spec_ok(v)) {
-                snprintf(err, errlen,
-                         "--sink: \"%s\" is not a sink (sqlite:PATH, jsonl:PATH, jsonl:-, "
-                         "csv:PATH)",
-                         v);
+            if (!sink_spec_ok(v, err, errlen))
                 return false;
-            }
             o->sinks[o->n_sinks++] = v;
             break;
         case BF_REST_URL:

@@ -198,7 +198,7 @@ static void log_final(kf_collector *c, const char *signame, int code)
     kf_stats s;
     memset(&s, 0, sizeof s);
     kf_stats_get(c, &s);
-    kf__log(&cli_logger, KF_LOG_INFO,
+    cli_log(KF_LOG_INFO,
             "msg=\"exiting\" signal=%s code=%d frames=%" PRIu64 " bytes=%" PRIu64
             " updates=%" PRIu64 " closed=%" PRIu64 " duplicates=%" PRIu64 " other_events=%" PRIu64
             " parse_errors=%" PRIu64 " unknown_streams=%" PRIu64 " connects=%" PRIu64
@@ -269,13 +269,13 @@ static int start_collector(kf_collector *c, bool retry)
             cap = 60000;
         int delay = cap / 2 + (int)(rand_r(&seed) % (unsigned)(cap / 2 + 1));
         const char *msg = kf_errmsg(c);
-        kf__log(&cli_logger, KF_LOG_WARN,
+        cli_log(KF_LOG_WARN,
                 "msg=\"start failed: retrying (--retry-start)\" attempt=%u retry_ms=%d err=\"%s\" "
                 "why=\"%s\"",
                 attempt, delay, kf_strerror(e), msg ? msg : "");
         int sig = wait_for_signal(delay);
         if (sig) {
-            kf__log(&cli_logger, KF_LOG_INFO,
+            cli_log(KF_LOG_INFO,
                     "msg=\"stopping before the collector could start\" signal=%s attempts=%u",
                     signal_name(sig), attempt);
             return sig;
@@ -294,12 +294,12 @@ static int run_collector(kf_collector *c, bool retry_start)
         signals_restore();
         return CLI_EXIT_RUNTIME;
     }
-    kf__log(&cli_logger, KF_LOG_INFO,
-            "msg=\"running\" streams=%zu connections=%zu ws=%s rest=%s pid=%ld", kf_stream_count(c),
-            kf_connection_count(c), kf_ws_url(c), kf_rest_url(c), (long)getpid());
+    cli_log(KF_LOG_INFO, "msg=\"running\" streams=%zu connections=%zu ws=%s rest=%s pid=%ld",
+            kf_stream_count(c), kf_connection_count(c), kf_ws_url(c), kf_rest_url(c),
+            (long)getpid());
 
     int sig = wait_for_signal(-1);
-    kf__log(&cli_logger, KF_LOG_INFO, "msg=\"stopping\" signal=%s", signal_name(sig));
+    cli_log(KF_LOG_INFO, "msg=\"stopping\" signal=%s", signal_name(sig));
     int rc = CLI_EXIT_OK;
     kf_err e = kf_stop(c);
     kf_stats s;
@@ -372,6 +372,5 @@ out:
     kf_free(c);
     kf_config_free(cfg);
     cli_run_opts_free(&o);
-    kf__logger_destroy(&cli_logger);
     return rc;
 }

@@ -419,12 +419,10 @@ kf_err kf_config_on_raw(kf_config *cfg, kf_raw_fn fn, void *userdata)
 
 kf_err kf_config_add_sink(kf_config *cfg, const char *spec)
 {
-    const char *target;
     if (!cfg || !spec)
         return KF_ERR_INVALID_ARG;
-    if (!kf__sink_lookup(spec, &target))
-        return cfg_fail(
-            cfg, "sink \"%.200s\" is not one of sqlite:PATH, jsonl:PATH, jsonl:-, csv:PATH", spec);
+    if (kf_sink_spec_check(spec, cfg->errmsg, sizeof cfg->errmsg) != KF_OK)
+        return KF_ERR_CONFIG;
     char **p = kf__realloc(cfg->sinks, (cfg->nsinks + 1) * sizeof *p);
     if (!p)
         return KF_ERR_NOMEM;

@@ -896,7 +896,14 @@ static void test_run_corrupt_store_refused(void **state)
     bool full = false;
     for (int i = 0; i < 300 && !full; i++) {
         usleep(100000);
-        full = sqlite_count(db, "SELECT count(*) FROM klines") >= 2 * 2 * 1440;
+        sqlite3 *q = NULL; /* the daemon may not have created the file or its table yet */
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_open_v2(db, &q, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+            sqlite3_prepare_v2(q, "SELECT count(*) FROM klines", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            full = sqlite3_column_int64(st, 0) >= 2 * 2 * 1440;
+        sqlite3_finalize(st);
+        sqlite3_close(q);
     }
     kill(pid, SIGTERM);
     cli_result r;
