@@ -98,28 +98,28 @@ static void bf_on_progress(void *ud, const kf_history_progress *p)
 
 static int bf_build_config(kf_config *cfg, const cli_backfill_opts *o)
 {
-    for (size_t i = 0; i < o->n_symbols; i++)
-        CLI_SET(kf_config_add_symbols(cfg, o->symbols[i]), "--symbols", o->symbols[i]);
-    for (size_t i = 0; i < o->n_intervals; i++)
-        CLI_SET(kf_config_add_intervals(cfg, o->intervals[i]), "--intervals", o->intervals[i]);
+    for (size_t i = 0; i < o->symbols.n; i++)
+        CLI_SET(kf_config_add_symbols(cfg, o->symbols.v[i]), "--symbols", o->symbols.v[i]);
+    for (size_t i = 0; i < o->intervals.n; i++)
+        CLI_SET(kf_config_add_intervals(cfg, o->intervals.v[i]), "--intervals", o->intervals.v[i]);
     if (o->testnet)
         CLI_SET(kf_config_set_testnet(cfg, true), "--testnet", "");
     if (o->rest_url)
         CLI_SET(kf_config_set_rest_url(cfg, o->rest_url), "--rest-url", o->rest_url);
-    for (size_t i = 0; i < o->n_sinks; i++)
-        CLI_SET(kf_config_add_sink(cfg, o->sinks[i]), "--sink", o->sinks[i]);
-    if (o->n_sinks == 0)
+    for (size_t i = 0; i < o->sinks.n; i++)
+        CLI_SET(kf_config_add_sink(cfg, o->sinks.v[i]), "--sink", o->sinks.v[i]);
+    if (o->sinks.n == 0)
         CLI_SET(kf_config_add_sink(cfg, DEFAULT_SINK), "--sink", DEFAULT_SINK);
     if (o->ca_file) {
         int rc = cli_set_ca_file(cfg, o->ca_file);
         if (rc != CLI_EXIT_OK)
             return rc;
     }
-    if (o->weight_budget) {
+    if (o->rest_weight_budget) {
         char num[32];
-        snprintf(num, sizeof num, "%" PRIu64, o->weight_budget);
-        CLI_SET(kf_config_set_rest_weight_budget(cfg, (unsigned)o->weight_budget),
-                "--weight-budget", num);
+        snprintf(num, sizeof num, "%" PRIu64, o->rest_weight_budget);
+        CLI_SET(kf_config_set_rest_weight_budget(cfg, (unsigned)o->rest_weight_budget),
+                "--rest-weight-budget", num);
     }
     char dir[1024];
     int rc = cli_state_dir(o->state_dir, dir, sizeof dir);
@@ -130,6 +130,35 @@ static int bf_build_config(kf_config *cfg, const cli_backfill_opts *o)
     CLI_SET(kf_config_set_log(cfg, cli_log_line, NULL, (kf_log_level)o->log_level), "--log-level",
             "");
     return CLI_EXIT_OK;
+}
+
+/* What the flags alone can tell: the required ones, --to not before --from, --from not in
+ * the future (it would only say "up to date"). */
+static bool bf_check(const cli_backfill_opts *o, char *err, size_t errlen)
+{
+    if (o->help)
+        return true;
+    if (o->symbols.n == 0 || o->intervals.n == 0 || !o->has_from) {
+        snprintf(err, errlen,
+                 "backfill: %s is required (e.g. --symbols BTCUSDT --intervals 1m --from "
+                 "2026-01-01)",
+                 o->symbols.n == 0     ? "--symbols"
+                 : o->intervals.n == 0 ? "--intervals"
+                                       : "--from");
+        return false;
+    }
+    if (o->has_to && o->to < o->from) {
+        snprintf(err, errlen, "--to: %" PRId64 " is before --from %" PRId64, o->to, o->from);
+        return false;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (o->from > (int64_t)now.tv_sec * 1000 + 60000) {
+        snprintf(err, errlen, "--from: %" PRId64 " is in the future (now is %lld)", o->from,
+                 (long long)now.tv_sec * 1000);
+        return false;
+    }
+    return true;
 }
 
 static void bf_summary(const bf_ctx *c, const char *how, int code)
@@ -163,22 +192,26 @@ static bool bf_signals_install(void)
 int cli_backfill(int argc, char **argv)
 {
     cli_backfill_opts o;
-    char err[CLI_ERR_MAX];
-    if (!cli_backfill_opts_parse(&o, argc, argv, err, sizeof err)) {
+    memset(&o, 0, sizeof o);
+    o.log_level = KF_LOG_INFO;
+    char err[CLI_ERR_MAX], *text = NULL;
+    int rc;
+    kf_history *h = NULL;
+    kf_config *cfg = NULL;
+    if (!cli_parse(&cli_cmd_backfill, &o, argc, argv, NULL, &text, err, sizeof err) ||
+        !bf_check(&o, err, sizeof err)) {
         cli_error("%s", err);
-        cli_backfill_opts_free(&o);
-        return CLI_EXIT_USAGE;
+        rc = CLI_EXIT_USAGE;
+        goto out;
     }
     if (o.help) {
-        cli_backfill_opts_free(&o);
-        cli_usage(stdout);
-        return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_RUNTIME;
+        cli_command_help(&cli_cmd_backfill, stdout);
+        rc = fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_RUNTIME;
+        goto out;
     }
     cli_logger_setup((kf_log_level)o.log_level);
 
-    int rc;
-    kf_history *h = NULL;
-    kf_config *cfg = kf_config_new();
+    cfg = kf_config_new();
     if (!cfg) {
         cli_error("out of memory");
         rc = CLI_EXIT_RUNTIME;
@@ -227,6 +260,7 @@ out:
     bf_running = NULL;
     kf_history_free(h);
     kf_config_free(cfg);
-    cli_backfill_opts_free(&o);
+    cli_free_lists(&cli_cmd_backfill, &o);
+    free(text);
     return rc;
 }

@@ -84,7 +84,9 @@ kf_history *kf_history_new(const kf_config *cfg, char *err, size_t errlen)
     if (!cfg || !cfg->nsymbols || !nint) {
         if (err && errlen)
             snprintf(err, errlen, "no %s configured: add at least one",
-                     !cfg ? "configuration" : !cfg->nsymbols ? "symbol" : "interval");
+                     !cfg             ? "configuration"
+                     : !cfg->nsymbols ? "symbol"
+                                      : "interval");
         return NULL;
     }
     kf_history *h = kf__calloc(1, sizeof *h);
@@ -327,8 +329,8 @@ static kf_err hist_plan(kf_history *h, int64_t from, int64_t to)
             h->nstreams, h->todo, resumed, from, to < now ? to : now, h->rest_base,
             kf__fetcher_weight_limit(h->fetcher));
     if (!h->todo)
-        kf__log(&h->log, KF_LOG_INFO,
-                "msg=\"nothing new: every stream is up to date\" streams=%zu", h->nstreams);
+        kf__log(&h->log, KF_LOG_INFO, "msg=\"nothing new: every stream is up to date\" streams=%zu",
+                h->nstreams);
     return KF_OK;
 }
 
@@ -388,9 +390,8 @@ kf_err kf_history_run(kf_history *h, int64_t from_ms, int64_t to_ms, kf_history_
         uint64_t before = h->rows;
         e = kf__fetch_klines(h->fetcher, s->symbol, s->interval, s->start, to_ms, hist_on_row, h,
                              &h->cancel, NULL, err, sizeof err);
-        kf__log(&h->log, KF_LOG_DEBUG,
-                "msg=\"stream fetched\" symbol=%s interval=%s rows=%" PRIu64, s->symbol,
-                kf_interval_name(s->interval), h->rows - before);
+        kf__log(&h->log, KF_LOG_DEBUG, "msg=\"stream fetched\" symbol=%s interval=%s rows=%" PRIu64,
+                s->symbol, kf_interval_name(s->interval), h->rows - before);
         if (e == KF_ERR_NOT_RUNNING)
             break;
         if (e)
@@ -408,7 +409,6 @@ kf_err kf_history_run(kf_history *h, int64_t from_ms, int64_t to_ms, kf_history_
     /* Every pushed row is stored before returning. */
     for (size_t i = 0; i < h->nwriters; i++)
         if (kf__writer_stop(h->writers[i]) != KF_OK && (!e || e == KF_ERR_NOT_RUNNING))
-            e = hist_fail(h, KF_ERR_SINK, "%s: not every row could be stored",
-                          h->cfg->sinks[i]);
+            e = hist_fail(h, KF_ERR_SINK, "%s: not every row could be stored", h->cfg->sinks[i]);
     return e;
 }
