@@ -314,7 +314,8 @@ static kf_err fetch_get(kf__fetcher *f, const char *path_query, unsigned weight,
         /* The budget of the current exchange minute. */
         int64_t wait = kf__budget_wait_ms(&f->budget, fetch_budget_now(f), weight);
         if (wait > 0) {
-            kf__log(f->log, KF_LOG_DEBUG,
+            /* a wait a person would notice is said at info: a silent 30 s looks like a hang */
+            kf__log(f->log, wait >= 3000 ? KF_LOG_INFO : KF_LOG_DEBUG,
                     "msg=\"REST weight budget reached: waiting for the next minute\" used=%u "
                     "limit=%u wait_ms=%" PRId64,
                     kf__budget_used(&f->budget, fetch_budget_now(f)), f->budget.limit, wait);

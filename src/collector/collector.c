@@ -715,6 +715,16 @@ kf_err kf_start(kf_collector *c)
             "msg=\"starting\" version=%s streams=%zu connections=%zu ws=%s rest=%s sinks=%zu",
             KF_VERSION_STRING, c->nstreams, c->nshards, c->ws_base, c->rest_base, c->cfg->nsinks);
 
+    /* Binance serves klines on routed paths (/market); an unrouted connection acknowledges every
+     * SUBSCRIBE and then delivers nothing (see README, "Why /market"): say so now, not after the
+     * silent-stream check fires minutes later. */
+    const char *last = strrchr(c->ws_url.path, '/');
+    if (!last || strcmp(last, "/market") != 0)
+        kf__log(&c->log, KF_LOG_WARN,
+                "msg=\"the WebSocket base has no routed /market path: Binance acknowledges "
+                "subscriptions there and delivers no klines\" ws=%s hint=\"%s\"",
+                c->ws_base, c->cfg->testnet ? KF_WS_TESTNET : KF_WS_MAINNET);
+
     kf_err e = kf__validate_symbols(c, err, sizeof err);
     if (e) {
         kf__collector_set_error(c, "%s", err);

@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "sink/sink.h"
+#include "transport/conn.h"
 
 static kf_err cfg_fail(kf_config *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static kf_err cfg_fail(kf_config *cfg, const char *fmt, ...)
@@ -235,6 +236,12 @@ static kf_err set_url(kf_config *cfg, char **dst, const char *url, const char *a
     for (const char *p = url; *p; p++)
         if ((unsigned char)*p <= ' ' || *p == 0x7f)
             return cfg_fail(cfg, "%s \"%.200s\" contains whitespace or control bytes", what, url);
+    kf__url u; /* the port, the host's length...: refused here, naming the value, not at start */
+    char err[300];
+    if (kf__url_parse(url, &u, err, sizeof err) != KF_OK) {
+        const char *why = strstr(err, "\": "); /* the parser's message names the URL too */
+        return cfg_fail(cfg, "%s \"%.200s\": %s", what, url, why ? why + 3 : err);
+    }
     return set_str(dst, url);
 }
 

@@ -192,6 +192,13 @@ static int hist_on_row(void *ud, const kf_kline *k)
 {
     kf_history *h = ud;
     hist_stream *s = &h->streams[h->cur];
+    if (s->reached == s->start && k->open_time > s->start) {
+        /* the exchange's history starts later (a listing after from): progress counts what
+         * exists, not the empty years before it */
+        int64_t gap = (k->open_time < s->end ? k->open_time : s->end) - s->start;
+        h->total_span -= gap;
+        s->start += gap;
+    }
     for (size_t i = 0; i < h->nwriters; i++)
         kf__writer_push(h->writers[i], k);
     h->rows++;
