@@ -338,8 +338,10 @@ kf_err kf_config_on_raw(kf_config *cfg, kf_raw_fn fn, void *userdata);
 
 /*
  * Adds a store by spec: "sqlite:PATH", "jsonl:PATH", "jsonl:-" (stdout),
- * "csv:PATH". The sink is opened by kf_start() and written on its own writer
- * thread "kf-sink-N", so a slow disk never stalls the socket.
+ * "csv:PATH", "csv:-" (stdout). The sink is opened by kf_start() and written on its own writer
+ * thread "kf-sink-N", so a slow disk never stalls the socket. A spec given twice is
+ * KF_ERR_CONFIG (it would store every row twice). A start that fails removes a store it
+ * created and stored nothing in.
  */
 kf_err kf_config_add_sink(kf_config *cfg, const char *spec);
 /*

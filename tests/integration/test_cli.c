@@ -413,13 +413,26 @@ static void test_run_connect_refused(void **state)
     (void)state;
     int fd;
     int port = refused_port(&fd);
-    char ws[128], hostport[64], sink[600];
+    char ws[128], hostport[64], sink[600], db[600], kept[600], sink_db[620], sink_kept[620];
     snprintf(ws, sizeof ws, "ws://127.0.0.1:%d/market", port);
     snprintf(hostport, sizeof hostport, "127.0.0.1:%d", port);
     snprintf(sink, sizeof sink, "jsonl:%s", tmp_path("refused.jsonl"));
+    snprintf(db, sizeof db, "%s", tmp_path("refused.db"));
+    snprintf(kept, sizeof kept, "%s", tmp_path("existing.csv"));
+    snprintf(sink_db, sizeof sink_db, "sqlite:%s", db);
+    snprintf(sink_kept, sizeof sink_kept, "csv:%s", kept);
+    write_file(kept, "", 0); /* a store that existed before is never removed */
     cli_result r;
     CLI(&r, "--symbols", "BTCUSDT", "--intervals", "1m", "--ws-url", ws, "--validate", "off",
-        "--sink", sink, "--connect-timeout-ms", "3000");
+        "--sink", sink, "--sink", sink_db, "--sink", sink_kept, "--connect-timeout-ms", "3000");
+    /* a start that failed leaves no empty store behind (it created them: it removes them) */
+    char twice[600];
+    snprintf(twice, sizeof twice, "%s", sink);
+    USAGE_ERROR("--sink", "given twice", "run", "--symbols", "BTCUSDT", "--intervals", "1m",
+                "--sink", twice, "--sink", twice);
+    assert_int_equal(access(sink + strlen("jsonl:"), F_OK), -1);
+    assert_int_equal(access(db, F_OK), -1);
+    assert_int_equal(access(kept, F_OK), 0);
     if (r.code != 1)
         print_error("exit %d, stderr:\n%s", r.code, r.err);
     assert_int_equal(r.code, 1);
