@@ -100,3 +100,21 @@ set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   "${_kf_deb}/conffiles;${_kf_deb}/postinst;${_kf_deb}/prerm;${_kf_deb}/postrm;${_kf_deb}/triggers")
 set(CPACK_PROJECT_CONFIG_FILE ${CMAKE_SOURCE_DIR}/packaging/cpack-project.cmake)
 include(CPack)
+
+# ---- tests (label install): what is exported, the man pages, and an install used from outside
+if(KF_BUILD_TESTS)
+  add_test(NAME test_symbols COMMAND bash ${CMAKE_SOURCE_DIR}/tests/install/symbols.sh
+    $<TARGET_FILE:klinefeed_shared> $<TARGET_FILE:klinefeed_static>
+    ${CMAKE_SOURCE_DIR}/include/klinefeed.h ${CMAKE_C_COMPILER} ${KF_SOVERSION})
+  add_test(NAME test_man COMMAND bash ${CMAKE_SOURCE_DIR}/tests/install/man.sh
+    ${CMAKE_BINARY_DIR}/man/klinefeed.1 ${CMAKE_BINARY_DIR}/man/klinefeed-sim.1
+    ${CMAKE_BINARY_DIR}/man/libklinefeed.3)
+  set_tests_properties(test_symbols test_man PROPERTIES LABELS install TIMEOUT 120)
+  # (not in a sanitizer build: a program built outside would lack the sanitizer runtime)
+  if(NOT KF_SANITIZE AND NOT KF_FUZZ)
+    add_test(NAME test_install COMMAND bash ${CMAKE_SOURCE_DIR}/tests/install/install.sh
+      ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR} ${CMAKE_C_COMPILER} ${PROJECT_VERSION}
+      ${KF_SOVERSION})
+    set_tests_properties(test_install PROPERTIES LABELS install TIMEOUT 300)
+  endif()
+endif()
