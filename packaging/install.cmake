@@ -15,12 +15,10 @@ set(KF_SYSTEMD_UNITDIR "lib/systemd/system" CACHE STRING
 set(KF_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/klinefeed")
 
 # ---- libraries and header
-install(TARGETS klinefeed_shared EXPORT klinefeedTargets
-  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+# (the include directory is the targets' INSTALL_INTERFACE)
+install(TARGETS klinefeed_shared EXPORT klinefeedTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(TARGETS klinefeed_static EXPORT klinefeedStaticTargets
-  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES include/klinefeed.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 
 # ---- programs (the CLI is linked with the static library)
