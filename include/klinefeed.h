@@ -489,51 +489,81 @@ kf_err kf_recent(kf_collector *c, const char *symbol, const char *interval, kf_k
  * struct under one version number (the first 16 counters, then the
  * reconnect/repair counters from reconnects on, then missing..unstored) with
  * a kf_stats_get() that had no size: hence the size argument since 0.2.0.
+ *
+ * The counters, in one list: the struct below, kf_stats_name()/kf_stats_help()/
+ * kf_stats_kind()/kf_stats_value(), the daemon's final line and any exporter
+ * are made from it, so none can forget one. X(name, kind, help): kind is
+ * KF_STAT_COUNTER (only grows) or KF_STAT_GAUGE (a level now). A program may
+ * expand it too, e.g. to print every counter:
+ *   #define PRINT(name, kind, help) printf(#name "=%llu\n", (unsigned long long)s.name);
+ *   KF_STATS_FIELDS(PRINT)
  */
+#define KF_STATS_FIELDS(X)                                                                         \
+    X(frames, KF_STAT_COUNTER, "WebSocket text frames received")                                   \
+    X(bytes, KF_STAT_COUNTER, "WebSocket payload bytes received")                                  \
+    X(updates, KF_STAT_COUNTER, "kline updates decoded")                                           \
+    X(closed, KF_STAT_COUNTER, "distinct closed candles")                                          \
+    X(duplicates, KF_STAT_COUNTER, "repeated closing updates ignored")                             \
+    X(other_events, KF_STAT_COUNTER, "non-kline events skipped")                                   \
+    X(parse_errors, KF_STAT_COUNTER, "malformed frames skipped")                                   \
+    X(unknown_streams, KF_STAT_COUNTER, "klines of streams not subscribed")                        \
+    X(acks, KF_STAT_COUNTER, "SUBSCRIBE acknowledgements")                                         \
+    X(exchange_errors, KF_STAT_COUNTER, "error replies from the exchange")                         \
+    X(connects, KF_STAT_COUNTER, "successful WebSocket upgrades")                                  \
+    X(disconnects, KF_STAT_COUNTER, "connections lost or closed")                                  \
+    X(pings, KF_STAT_COUNTER, "server pings answered")                                             \
+    X(sink_rows, KF_STAT_COUNTER, "rows the stores took")                                          \
+    X(sink_errors, KF_STAT_COUNTER, "failed store writes")                                         \
+    X(rest_requests, KF_STAT_COUNTER, "REST requests made")                                        \
+    X(reconnects, KF_STAT_COUNTER, "connections re-opened after a loss")                           \
+    X(lost_server_close, KF_STAT_COUNTER, "connections lost: close frame from the server")         \
+    X(lost_reset, KF_STAT_COUNTER, "connections lost: reset, EOF without close, I/O error")        \
+    X(lost_protocol, KF_STAT_COUNTER, "connections lost: protocol violation")                      \
+    X(lost_liveness, KF_STAT_COUNTER, "connections lost: no frame within the liveness timeout")    \
+    X(connect_failures, KF_STAT_COUNTER, "connection attempts failed before the upgrade")          \
+    X(rotations, KF_STAT_COUNTER, "make-before-break connection replacements completed")           \
+    X(stale_streams, KF_STAT_COUNTER, "streams silent while their connection delivered")           \
+    X(gaps, KF_STAT_COUNTER, "missing closed candles detected (skips, reconnects, start)")         \
+    X(missing_closes, KF_STAT_COUNTER, "candles whose closing update never came (asked of REST)")  \
+    X(backfilled, KF_STAT_COUNTER, "closed candles stored from REST")                              \
+    X(rest_weight, KF_STAT_COUNTER, "REST request weight used by the repair worker")               \
+    X(rest_429, KF_STAT_COUNTER, "REST 429 answers (the worker backed off)")                       \
+    X(rest_418, KF_STAT_COUNTER, "REST 418 answers (all REST paused)")                             \
+    X(rest_pending, KF_STAT_GAUGE, "repair requests waiting or in flight, rows not applied")       \
+    X(missing, KF_STAT_GAUGE,                                                                      \
+      "closed candles known missing now, asked of REST until stored or the exchange has none "     \
+      "(the stores keep them findable: a restart asks again)")                                     \
+    X(absent, KF_STAT_COUNTER, "candles the exchange answered it does not have: not asked again")  \
+    X(repair_failures, KF_STAT_COUNTER, "REST repair requests that failed (each asked again)")     \
+    X(store_dropped, KF_STAT_COUNTER,                                                              \
+      "closed candles a full store queue could not take (kept missing, fetched again)")            \
+    X(updates_dropped, KF_STAT_COUNTER, "open updates (sink_all_updates) a full queue refused")    \
+    X(unstored, KF_STAT_COUNTER,                                                                   \
+      "closed candles a store had not taken when kf_stop's deadline passed (the next start asks "  \
+      "REST)")
+
+typedef enum kf_stat_kind {
+    KF_STAT_COUNTER = 0, /* only grows (since kf_create()) */
+    KF_STAT_GAUGE = 1,   /* a level now: may go down */
+} kf_stat_kind;
+
 typedef struct kf_stats {
-    uint64_t frames;            /* WebSocket text frames received */
-    uint64_t bytes;             /* WebSocket payload bytes received */
-    uint64_t updates;           /* kline updates decoded */
-    uint64_t closed;            /* distinct closed candles */
-    uint64_t duplicates;        /* repeated closing updates ignored */
-    uint64_t other_events;      /* non-kline events skipped */
-    uint64_t parse_errors;      /* malformed frames skipped */
-    uint64_t unknown_streams;   /* klines of streams we did not subscribe */
-    uint64_t acks;              /* SUBSCRIBE acknowledgements */
-    uint64_t exchange_errors;   /* error replies from the exchange */
-    uint64_t connects;          /* successful upgrades */
-    uint64_t disconnects;       /* connections lost or closed */
-    uint64_t pings;             /* server pings answered */
-    uint64_t sink_rows;         /* rows handed to sinks */
-    uint64_t sink_errors;       /* failed sink writes */
-    uint64_t rest_requests;     /* REST requests made */
-    uint64_t reconnects;        /* connections re-opened after a loss */
-    uint64_t lost_server_close; /* losses by cause: close frame from the server */
-    uint64_t lost_reset;        /* ... reset, EOF without close frame, read/write error */
-    uint64_t lost_protocol;     /* ... protocol violation (bad frame, oversized message) */
-    uint64_t lost_liveness;     /* ... no frame within the liveness timeout */
-    uint64_t connect_failures;  /* connection attempts that failed before the upgrade */
-    uint64_t rotations;         /* make-before-break replacements completed */
-    uint64_t stale_streams;     /* streams reported silent while their connection delivered */
-    uint64_t gaps;              /* missing closed candles detected (skips, reconnects, start) */
-    uint64_t missing_closes;    /* candles whose closing update never came, asked of REST */
-    uint64_t backfilled;        /* closed candles stored from REST */
-    uint64_t rest_weight;       /* REST weight used by the repair worker */
-    uint64_t rest_429;          /* 429 answers (the worker backed off) */
-    uint64_t rest_418;          /* 418 answers (all REST paused) */
-    uint64_t rest_pending;      /* repair requests waiting or in flight, rows not yet applied */
-    /* what is not stored (yet) */
-    uint64_t missing;         /* closed candles known missing now (holes), asked of REST until
-                                 stored or the exchange answers it has none; the stores keep
-                                 them findable: a restart asks again */
-    uint64_t absent;          /* candles the exchange answered it does not have: not asked again */
-    uint64_t repair_failures; /* REST repair requests that failed (each asked again later) */
-    uint64_t store_dropped;   /* closed candles a full store queue could not take: kept missing
-                                 and fetched again from REST */
-    uint64_t updates_dropped; /* open updates (sink_all_updates) a full store queue refused */
-    uint64_t unstored;        /* closed candles a store had not taken when kf_stop's deadline
-                                 passed (kf_stop returned KF_ERR_SINK; the next start asks REST) */
+#define KF_STATS_FIELD_DECL(name, kind, help) uint64_t name;
+    KF_STATS_FIELDS(KF_STATS_FIELD_DECL)
+#undef KF_STATS_FIELD_DECL
 } kf_stats;
+
+/* Number of counters in kf_stats (of this library: maybe more than a program was built with).
+ * Any thread. */
+size_t kf_stats_count(void);
+/* Counter i's name ("frames"), kind and one-line help, in KF_STATS_FIELDS order; NULL (kind
+ * KF_STAT_COUNTER) past kf_stats_count(). Static strings. Any thread. */
+const char *kf_stats_name(size_t i);
+const char *kf_stats_help(size_t i);
+kf_stat_kind kf_stats_kind(size_t i);
+/* Counter i's value in *s, a kf_stats of size bytes (pass sizeof *s, as to kf_stats_get): 0
+ * for an i past what either the library or the caller's struct has. Any thread. */
+uint64_t kf_stats_value(const kf_stats *s, size_t size, size_t i);
 
 /*
  * Fills *out with the counters. size is sizeof *out as the caller was compiled

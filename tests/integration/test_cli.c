@@ -772,6 +772,16 @@ static void test_run_sim_sigterm(void **state)
     assert_non_null(final_line);
     long long closed = log_counter(final_line, "closed");
     assert_true(closed >= 4); /* 2 streams x several minutes */
+    /* the final line has every counter of the library's list, once, on one line */
+    const char *eol = strchr(final_line, '\n');
+    for (size_t i = 0; i < kf_stats_count(); i++) {
+        char key[64];
+        snprintf(key, sizeof key, " %s=", kf_stats_name(i));
+        const char *at = strstr(final_line, key);
+        if (!at || (eol && at > eol))
+            fail_msg("the final line lacks %s: %.*s", key,
+                     (int)(eol ? eol - final_line : (long)strlen(final_line)), final_line);
+    }
 
     /* jsonl: only closed candles, one line each */
     size_t jl_len;
