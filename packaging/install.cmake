@@ -109,7 +109,7 @@ if(KF_BUILD_TESTS)
     ${CMAKE_BINARY_DIR}/man/libklinefeed.3)
   set_tests_properties(test_symbols test_man PROPERTIES LABELS install TIMEOUT 120)
   # (not in a sanitizer build: a program built outside would lack the sanitizer runtime)
-  if(NOT KF_SANITIZE AND NOT KF_FUZZ)
+  if(NOT KF_SANITIZE AND NOT KF_TSAN AND NOT KF_FUZZ)
     add_test(NAME test_install COMMAND bash ${CMAKE_SOURCE_DIR}/tests/install/install.sh
       ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR} ${CMAKE_C_COMPILER} ${PROJECT_VERSION}
       ${KF_SOVERSION})

@@ -820,8 +820,11 @@ kf_err kf_start(kf_collector *c)
         }
     }
     if (c->cfg->backfill) {
-        c->repair = kf__repair_new(c, c->rest_state[0] ? c->rest_state : NULL, err, sizeof err);
-        if (!c->repair) {
+        kf__repair *r = kf__repair_new(c, c->rest_state[0] ? c->rest_state : NULL, err, sizeof err);
+        pthread_mutex_lock(&c->mu); /* kf_stats_get reads it from any thread */
+        c->repair = r;
+        pthread_mutex_unlock(&c->mu);
+        if (!r) {
             collector_discard_writers(c);
             kf__collector_set_error(c, "%s", err);
             return KF_ERR_REST;
