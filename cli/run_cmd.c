@@ -234,27 +234,100 @@ static void start_failed(kf_collector *c, kf_err e)
                   kf_rest_url(c));
 }
 
-/*
- * kf_start, once, or with --retry-start until it succeeds (backoff 1 s doubling to 60 s, with
- * jitter) or a signal asks to stop. Returns 0 when started, else the signal that stopped the
- * retries (> 0) or -1 after a failure that is final.
- */
-static int start_collector(kf_collector *c, bool retry)
+/* kf_start on a thread of its own: a stop signal during a start that hangs on the network is
+ * acted on at once (kf_stop from the main thread abandons the start) instead of after the
+ * connect timeouts. */
+typedef struct starter {
+    kf_collector *c;
+    kf_err e;
+    int done_fd;
+} starter;
+
+static void *starter_main(void *arg)
 {
-    /* The library's threads inherit a mask blocking the stop signals, so only the main thread
-     * takes them; one arriving during kf_start stays pending until it returns. */
+    starter *s = arg;
+    s->e = kf_start(s->c);
+    ssize_t n = write(s->done_fd, "x", 1);
+    (void)n;
+    return NULL;
+}
+
+/* One kf_start. Returns 0 when started, the signal that abandoned it (> 0; the collector is
+ * stopped), or -1 when it failed (*e says how). */
+static int start_once(kf_collector *c, kf_err *e)
+{
+    int done[2];
+    if (pipe2(done, O_CLOEXEC) != 0) {
+        *e = KF_ERR_THREAD;
+        return -1;
+    }
+    /* The library's threads inherit the starter's mask, which blocks the stop signals: only the
+     * main thread takes them. */
     sigset_t stop_set, old_set;
     sigemptyset(&stop_set);
     sigaddset(&stop_set, SIGINT);
     sigaddset(&stop_set, SIGTERM);
     sigaddset(&stop_set, SIGHUP);
+    starter s = {.c = c, .e = KF_OK, .done_fd = done[1]};
+    pthread_t th;
+    pthread_sigmask(SIG_BLOCK, &stop_set, &old_set);
+    int rc = pthread_create(&th, NULL, starter_main, &s);
+    pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+    if (rc != 0) { /* no thread: start here, signals held until it returns */
+        pthread_sigmask(SIG_BLOCK, &stop_set, &old_set);
+        s.e = kf_start(c);
+        pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+    } else {
+        int sig = 0;
+        struct pollfd p[2] = {{.fd = done[0], .events = POLLIN},
+                              {.fd = sig_pipe[0], .events = POLLIN}};
+        for (;;) {
+            int r = poll(p, 2, -1);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0 || (p[0].revents & (POLLIN | POLLHUP)))
+                break; /* started or failed (a pending signal is read by the run loop) */
+            unsigned char b;
+            if ((p[1].revents & POLLIN) && read(sig_pipe[0], &b, 1) == 1) {
+                sig = b;
+                cli_log(KF_LOG_INFO, "msg=\"stopping during the start\" signal=%s",
+                        signal_name(sig));
+                kf_stop(c); /* abandons the start, or stops what it started meanwhile */
+                break;
+            }
+        }
+        pthread_join(th, NULL);
+        if (sig) {
+            close(done[0]);
+            close(done[1]);
+            return sig;
+        }
+    }
+    close(done[0]);
+    close(done[1]);
+    *e = s.e;
+    return s.e == KF_OK ? 0 : -1;
+}
+
+/*
+ * kf_start, once, or with --retry-start until it succeeds (backoff 1 s doubling to 60 s, with
+ * jitter) or a signal asks to stop. Returns 0 when started, else the signal that stopped the
+ * start or its retries (> 0) or -1 after a failure that is final.
+ */
+static int start_collector(kf_collector *c, bool retry)
+{
     unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
     for (unsigned attempt = 1;; attempt++) {
-        pthread_sigmask(SIG_BLOCK, &stop_set, &old_set);
-        kf_err e = kf_start(c);
-        pthread_sigmask(SIG_SETMASK, &old_set, NULL);
-        if (e == KF_OK)
+        kf_err e = KF_OK;
+        int r = start_once(c, &e);
+        if (r == 0)
             return 0;
+        if (r > 0) {
+            cli_log(KF_LOG_INFO,
+                    "msg=\"stopping before the collector could start\" signal=%s attempts=%u",
+                    signal_name(r), attempt);
+            return r;
+        }
         if (!retry || !start_retryable(e)) {
             start_failed(c, e);
             return -1;

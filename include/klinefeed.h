@@ -400,7 +400,11 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen);
  * opened) when already started; KF_ERR_DNS, KF_ERR_CONNECT, KF_ERR_TLS,
  * KF_ERR_HANDSHAKE or KF_ERR_TIMEOUT when a connection could not be made, with
  * kf_errmsg() naming the cause and the URL (also logged); KF_ERR_SYMBOL,
- * KF_ERR_SINK, KF_ERR_THREAD otherwise. After a failure the collector is
+ * KF_ERR_SINK, KF_ERR_THREAD otherwise; KF_ERR_NOT_RUNNING when kf_stop() on
+ * another thread abandoned the start (an exchange that does not answer can
+ * hold kf_start for the connect timeout, twice: validation, then the upgrade;
+ * a program that must stop promptly calls kf_start on a thread of its own and
+ * kf_stop from the thread that decides). After a failure the collector is
  * stopped and may be started again. Call from the thread that owns c.
  */
 kf_err kf_start(kf_collector *c);
@@ -412,7 +416,10 @@ kf_err kf_start(kf_collector *c);
  * collector returns KF_OK). Safe from any thread except the library's own
  * (not from a callback, which gets KF_ERR_INVALID_ARG), also from several
  * at once: one stops, the others wait for that stop and return its result.
- * A signal handler should set a flag instead.
+ * During a kf_start() on another thread: that start gives up at its next
+ * step (a request in flight is cancelled within ~50 ms; opening a store or
+ * reading what it holds is finished first) and returns KF_ERR_NOT_RUNNING;
+ * kf_stop returns once it has. A signal handler should set a flag instead.
  */
 kf_err kf_stop(kf_collector *c);
 

@@ -752,10 +752,20 @@ static void collector_close_repair(kf_collector *c)
     kf__repair_free(r);
 }
 
-kf_err kf_start(kf_collector *c)
+/* kf_stop on another thread asked this start to give up: undoes what it did (the caller's
+ * cleanup) and says so. */
+static bool start_aborted(kf_collector *c)
 {
-    if (!c)
-        return KF_ERR_INVALID_ARG;
+    if (!atomic_load(&c->start_abort))
+        return false;
+    kf__collector_set_error(c, "kf_stop() during kf_start(): the start was abandoned");
+    kf__log(&c->log, KF_LOG_INFO, "msg=\"start abandoned: stop asked\"");
+    return true;
+}
+
+/* kf_start's work (kf_start marks it under way for kf_stop). */
+static kf_err collector_start(kf_collector *c)
+{
     if (atomic_load(&c->running) || c->io_started) {
         kf__log(&c->log, KF_LOG_WARN,
                 "msg=\"start ignored: the collector is already running\" connections=%zu",
@@ -778,6 +788,8 @@ kf_err kf_start(kf_collector *c)
                 c->ws_base, c->cfg->testnet ? KF_WS_TESTNET : KF_WS_MAINNET);
 
     kf_err e = kf__validate_symbols(c, err, sizeof err);
+    if (start_aborted(c))
+        return KF_ERR_NOT_RUNNING;
     if (e) {
         kf__collector_set_error(c, "%s", err);
         kf__log(&c->log, KF_LOG_ERROR, "msg=\"start failed\" err=\"%s\" why=\"%s\"", kf_strerror(e),
@@ -810,6 +822,10 @@ kf_err kf_start(kf_collector *c)
         kf__log(&c->log, KF_LOG_ERROR, "msg=\"start failed: a store cannot be read\" why=\"%s\"",
                 err);
         return e;
+    }
+    if (start_aborted(c)) {
+        collector_discard_writers(c);
+        return KF_ERR_NOT_RUNNING;
     }
     collector_record_covers(c);
     for (size_t i = 0; i < c->nwriters; i++) {
@@ -877,11 +893,13 @@ kf_err kf_start(kf_collector *c)
     clock_gettime(CLOCK_REALTIME, &dl);
     dl.tv_sec += c->cfg->connect_timeout_ms / 1000 + 5;
     pthread_mutex_lock(&c->mu);
-    while (!c->start_done)
+    while (!c->start_done && !atomic_load(&c->start_abort)) /* kf_stop broadcasts under mu */
         if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT)
             break;
     e = c->start_done ? c->start_err : KF_ERR_TIMEOUT;
     pthread_mutex_unlock(&c->mu);
+    if (e && start_aborted(c))
+        e = KF_ERR_NOT_RUNNING;
     if (e) {
         if (e == KF_ERR_TIMEOUT && !c->start_done)
             kf__collector_set_error(c, "%s: no WebSocket connection within %u ms", c->ws_base,
@@ -894,6 +912,22 @@ kf_err kf_start(kf_collector *c)
     atomic_store(&c->running, true);
     kf__log(&c->log, KF_LOG_INFO, "msg=\"started\" connections=%zu", c->nshards);
     return KF_OK;
+}
+
+kf_err kf_start(kf_collector *c)
+{
+    if (!c)
+        return KF_ERR_INVALID_ARG;
+    pthread_mutex_lock(&c->stop_mu);
+    c->start_busy = true;
+    atomic_store(&c->start_abort, false);
+    pthread_mutex_unlock(&c->stop_mu);
+    kf_err e = collector_start(c);
+    pthread_mutex_lock(&c->stop_mu);
+    c->start_busy = false;
+    pthread_cond_broadcast(&c->stop_cv); /* a kf_stop waiting for this start to give up */
+    pthread_mutex_unlock(&c->stop_mu);
+    return e;
 }
 
 /* kf_stop's work, on one thread at a time (kf_stop). */
@@ -930,6 +964,16 @@ kf_err kf_stop(kf_collector *c)
     /* Two threads stopping at once would join the same threads and free the same writers
      * twice: the second waits for the first's stop and returns its result. */
     pthread_mutex_lock(&c->stop_mu);
+    if (c->start_busy) {
+        /* a start under way on another thread (a network that hangs can hold it for the
+         * connect timeout, twice): it gives up at its next step, undoing what it did */
+        atomic_store(&c->start_abort, true);
+        pthread_mutex_lock(&c->mu);
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        while (c->start_busy)
+            pthread_cond_wait(&c->stop_cv, &c->stop_mu);
+    }
     if (c->stop_busy) {
         uint64_t gen = c->stop_gen;
         c->stop_waiters++;

@@ -150,6 +150,10 @@ struct kf_collector {
     pthread_mutex_t stop_mu;
     pthread_cond_t stop_cv;
     bool stop_busy;
+    /* kf_stop during kf_start: start_busy (under stop_mu) while kf_start runs; start_abort asks
+     * it to give up (checked between its steps, in its wait, and by the exchangeInfo request) */
+    bool start_busy;
+    _Atomic bool start_abort;
     unsigned stop_waiters;
     uint64_t stop_gen;
     kf_err stop_result;

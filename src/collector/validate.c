@@ -74,6 +74,7 @@ kf_err kf__validate_symbols(kf_collector *c, char *err, size_t errlen)
     kf__rest *rest = kf__rest_new(&o, err, errlen);
     if (!rest)
         return KF_ERR_NOMEM;
+    kf__rest_set_cancel(rest, &c->start_abort); /* kf_stop during kf_start */
     validate_status *st = kf__calloc(cfg->nsymbols, sizeof *st);
     if (!st) {
         kf__rest_free(rest);

@@ -981,6 +981,47 @@ static void test_run_retry_start(void **state)
 #endif
 }
 
+/* A stop signal while the start hangs on an exchange that accepts connections and never
+ * answers (validation, then the WebSocket upgrade, each up to --connect-timeout-ms): the daemon
+ * stops at once, not after the timeouts (it ignored SIGTERM for 20-40 s), exit 1 (never
+ * started), no store left behind. */
+static void test_run_stop_during_hanging_start(void **state)
+{
+    (void)state;
+#if !HAVE_SIM_PROC
+    skip();
+#else
+    for (int round = 0; round < 2; round++) { /* 0: hangs in exchangeInfo; 1: in the upgrade */
+        int port;
+        int fd = kft_tcp_listen(16, &port); /* never accepted: the kernel completes handshakes */
+        assert_true(fd >= 0);
+        const char *db = tmp_path("hang.db");
+        unlink(db);
+        const char *const extra[] = {"--validate", round == 0 ? "required" : "off",
+                                     "--connect-timeout-ms", "20000", NULL};
+        write_file(tmp_path("cli.err"), "", 0);
+        pid_t pid = spawn_run(port, db, extra);
+        assert_true(wait_for_text(tmp_path("cli.err"), "msg=\"starting\"", 20000));
+        usleep(500000);
+        int64_t t0 = kft_now_ms();
+        kill(pid, SIGTERM);
+        cli_result r;
+        cli_collect(&r, kft_cli_wait(pid, 30000));
+        int64_t took = kft_now_ms() - t0;
+        close(fd);
+        if (r.code != 1 || took >= 5000)
+            print_error("round %d: exit %d after %lld ms, stderr:\n%s", round, r.code,
+                        (long long)took, r.err);
+        assert_int_equal(r.code, 1);
+        assert_true(took < 5000);
+        assert_non_null(strstr(r.err, "msg=\"stopping during the start\" signal=SIGTERM"));
+        assert_non_null(strstr(r.err, "stopping before the collector could start"));
+        assert_int_equal(access(db, F_OK), -1); /* the store it created was removed */
+        result_free(&r);
+    }
+#endif
+}
+
 /* A store whose pages are corrupt is refused at start, naming it and SQLite's reason: never
  * "nothing stored" (which would resume from the wrong place and lose what it lacks). */
 static void test_run_corrupt_store_refused(void **state)
@@ -1069,6 +1110,7 @@ int main(void)
         cmocka_unit_test(test_run_sim_sigint_stdout),
         cmocka_unit_test(test_run_sighup_stops_cleanly),
         cmocka_unit_test(test_run_retry_start),
+        cmocka_unit_test(test_run_stop_during_hanging_start),
         cmocka_unit_test(test_run_corrupt_store_refused),
     };
     return cmocka_run_group_tests_name("cli", tests, group_setup, group_teardown);

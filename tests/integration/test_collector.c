@@ -326,6 +326,65 @@ static void test_upgrade_timeout(void **st)
     fake_stop(&f);
 }
 
+/* kf_stop on another thread while kf_start waits on an exchange that accepts connections and
+ * never answers (a listening socket nobody accepts from: the kernel completes the handshake):
+ * the start gives up at once instead of after its 20 s connect timeout, returns
+ * KF_ERR_NOT_RUNNING saying why, and the collector is stopped. Round 0 hangs in the
+ * exchangeInfo request (validation required), round 1 in the WebSocket upgrade. */
+typedef struct late_stop {
+    kf_collector *c;
+    kf_err rc;
+} late_stop;
+
+static void *stop_after_300ms(void *arg)
+{
+    late_stop *ls = arg;
+    usleep(300000);
+    ls->rc = kf_stop(ls->c);
+    return NULL;
+}
+
+static void test_stop_during_start(void **st)
+{
+    (void)st;
+    int port, fd = kft_tcp_listen(16, &port);
+    assert_true(fd >= 0);
+    char ws[128], rest[128];
+    snprintf(ws, sizeof ws, "ws://127.0.0.1:%d/market", port);
+    snprintf(rest, sizeof rest, "http://127.0.0.1:%d", port);
+    for (int round = 0; round < 2; round++) {
+        kf_config *cfg = kf_config_new();
+        kf_config_add_symbols(cfg, "BTCUSDT");
+        kf_config_add_intervals(cfg, "1m");
+        kf_config_set_ws_url(cfg, ws);
+        kf_config_set_rest_url(cfg, rest);
+        kf_config_set_validate(cfg, round == 0 ? KF_VALIDATE_REQUIRED : KF_VALIDATE_OFF);
+        kf_config_set_backfill(cfg, false);
+        kf_config_set_connect_timeout_ms(cfg, 20000);
+        kf_config_set_log(cfg, NULL, NULL, KF_LOG_WARN);
+        kf_collector *c = kf_create(cfg, NULL, 0);
+        assert_non_null(c);
+        late_stop ls = {.c = c, .rc = KF_ERR_INVALID_ARG};
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, stop_after_300ms, &ls), 0);
+        int64_t t0 = kft_now_ms();
+        kf_err e = kf_start(c);
+        int64_t took = kft_now_ms() - t0;
+        pthread_join(th, NULL);
+        if (e != KF_ERR_NOT_RUNNING)
+            fprintf(stderr, "round %d: kf_start = %s after %lld ms: %s\n", round, kf_strerror(e),
+                    (long long)took, kf_errmsg(c));
+        assert_int_equal(e, KF_ERR_NOT_RUNNING);
+        assert_true(took < 10000); /* the connect timeout is 20 s */
+        assert_non_null(strstr(kf_errmsg(c), "kf_stop() during kf_start()"));
+        assert_int_equal(ls.rc, KF_OK);
+        assert_false(kf_running(c));
+        kf_free(c);
+        kf_config_free(cfg);
+    }
+    close(fd);
+}
+
 /* The exchange resets the connection after reading the upgrade request: libuv reports the
  * socket's POLLERR as "bad file descriptor", which must not be what the user reads. */
 static void test_upgrade_reset(void **st)
@@ -1080,6 +1139,7 @@ int main(void)
         cmocka_unit_test(test_refused_endpoint),
         cmocka_unit_test(test_upgrade_refused),
         cmocka_unit_test(test_upgrade_timeout),
+        cmocka_unit_test(test_stop_during_start),
         cmocka_unit_test(test_upgrade_reset),
         cmocka_unit_test(test_tls_failure),
         cmocka_unit_test(test_long_url_error_named),
