@@ -896,16 +896,20 @@ static kf_err collector_start(kf_collector *c)
     while (!c->start_done && !atomic_load(&c->start_abort)) /* kf_stop broadcasts under mu */
         if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT)
             break;
-    e = c->start_done ? c->start_err : KF_ERR_TIMEOUT;
+    bool done = c->start_done;
+    e = done ? c->start_err : KF_ERR_TIMEOUT;
     pthread_mutex_unlock(&c->mu);
     if (e && start_aborted(c))
         e = KF_ERR_NOT_RUNNING;
     if (e) {
-        if (e == KF_ERR_TIMEOUT && !c->start_done)
+        if (e == KF_ERR_TIMEOUT && !done)
             kf__collector_set_error(c, "%s: no WebSocket connection within %u ms", c->ws_base,
                                     c->cfg->connect_timeout_ms);
-        collector_close_repair(c);
+        /* as kf_stop: the REST thread first, then the I/O thread (which reads c->repair), and
+         * only then the worker freed (freed first, the I/O thread could use it: TSan) */
+        collector_close_repair_thread(c);
         collector_stop_io(c);
+        collector_close_repair(c);
         collector_discard_writers(c);
         return e;
     }
