@@ -51,7 +51,9 @@ bool tls_setup(const char *cert, const char *key)
         return false;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    /* A peer that closes without a close_notify (klinefeed does, after the WebSocket close
+     * handshake; so do resets) is at its end of stream, as over plain TCP: not an error */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     /* SSL_write returns after each record it could send and may be called again with the
      * rest from another address (the write buffer moves as it grows) */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
