@@ -13,9 +13,12 @@
  *   with exit code 1.
  * - The simulator's faults (resets, stalls, server closes, refusals, garbage frames, dropped
  *   closing updates, REST 500s) through TLS: nothing lost; and its flood through TLS: every
- *   frame decoded.
+ *   frame decoded. Many small records and then a silent socket: every frame delivered at once.
  */
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,17 +28,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/ssl.h>
 
 #include "cli_proc.h"
 #include "compare.h"
 #include "kftest.h"
+#include "raw_ws.h"
 #include "sim_proc.h"
 #include "tls_certs.h"
+#include "transport/ws.h"
 
 #define SIM_START ((int64_t)1767225600000) /* the simulator's default clock start */
 #define MINUTE ((int64_t)60000)
@@ -631,14 +638,17 @@ static bool flood_done(void *arg)
     return atomic_load(&((flood_count *)a[0])->klines) >= *(uint64_t *)a[1];
 }
 
-/* --flood N through TLS: every frame arrives and decodes, on one connection. */
+/* --flood N through TLS: every frame arrives and decodes, on one connection. No update
+ * follows the flood (--update-ms of a day): its last frames must not wait for more bytes
+ * on the socket (records OpenSSL read ahead are invisible to poll). */
 static void test_flood_over_tls(void **state)
 {
     (void)state;
     uint64_t n = valgrind() ? 20000 : 300000;
     char flood[32];
     snprintf(flood, sizeof flood, "%" PRIu64, n);
-    int port = start_tls_sim(certs.cert, (const char *const[]){"--flood", flood, NULL});
+    int port = start_tls_sim(
+        certs.cert, (const char *const[]){"--flood", flood, "--update-ms", "86400000", NULL});
     char ws[128];
     snprintf(ws, sizeof ws, "wss://localhost:%d/market", port);
     kf_config *cfg = kf_config_new();
@@ -672,6 +682,130 @@ static void test_flood_over_tls(void **state)
     assert_int_equal(s.reconnects, 0);
 }
 
+/* ---- many small records, then silence */
+
+#define BURST 200
+
+typedef struct burst_server {
+    int lfd, port;
+    pthread_t th;
+    atomic_bool stop;
+    bool sent; /* every record written */
+} burst_server;
+
+/* One TLS WebSocket client: the upgrade answered, then BURST kline frames each in its own TLS
+ * record, sent at once (TCP_CORK), then nothing until told to stop. */
+static void *burst_main(void *arg)
+{
+    burst_server *b = arg;
+    int fd = accept(b->lfd, NULL, NULL);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL *ssl = NULL;
+    if (fd < 0 || !ctx || SSL_CTX_use_certificate_chain_file(ctx, certs.cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, certs.key, SSL_FILETYPE_PEM) != 1)
+        goto out;
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_accept(ssl) != 1)
+        goto out;
+    char req[4096], key[64] = "", resp[512], accept_key[29];
+    size_t n = 0;
+    while (n + 1 < sizeof req && !strstr(req, "\r\n\r\n")) {
+        int r = SSL_read(ssl, req + n, (int)(sizeof req - 1 - n));
+        if (r <= 0)
+            goto out;
+        n += (size_t)r;
+        req[n] = 0;
+    }
+    const char *k = strstr(req, "Sec-WebSocket-Key: ");
+    if (k)
+        sscanf(k + 19, "%63[^\r]", key);
+    kf__ws_accept_for(key, accept_key);
+    snprintf(resp, sizeof resp,
+             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Accept: %s\r\n\r\n",
+             accept_key);
+    SSL_write(ssl, resp, (int)strlen(resp));
+    sleep_ms(300); /* the client is open and idle: the burst comes on a quiet socket */
+    int one = 1, zero = 0;
+    setsockopt(fd, IPPROTO_TCP, TCP_CORK, &one, sizeof one);
+    for (int i = 0; i < BURST; i++) {
+        char ev[512];
+        uint8_t frame[520];
+        int len =
+            snprintf(ev, sizeof ev,
+                     "{\"e\":\"kline\",\"E\":%lld,\"s\":\"BTCUSDT\",\"k\":{\"t\":%lld,\"T\":%lld,"
+                     "\"s\":\"BTCUSDT\",\"i\":\"1m\",\"f\":%d,\"L\":%d,\"o\":\"100.0\","
+                     "\"c\":\"100.%d\",\"h\":\"101.0\",\"l\":\"99.0\",\"v\":\"1.5\",\"n\":2,"
+                     "\"x\":false,\"q\":\"150.0\",\"V\":\"0.5\",\"Q\":\"50.0\",\"B\":\"0\"}}",
+                     (long long)SIM_START + i, (long long)SIM_START,
+                     (long long)(SIM_START + MINUTE - 1), 2 * i + 1, 2 * i + 2, i);
+        frame[0] = 0x81;
+        frame[1] = 126;
+        frame[2] = (uint8_t)(len >> 8);
+        frame[3] = (uint8_t)len;
+        memcpy(frame + 4, ev, (size_t)len);
+        if (SSL_write(ssl, frame, len + 4) != len + 4) /* one record each */
+            goto out;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_CORK, &zero, sizeof zero);
+    b->sent = true;
+    while (!atomic_load(&b->stop))
+        sleep_ms(10);
+out:
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    if (fd >= 0)
+        close(fd);
+    return NULL;
+}
+
+static bool burst_all(void *arg)
+{
+    return atomic_load(&((flood_count *)arg)->klines) >= BURST;
+}
+
+/* A burst of small records that the client reads ahead in one go, then a silent socket: every
+ * frame is delivered at once, not when more bytes happen to arrive. */
+static void test_burst_then_silence(void **state)
+{
+    (void)state;
+    burst_server b = {.lfd = -1};
+    atomic_init(&b.stop, false);
+    b.lfd = kft_tcp_listen(1, &b.port);
+    assert_true(b.lfd >= 0);
+    assert_int_equal(pthread_create(&b.th, NULL, burst_main, &b), 0);
+    char ws[128];
+    snprintf(ws, sizeof ws, "wss://localhost:%d/market", b.port);
+    kf_config *cfg = kf_config_new();
+    kf_config_set_ws_url(cfg, ws);
+    kf_config_set_ca_file(cfg, certs.ca);
+    kf_config_add_symbols(cfg, "BTCUSDT");
+    kf_config_add_intervals(cfg, "1m");
+    kf_config_set_validate(cfg, KF_VALIDATE_OFF);
+    kf_config_set_backfill(cfg, false);
+    kf_config_set_log(cfg, NULL, NULL, KF_LOG_ERROR);
+    flood_count fc;
+    atomic_init(&fc.klines, 0);
+    kf_config_on_kline(cfg, on_flood_kline, &fc);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    kf_config_free(cfg);
+    assert_non_null(c);
+    kf_err e = kf_start(c);
+    bool all = e == KF_OK && kft_wait(burst_all, &fc, valgrind() ? 10000 : 3000);
+    uint64_t got = atomic_load(&fc.klines);
+    kf_stop(c);
+    kf_free(c);
+    atomic_store(&b.stop, true);
+    pthread_join(b.th, NULL);
+    close(b.lfd);
+    printf("# tls burst: %" PRIu64 " of %d klines sent in as many records, then silence\n", got,
+           BURST);
+    assert_int_equal(e, KF_OK);
+    assert_true(b.sent);
+    assert_true(all);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -702,6 +836,7 @@ int main(void)
         cmocka_unit_test_teardown(test_daemon_refuses, tls_teardown),
         cmocka_unit_test_teardown(test_faults_over_tls, tls_teardown),
         cmocka_unit_test_teardown(test_flood_over_tls, tls_teardown),
+        cmocka_unit_test(test_burst_then_silence),
     };
     return cmocka_run_group_tests_name("tls", tests, group_setup, group_teardown);
 }
