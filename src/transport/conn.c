@@ -1,6 +1,7 @@
 /* One WebSocket client connection: resolve -> connect -> TLS -> upgrade -> messages -> close. */
 #include "transport/conn.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -665,6 +666,13 @@ static void conn_tls_step(kf__conn *c)
                 ssl_error_text(c, buf, sizeof buf));
 }
 
+/* An IPv4 or IPv6 literal (the URL's host, brackets removed), not a name. */
+static bool conn_host_is_ip(const char *host)
+{
+    unsigned char a[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
+}
+
 static void conn_start_tls(kf__conn *c)
 {
     c->state = KF__CONN_TLS;
@@ -681,7 +689,11 @@ static void conn_start_tls(kf__conn *c)
      * What is read ahead is invisible to poll: see the end of conn_read_messages. */
     SSL_set_read_ahead(c->ssl, 1);
     SSL_set_default_read_buffer_len(c->ssl, CONN_TLS_READ_AHEAD);
-    SSL_set_tlsext_host_name(c->ssl, c->url.host);
+    /* SNI names a host; "Literal IPv4 and IPv6 addresses are not permitted" (RFC 6066, 3),
+     * and libcurl (REST) sends none for them either. The certificate is checked against the
+     * address all the same (SSL_set1_host takes both). */
+    if (!conn_host_is_ip(c->url.host))
+        SSL_set_tlsext_host_name(c->ssl, c->url.host);
     if (SSL_CTX_get_verify_mode(c->ssl_ctx) & SSL_VERIFY_PEER) {
         SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         if (!SSL_set1_host(c->ssl, c->url.host)) {

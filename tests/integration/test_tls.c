@@ -533,6 +533,54 @@ static void test_daemon_refuses(void **state)
     }
 }
 
+/* The server name (SNI) the simulator saw on WebSocket connection id (1, 2, ...): into out,
+ * "null" when the client sent none. */
+static void sim_sni(int port, int id, char *out, size_t cap)
+{
+    static char st[1 << 16];
+    assert_int_equal(kft_http_get(port, "/sim/state", st, sizeof st), 200);
+    char key[32];
+    snprintf(key, sizeof key, "{\"id\":%d,", id);
+    const char *p = strstr(st, key);
+    assert_non_null(p);
+    p = strstr(p, "\"sni\":");
+    assert_non_null(p);
+    p += 6;
+    size_t n = strcspn(p, ",}");
+    snprintf(out, cap, "%.*s", (int)n, p);
+}
+
+/* SNI carries the host name, never an address literal (RFC 6066): by name "localhost" is sent;
+ * by 127.0.0.1 (verification off: the only way through with this certificate) nothing is. */
+static void test_sni_names_only(void **state)
+{
+    (void)state;
+    int port = start_tls_sim(certs.cert, NULL);
+    const char *hosts[] = {"localhost", "127.0.0.1"};
+    const char *want[] = {"\"localhost\"", "null"};
+    for (int k = 0; k < 2; k++) {
+        char ws[128], rest[128], sni[128];
+        snprintf(ws, sizeof ws, "wss://%s:%d/market", hosts[k], port);
+        snprintf(rest, sizeof rest, "https://%s:%d", hosts[k], port);
+        kf_config *cfg = tls_config(ws, rest, k ? NULL : certs.ca, KF_VALIDATE_OFF, NULL);
+        kf_config_set_backfill(cfg, false);
+        kf_config_set_log(cfg, NULL, NULL, KF_LOG_ERROR);
+        if (k)
+            assert_int_equal(kf_config_set_tls_verify(cfg, false), KF_OK);
+        kf_collector *c = kf_create(cfg, NULL, 0);
+        kf_config_free(cfg);
+        assert_non_null(c);
+        kf_err e = kf_start(c);
+        if (e != KF_OK)
+            fail_msg("%s: kf_start: %s: %s", hosts[k], kf_strerror(e), kf_errmsg(c));
+        sim_sni(port, k + 1, sni, sizeof sni);
+        printf("# tls sni: by %s the simulator saw %s\n", hosts[k], sni);
+        assert_string_equal(sni, want[k]);
+        kf_stop(c);
+        kf_free(c);
+    }
+}
+
 /* ---- the simulator's faults and flood through TLS */
 
 /* Resets, stalls, server closes, refusal periods, garbage frames, dropped closing updates and
@@ -832,6 +880,7 @@ int main(void)
         cmocka_unit_test_teardown(test_websocket_refuses, tls_teardown),
         cmocka_unit_test_teardown(test_rest_validation_refuses, tls_teardown),
         cmocka_unit_test_teardown(test_ca_file_applies_to_both, tls_teardown),
+        cmocka_unit_test_teardown(test_sni_names_only, tls_teardown),
         cmocka_unit_test_teardown(test_backfill_refuses, tls_teardown),
         cmocka_unit_test_teardown(test_daemon_refuses, tls_teardown),
         cmocka_unit_test_teardown(test_faults_over_tls, tls_teardown),
