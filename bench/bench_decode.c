@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "bench.h"
-#include "decode/decode.h"
+#include "klinefeed.h"
 
 #ifndef KF_SAMPLES_DIR
 #define KF_SAMPLES_DIR "."
@@ -56,14 +56,13 @@ static char *read_file(const char *path, size_t *len)
 /* Decodes frames[0..n) `reps` times; returns elapsed CPU ns (*wall: wall ns). */
 static double run(frame *const *frames, size_t n, size_t reps, double *wall)
 {
-    kf__frame fr;
     kf_kline k;
     uint64_t acc = 0;
     double w0 = kfb_now_ns(), t0 = kfb_thread_ns();
     for (size_t r = 0; r < reps; r++)
         for (size_t i = 0; i < n; i++) {
-            kf__frame_kind kind = kf__decode(frames[i]->p, frames[i]->len, &fr, &k);
-            acc += (uint64_t)kind + (kind == KF__FRAME_KLINE ? (uint64_t)k.close.mant : 0);
+            kf_err e = kf_kline_decode(frames[i]->p, frames[i]->len, &k);
+            acc += (uint64_t)e + (e == KF_OK ? (uint64_t)k.close.mant : 0);
         }
     double t1 = kfb_thread_ns(), w1 = kfb_now_ns();
     sink += acc;
@@ -152,24 +151,23 @@ int kfb_decode(int argc, char **argv)
     free(text);
     frame **pall = malloc((n ? n : 1) * sizeof *pall);
     frame **pk = malloc((n ? n : 1) * sizeof *pk);
-    size_t counts[6] = {0};
+    size_t klines = 0, others = 0, malformed = 0;
     for (size_t i = 0; i < n; i++) {
-        kf__frame fr;
         kf_kline k;
-        kf__frame_kind kind = kf__decode(all[i].p, all[i].len, &fr, &k);
-        counts[kind]++;
+        kf_err e = kf_kline_decode(all[i].p, all[i].len, &k);
+        klines += e == KF_OK;
+        others += e == KF_ERR_NOT_FOUND;
+        malformed += e == KF_ERR_PARSE;
         pall[i] = &all[i];
-        if (kind == KF__FRAME_KLINE)
+        if (e == KF_OK)
             pk[nk++] = &all[i];
     }
     if (n == 0) {
         fprintf(stderr, "decode: no frames in %s\n", path);
         return 1;
     }
-    printf("decode file=%s frames=%zu bytes=%zu klines=%zu events=%zu malformed=%zu other=%zu\n",
-           path, n, bytes, counts[KF__FRAME_KLINE], counts[KF__FRAME_EVENT],
-           counts[KF__FRAME_MALFORMED],
-           counts[KF__FRAME_ACK] + counts[KF__FRAME_RESULT] + counts[KF__FRAME_ERROR]);
+    printf("decode file=%s frames=%zu bytes=%zu klines=%zu other=%zu malformed=%zu\n", path, n,
+           bytes, klines, others, malformed);
     double *va = calloc((size_t)rounds, sizeof *va), *vk = calloc((size_t)rounds, sizeof *vk);
     double *wa = calloc((size_t)rounds, sizeof *wa), *wk = calloc((size_t)rounds, sizeof *wk);
     for (int r = 0; r < rounds; r++) {

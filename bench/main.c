@@ -7,7 +7,7 @@
 #include "bench.h"
 
 static const kfb_cmd commands[] = {
-    {"decode", kfb_decode, "decode [FILE] [--rounds N]: kf__decode ns per frame on a capture"},
+    {"decode", kfb_decode, "decode [FILE] [--rounds N]: kf_kline_decode ns per frame on a capture"},
     {"e2e", kfb_e2e,
      "e2e --url WS --streams a,b --count N [--rest-url URL]: klines/s and CPU through the "
      "library"},

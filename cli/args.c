@@ -1,78 +1,16 @@
-/* Command-line parsing: tokenizer plus the run and decode option sets. */
+/* Command-line parsing: the option tables of run, backfill and decode, the parser of the
+ * command line and of the configuration file (--config), and each command's help. */
 #include "args.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "klinefeed.h"
-#include "sink/sink.h"
 
-void cli_argiter_init(cli_argiter *it, int argc, char **argv)
-{
-    it->argc = argc;
-    it->argv = argv;
-    it->i = 0;
-    it->only_operands = false;
-}
-
-static const cli_opt_spec *find_spec(const cli_opt_spec *specs, size_t nspecs, const char *name,
-                                     size_t len)
-{
-    for (size_t i = 0; i < nspecs; i++)
-        if (strlen(specs[i].name) == len && memcmp(specs[i].name, name, len) == 0)
-            return &specs[i];
-    return NULL;
-}
-
-cli_arg_kind cli_arg_next(cli_argiter *it, const cli_opt_spec *specs, size_t nspecs, int *id,
-                          const char **value, char *err, size_t errlen)
-{
-    *value = NULL;
-    if (it->i >= it->argc)
-        return CLI_ARG_END;
-    const char *arg = it->argv[it->i++];
-    if (!it->only_operands && strcmp(arg, "--") == 0) {
-        it->only_operands = true;
-        if (it->i >= it->argc)
-            return CLI_ARG_END;
-        arg = it->argv[it->i++];
-    }
-    if (it->only_operands || arg[0] != '-' || arg[1] == '\0') {
-        *value = arg;
-        return CLI_ARG_OPERAND;
-    }
-
-    const char *eq = arg[1] == '-' ? strchr(arg, '=') : NULL;
-    size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
-    const cli_opt_spec *spec = find_spec(specs, nspecs, arg, name_len);
-    if (!spec) {
-        snprintf(err, errlen, "%.*s: unknown option", (int)(name_len > 64 ? 64 : name_len), arg);
-        return CLI_ARG_ERROR;
-    }
-    *id = spec->id;
-    if (!spec->has_value) {
-        if (eq) {
-            snprintf(err, errlen, "%s: takes no value (got \"%s\")", spec->name, eq + 1);
-            return CLI_ARG_ERROR;
-        }
-        return CLI_ARG_OPT;
-    }
-    if (eq) {
-        *value = eq + 1;
-        return CLI_ARG_OPT;
-    }
-    /* "--flag" last, or followed by another option: the value is missing. */
-    const char *next = it->i < it->argc ? it->argv[it->i] : NULL;
-    if (!next || (next[0] == '-' && next[1] == '-')) {
-        snprintf(err, errlen, "%s: missing value", spec->name);
-        return CLI_ARG_ERROR;
-    }
-    it->i++;
-    *value = next;
-    return CLI_ARG_OPT;
-}
+/* ---- values ---- */
 
 bool cli_parse_uint(const char *flag, const char *s, uint64_t max, uint64_t *out, char *err,
                     size_t errlen)
@@ -98,296 +36,6 @@ bad:
     snprintf(err, errlen, "%s: \"%s\" is not a non-negative integer", flag, s);
     return false;
 }
-
-/* ---- run ---- */
-
-enum {
-    OPT_HELP,
-    OPT_SYMBOLS,
-    OPT_INTERVALS,
-    OPT_TESTNET,
-    OPT_WS_URL,
-    OPT_REST_URL,
-    OPT_SINK,
-    OPT_ALL_UPDATES,
-    OPT_LOG_LEVEL,
-    OPT_VALIDATE,
-    OPT_STREAMS_PER_CONNECTION,
-    OPT_CONNECT_TIMEOUT_MS,
-    OPT_CA_FILE,
-    OPT_RING_SIZE,
-    OPT_PING_INTERVAL_MS,
-    OPT_LIVENESS_TIMEOUT_MS,
-    OPT_RECONNECT_INITIAL_MS,
-    OPT_RECONNECT_MAX_MS,
-    OPT_MAX_CONNECTION_AGE_MS,
-    OPT_NO_BACKFILL,
-    OPT_BACKFILL_FROM,
-    OPT_REST_WEIGHT_BUDGET,
-    OPT_RETRY_START,
-    OPT_STATE_DIR,
-    OPT_SINK_QUEUE,
-};
-
-static const cli_opt_spec run_specs[] = {
-    {"--help", false, OPT_HELP},
-    {"-h", false, OPT_HELP},
-    {"--symbols", true, OPT_SYMBOLS},
-    {"--intervals", true, OPT_INTERVALS},
-    {"--testnet", false, OPT_TESTNET},
-    {"--ws-url", true, OPT_WS_URL},
-    {"--rest-url", true, OPT_REST_URL},
-    {"--sink", true, OPT_SINK},
-    {"--all-updates", false, OPT_ALL_UPDATES},
-    {"--log-level", true, OPT_LOG_LEVEL},
-    {"--validate", true, OPT_VALIDATE},
-    {"--streams-per-connection", true, OPT_STREAMS_PER_CONNECTION},
-    {"--connect-timeout-ms", true, OPT_CONNECT_TIMEOUT_MS},
-    {"--ca-file", true, OPT_CA_FILE},
-    {"--ring-size", true, OPT_RING_SIZE},
-    {"--ping-interval-ms", true, OPT_PING_INTERVAL_MS},
-    {"--liveness-timeout-ms", true, OPT_LIVENESS_TIMEOUT_MS},
-    {"--reconnect-initial-ms", true, OPT_RECONNECT_INITIAL_MS},
-    {"--reconnect-max-ms", true, OPT_RECONNECT_MAX_MS},
-    {"--max-connection-age-ms", true, OPT_MAX_CONNECTION_AGE_MS},
-    {"--no-backfill", false, OPT_NO_BACKFILL},
-    {"--backfill-from", true, OPT_BACKFILL_FROM},
-    {"--rest-weight-budget", true, OPT_REST_WEIGHT_BUDGET},
-    {"--retry-start", false, OPT_RETRY_START},
-    {"--state-dir", true, OPT_STATE_DIR},
-    {"--sink-queue", true, OPT_SINK_QUEUE},
-};
-
-/* A list value must hold at least one non-empty item. */
-static bool list_has_item(const char *csv)
-{
-    for (const char *p = csv; *p; p++)
-        if (*p != ',' && *p != ' ')
-            return true;
-    return false;
-}
-
-/* The library's own table of sink schemes decides (sqlite, jsonl, csv; non-empty target). */
-static bool sink_spec_ok(const char *spec)
-{
-    return kf__sink_lookup(spec, NULL) != NULL;
-}
-
-static int parse_validate(const char *s)
-{
-    if (strcmp(s, "if-reachable") == 0)
-        return CLI_VALIDATE_IF_REACHABLE;
-    if (strcmp(s, "required") == 0)
-        return CLI_VALIDATE_REQUIRED;
-    if (strcmp(s, "off") == 0)
-        return CLI_VALIDATE_OFF;
-    return CLI_VALIDATE_DEFAULT;
-}
-
-bool cli_run_opts_parse(cli_run_opts *o, int argc, char **argv, char *err, size_t errlen)
-{
-    memset(o, 0, sizeof *o);
-    o->log_level = KF_LOG_INFO;
-    o->validate = CLI_VALIDATE_DEFAULT;
-    size_t cap = argc > 0 ? (size_t)argc : 1;
-    o->symbols = calloc(cap, sizeof *o->symbols);
-    o->intervals = calloc(cap, sizeof *o->intervals);
-    o->sinks = calloc(cap, sizeof *o->sinks);
-    if (!o->symbols || !o->intervals || !o->sinks) {
-        snprintf(err, errlen, "out of memory");
-        return false;
-    }
-
-    cli_argiter it;
-    cli_argiter_init(&it, argc, argv);
-    for (;;) {
-        int id = -1;
-        const char *v = NULL;
-        cli_arg_kind kind = cli_arg_next(&it, run_specs, sizeof run_specs / sizeof run_specs[0],
-                                         &id, &v, err, errlen);
-        if (kind == CLI_ARG_END)
-            return true;
-        if (kind == CLI_ARG_ERROR)
-            return false;
-        if (kind == CLI_ARG_OPERAND) {
-            snprintf(err, errlen, "run: unexpected argument \"%s\"", v);
-            return false;
-        }
-        switch (id) {
-        case OPT_HELP:
-            o->help = true;
-            break;
-        case OPT_SYMBOLS:
-        case OPT_INTERVALS:
-            if (!list_has_item(v)) {
-                snprintf(err, errlen, "%s: \"%s\" is an empty list",
-                         id == OPT_SYMBOLS ? "--symbols" : "--intervals", v);
-                return false;
-            }
-            if (id == OPT_SYMBOLS)
-                o->symbols[o->n_symbols++] = v;
-            else
-                o->intervals[o->n_intervals++] = v;
-            break;
-        case OPT_TESTNET:
-            o->testnet = true;
-            break;
-        case OPT_WS_URL:
-            o->ws_url = v;
-            break;
-        case OPT_REST_URL:
-            o->rest_url = v;
-            break;
-        case OPT_SINK:
-            if (!sink_spec_ok(v)) {
-                snprintf(err, errlen,
-                         "--sink: \"%s\" is not a sink (sqlite:PATH, jsonl:PATH, jsonl:-, "
-                         "csv:PATH)",
-                         v);
-                return false;
-            }
-            o->sinks[o->n_sinks++] = v;
-            break;
-        case OPT_ALL_UPDATES:
-            o->all_updates = true;
-            break;
-        case OPT_LOG_LEVEL:
-            o->log_level = kf_log_level_parse(v);
-            if (o->log_level < 0) {
-                snprintf(err, errlen,
-                         "--log-level: \"%s\" is not a log level (debug info warn error off)", v);
-                return false;
-            }
-            break;
-        case OPT_VALIDATE:
-            o->validate = parse_validate(v);
-            if (o->validate == CLI_VALIDATE_DEFAULT) {
-                snprintf(err, errlen,
-                         "--validate: \"%s\" is not a validation mode (if-reachable required "
-                         "off)",
-                         v);
-                return false;
-            }
-            break;
-        case OPT_STREAMS_PER_CONNECTION:
-            if (!cli_parse_uint("--streams-per-connection", v, SIZE_MAX, &o->streams_per_connection,
-                                err, errlen))
-                return false;
-            o->has_streams_per_connection = true;
-            break;
-        case OPT_CONNECT_TIMEOUT_MS:
-            if (!cli_parse_uint("--connect-timeout-ms", v, UINT32_MAX, &o->connect_timeout_ms, err,
-                                errlen))
-                return false;
-            o->has_connect_timeout_ms = true;
-            break;
-        case OPT_CA_FILE:
-            o->ca_file = v;
-            break;
-        case OPT_RING_SIZE:
-            if (!cli_parse_uint("--ring-size", v, SIZE_MAX, &o->ring_size, err, errlen))
-                return false;
-            o->has_ring_size = true;
-            break;
-        case OPT_PING_INTERVAL_MS:
-            if (!cli_parse_uint("--ping-interval-ms", v, UINT32_MAX, &o->ping_interval_ms, err,
-                                errlen))
-                return false;
-            break;
-        case OPT_LIVENESS_TIMEOUT_MS:
-            if (!cli_parse_uint("--liveness-timeout-ms", v, UINT32_MAX, &o->liveness_timeout_ms,
-                                err, errlen))
-                return false;
-            break;
-        case OPT_RECONNECT_INITIAL_MS:
-            if (!cli_parse_uint("--reconnect-initial-ms", v, UINT32_MAX, &o->reconnect_initial_ms,
-                                err, errlen))
-                return false;
-            break;
-        case OPT_RECONNECT_MAX_MS:
-            if (!cli_parse_uint("--reconnect-max-ms", v, UINT32_MAX, &o->reconnect_max_ms, err,
-                                errlen))
-                return false;
-            break;
-        case OPT_MAX_CONNECTION_AGE_MS:
-            if (!cli_parse_uint("--max-connection-age-ms", v, UINT64_MAX / 2,
-                                &o->max_connection_age_ms, err, errlen))
-                return false;
-            break;
-        case OPT_NO_BACKFILL:
-            o->no_backfill = true;
-            break;
-        case OPT_BACKFILL_FROM:
-            if (!cli_parse_time("--backfill-from", v, &o->backfill_from, err, errlen))
-                return false;
-            o->has_backfill_from = true;
-            break;
-        case OPT_REST_WEIGHT_BUDGET:
-            if (!cli_parse_uint("--rest-weight-budget", v, UINT32_MAX, &o->rest_weight_budget, err,
-                                errlen))
-                return false;
-            break;
-        case OPT_RETRY_START:
-            o->retry_start = true;
-            break;
-        case OPT_STATE_DIR:
-            if (!*v) {
-                snprintf(err, errlen, "--state-dir: empty (give a directory, or none)");
-                return false;
-            }
-            o->state_dir = v;
-            break;
-        case OPT_SINK_QUEUE:
-            if (!cli_parse_uint("--sink-queue", v, SIZE_MAX, &o->sink_queue, err, errlen))
-                return false;
-            o->has_sink_queue = true;
-            break;
-        }
-    }
-}
-
-void cli_run_opts_free(cli_run_opts *o)
-{
-    free(o->symbols);
-    free(o->intervals);
-    free(o->sinks);
-    o->symbols = o->intervals = o->sinks = NULL;
-}
-
-/* ---- decode ---- */
-
-bool cli_decode_opts_parse(cli_decode_opts *o, int argc, char **argv, char *err, size_t errlen)
-{
-    static const cli_opt_spec specs[] = {{"--help", false, 0}, {"-h", false, 0}};
-    o->path = NULL;
-    o->help = false;
-    cli_argiter it;
-    cli_argiter_init(&it, argc, argv);
-    for (;;) {
-        int id = -1;
-        const char *v = NULL;
-        cli_arg_kind kind =
-            cli_arg_next(&it, specs, sizeof specs / sizeof specs[0], &id, &v, err, errlen);
-        if (kind == CLI_ARG_END)
-            break;
-        if (kind == CLI_ARG_ERROR)
-            return false;
-        if (kind == CLI_ARG_OPT) {
-            o->help = true;
-            continue;
-        }
-        if (o->path) {
-            snprintf(err, errlen, "decode: unexpected argument \"%s\" (one FILE at most)", v);
-            return false;
-        }
-        o->path = v;
-    }
-    if (!o->path)
-        o->path = "-";
-    return true;
-}
-
-/* ---- backfill ---- */
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
@@ -426,6 +74,14 @@ bool cli_parse_time(const char *flag, const char *s, int64_t *out, char *err, si
         uint64_t v;
         if (!cli_parse_uint(flag, s, (uint64_t)INT64_MAX, &v, err, errlen))
             return false;
+        /* 1767225600 is 2026 in seconds and January 1970 in milliseconds: refuse the slip */
+        if (v >= 1262304000ULL && v < 4102444800ULL) {
+            snprintf(err, errlen,
+                     "%s: \"%s\" looks like seconds; klinefeed takes unix milliseconds "
+                     "(%s000) or a UTC date (2026-01-01)",
+                     flag, s, s);
+            return false;
+        }
         *out = (int64_t)v;
         return true;
     }
@@ -469,151 +125,525 @@ bad:
     return false;
 }
 
-enum {
-    BF_HELP,
-    BF_SYMBOLS,
-    BF_INTERVALS,
-    BF_FROM,
-    BF_TO,
-    BF_SINK,
-    BF_REST_URL,
-    BF_TESTNET,
-    BF_WEIGHT_BUDGET,
-    BF_LOG_LEVEL,
-    BF_CA_FILE,
-    BF_STATE_DIR,
+/* ---- the tables ---- */
+
+#define RUN(f) offsetof(cli_run_opts, f)
+#define BF(f) offsetof(cli_backfill_opts, f)
+#define NOG CLI_NO_GIVEN
+
+static const cli_option run_opts[] = {
+    {"symbols", NULL, CLI_LIST, RUN(symbols), NOG, 0, 0, "LIST",
+     "comma-separated symbols, e.g. BTCUSDT,ETHUSDT (required; repeatable)"},
+    {"intervals", NULL, CLI_LIST, RUN(intervals), NOG, 0, 0, "LIST",
+     "comma-separated intervals from 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M\n"
+     "(required; repeatable)"},
+    {"sink", NULL, CLI_SINKS, RUN(sinks), NOG, 0, 0, "SPEC",
+     "sqlite:PATH | jsonl:PATH | jsonl:- (stdout) | csv:PATH | csv:- (stdout);\n"
+     "repeatable; default sqlite:klines.db"},
+    {"all-updates", NULL, CLI_FLAG, RUN(all_updates), NOG, 0, 0, NULL,
+     "send every update to the sinks (upserted), not only closed candles"},
+    {"testnet", NULL, CLI_FLAG, RUN(testnet), NOG, 0, 0, NULL, "use the testnet endpoints"},
+    {"ws-url", NULL, CLI_STRING, RUN(ws_url), NOG, 0, 0, "URL",
+     "WebSocket base, ws:// or wss:// with the routed path\n"
+     "(default wss://fstream.binance.com/market)"},
+    {"rest-url", NULL, CLI_STRING, RUN(rest_url), NOG, 0, 0, "URL",
+     "REST base, http:// or https:// (default https://fapi.binance.com)"},
+    {"validate", NULL, CLI_VALIDATE, RUN(validate), NOG, 0, 0, "MODE",
+     "check symbols against exchangeInfo: if-reachable (default) | required | off"},
+    {"streams-per-connection", NULL, CLI_UINT, RUN(streams_per_connection),
+     RUN(has_streams_per_connection), 1, 1024, "N", "streams per WebSocket connection (1024)"},
+    {"connect-timeout-ms", NULL, CLI_UINT, RUN(connect_timeout_ms), RUN(has_connect_timeout_ms), 1,
+     600000, "N", "connect / handshake / acknowledgement timeout (10000)"},
+    {"ca-file", NULL, CLI_STRING, RUN(ca_file), NOG, 0, 0, "PATH",
+     "CA bundle instead of the system store, for WebSocket and REST"},
+    {"ring-size", NULL, CLI_UINT, RUN(ring_size), RUN(has_ring_size), 1, 1000000, "N",
+     "recent candles kept in memory per stream (1000)"},
+    {"ping-interval-ms", NULL, CLI_UINT, RUN(ping_interval_ms), NOG, 1, UINT32_MAX, "N",
+     "our WebSocket ping period (20000)"},
+    {"liveness-timeout-ms", NULL, CLI_UINT, RUN(liveness_timeout_ms), NOG, 1, UINT32_MAX, "N",
+     "no frame for this long: the connection is replaced (30000)"},
+    {"reconnect-initial-ms", NULL, CLI_UINT, RUN(reconnect_initial_ms), NOG, 1, UINT32_MAX, "N",
+     "first reconnect within N ms (1000)"},
+    {"reconnect-max-ms", NULL, CLI_UINT, RUN(reconnect_max_ms), NOG, 1, UINT32_MAX, "N",
+     "reconnect backoff cap (30000)"},
+    {"max-connection-age-ms", NULL, CLI_UINT, RUN(max_connection_age_ms), NOG, 1000, UINT64_MAX / 2,
+     "N", "rotate connections at this age, make-before-break\n(85800000 = 23 h 50 min)"},
+    {"backfill-from", NULL, CLI_TIME, RUN(backfill_from), RUN(has_backfill_from), 0, 0, "TIME",
+     "also fetch closed candles from TIME on when a store starts later\n"
+     "(unix ms or UTC 2026-01-01[T12:00[:00][Z]])"},
+    {"no-backfill", NULL, CLI_FLAG, RUN(no_backfill), NOG, 0, 0, NULL,
+     "never ask REST for missed candles"},
+    {"rest-weight-budget", NULL, CLI_UINT, RUN(rest_weight_budget), NOG, 10, 1000000, "N",
+     "REST weight per UTC minute (2400; a lower published limit wins)"},
+    {"retry-start", NULL, CLI_FLAG, RUN(retry_start), NOG, 0, 0, NULL,
+     "keep retrying a start that fails on the network (default: exit 1)"},
+    {"state-dir", NULL, CLI_STRING, RUN(state_dir), NOG, 0, 0, "DIR|none",
+     "where REST pauses are kept for the next process (default $STATE_DIRECTORY,\n"
+     "else $XDG_STATE_HOME/klinefeed, else ~/.local/state/klinefeed)"},
+    {"sink-queue", NULL, CLI_UINT, RUN(sink_queue), RUN(has_sink_queue), 16, 16777216, "N",
+     "rows held per sink while it is slow or down (65536, 224 bytes each)"},
+    {"status-every", NULL, CLI_UINT, RUN(status_every_s), RUN(has_status_every_s), 0, 86400, "S",
+     "a status line every S seconds while running (60; 0: none)"},
+    {"log-level", NULL, CLI_LEVEL, RUN(log_level), NOG, 0, 0, "LEVEL",
+     "debug | info (default) | warn | error | off"},
+    {"config", NULL, CLI_CONFIG, RUN(config), NOG, 0, 0, "FILE",
+     "read options from FILE first: \"key = value\" lines, keys as these flags\n"
+     "without the dashes; the command line wins"},
+    {"help", "h", CLI_HELP, RUN(help), NOG, 0, 0, NULL, "this help"},
 };
 
-static const cli_opt_spec backfill_specs[] = {
-    {"--help", false, BF_HELP},          {"-h", false, BF_HELP},
-    {"--symbols", true, BF_SYMBOLS},     {"--intervals", true, BF_INTERVALS},
-    {"--from", true, BF_FROM},           {"--to", true, BF_TO},
-    {"--sink", true, BF_SINK},           {"--rest-url", true, BF_REST_URL},
-    {"--testnet", false, BF_TESTNET},    {"--weight-budget", true, BF_WEIGHT_BUDGET},
-    {"--log-level", true, BF_LOG_LEVEL}, {"--ca-file", true, BF_CA_FILE},
-    {"--state-dir", true, BF_STATE_DIR},
+static const cli_option backfill_opts[] = {
+    {"symbols", NULL, CLI_LIST, BF(symbols), NOG, 0, 0, "LIST", "as for run (required)"},
+    {"intervals", NULL, CLI_LIST, BF(intervals), NOG, 0, 0, "LIST", "as for run (required)"},
+    {"from", NULL, CLI_TIME, BF(from), BF(has_from), 0, 0, "TIME",
+     "first open time (required): unix ms, or UTC 2026-01-01[T12:00[:00][Z]]"},
+    {"to", NULL, CLI_TIME, BF(to), BF(has_to), 0, 0, "TIME", "last open time (default: now)"},
+    {"sink", NULL, CLI_SINKS, BF(sinks), NOG, 0, 0, "SPEC",
+     "as for run; repeatable; default sqlite:klines.db"},
+    {"testnet", NULL, CLI_FLAG, BF(testnet), NOG, 0, 0, NULL, "use the testnet endpoints"},
+    {"rest-url", NULL, CLI_STRING, BF(rest_url), NOG, 0, 0, "URL", "as for run"},
+    {"ca-file", NULL, CLI_STRING, BF(ca_file), NOG, 0, 0, "PATH", "as for run"},
+    {"rest-weight-budget", "weight-budget", CLI_UINT, BF(rest_weight_budget), NOG, 10, 1000000, "N",
+     "REST weight per UTC minute (2400; a lower published limit wins)"},
+    {"state-dir", NULL, CLI_STRING, BF(state_dir), NOG, 0, 0, "DIR|none",
+     "as for run: a 429 back-off or 418 ban given to run is honoured here"},
+    {"log-level", NULL, CLI_LEVEL, BF(log_level), NOG, 0, 0, "LEVEL", "as for run"},
+    {"config", NULL, CLI_CONFIG, BF(config), NOG, 0, 0, "FILE", "as for run"},
+    {"help", "h", CLI_HELP, BF(help), NOG, 0, 0, NULL, "this help"},
 };
 
-bool cli_backfill_opts_parse(cli_backfill_opts *o, int argc, char **argv, char *err, size_t errlen)
+static const cli_option decode_opts[] = {
+    {"help", "h", CLI_HELP, offsetof(cli_decode_opts, help), NOG, 0, 0, NULL, "this help"},
+};
+
+const cli_command cli_cmd_run = {
+    "run",
+    "klinefeed run --symbols LIST --intervals LIST [options]\n"
+    "klinefeed [options]              (run, when the first argument is a flag)",
+    "Collects Binance USDT-M Futures klines for every symbol x interval into the sinks until\n"
+    "SIGINT, SIGTERM or SIGHUP, then flushes every closed candle and exits: 0 when every\n"
+    "closed candle it knew of is stored, 4 when some are not stored yet (the next start\n"
+    "fetches them), 1 when it could not start.",
+    run_opts,
+    sizeof run_opts / sizeof run_opts[0],
+    false,
+};
+
+const cli_command cli_cmd_backfill = {
+    "backfill",
+    "klinefeed backfill --symbols LIST --intervals LIST --from TIME [options]",
+    "Downloads closed candles from REST into the sinks within the exchange's request-weight\n"
+    "budget, then exits 0. Resumes after the newest candle a sink holds (sqlite), so a second\n"
+    "run fetches only what is new. SIGINT/SIGTERM: stop after the current request, store\n"
+    "what was fetched, exit 0.",
+    backfill_opts,
+    sizeof backfill_opts / sizeof backfill_opts[0],
+    false,
+};
+
+const cli_command cli_cmd_decode = {
+    "decode",
+    "klinefeed decode [FILE|-]        (default -, standard input)",
+    "Reads captured frames, one per line (a raw event, a combined {\"stream\":...,\"data\":...}\n"
+    "wrapper, or \"<unix time>: <frame>\"), writes one JSON object per kline to stdout, then\n"
+    "\"decoded=N skipped=N malformed=N\" to stderr. Lines longer than 16 MiB are counted\n"
+    "malformed; an unreadable input exits 3.",
+    decode_opts,
+    sizeof decode_opts / sizeof decode_opts[0],
+    true,
+};
+
+/* ---- parsing ---- */
+
+static const cli_option *find_opt(const cli_command *cmd, const char *name, size_t len)
 {
-    memset(o, 0, sizeof *o);
-    o->log_level = KF_LOG_INFO;
-    size_t cap = argc > 0 ? (size_t)argc : 1;
-    o->symbols = calloc(cap, sizeof *o->symbols);
-    o->intervals = calloc(cap, sizeof *o->intervals);
-    o->sinks = calloc(cap, sizeof *o->sinks);
-    if (!o->symbols || !o->intervals || !o->sinks) {
-        snprintf(err, errlen, "out of memory");
-        return false;
+    for (size_t i = 0; i < cmd->nopts; i++) {
+        const cli_option *o = &cmd->opts[i];
+        if ((strlen(o->name) == len && memcmp(o->name, name, len) == 0) ||
+            (o->alias && strlen(o->alias) == len && memcmp(o->alias, name, len) == 0))
+            return o;
     }
-    cli_argiter it;
-    cli_argiter_init(&it, argc, argv);
-    for (;;) {
-        int id = -1;
-        const char *v = NULL;
-        cli_arg_kind kind =
-            cli_arg_next(&it, backfill_specs, sizeof backfill_specs / sizeof backfill_specs[0], &id,
-                         &v, err, errlen);
-        if (kind == CLI_ARG_END)
-            break;
-        if (kind == CLI_ARG_ERROR)
+    return NULL;
+}
+
+/* The nearest name (one edit away, or a prefix), for "did you mean"; NULL when none. */
+static const char *near_opt(const cli_command *cmd, const char *name, size_t len)
+{
+    for (size_t i = 0; i < cmd->nopts; i++) {
+        const char *n = cmd->opts[i].name;
+        size_t m = strlen(n);
+        if (len >= 3 && len < m && memcmp(n, name, len) == 0)
+            return n; /* a prefix */
+        size_t a = 0, b = 0, edits = 0;
+        while (a < len && b < m && edits < 2) {
+            if (name[a] == n[b]) {
+                a++, b++;
+            } else {
+                edits++;
+                if (len > m) /* an extra letter */
+                    a++;
+                else if (len < m) /* a missing letter */
+                    b++;
+                else
+                    a++, b++;
+            }
+        }
+        edits += (len - a) + (m - b);
+        if (edits == 1)
+            return n;
+    }
+    return NULL;
+}
+
+static bool list_add(cli_list *l, const char *v)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        const char **p = realloc(l->v, cap * sizeof *p);
+        if (!p)
             return false;
-        if (kind == CLI_ARG_OPERAND) {
-            snprintf(err, errlen, "backfill: unexpected argument \"%s\"", v);
+        l->v = p;
+        l->cap = cap;
+    }
+    l->v[l->n++] = v;
+    return true;
+}
+
+/* A list value must hold at least one non-empty item. */
+static bool list_has_item(const char *csv)
+{
+    for (const char *p = csv; *p; p++)
+        if (*p != ',' && *p != ' ')
+            return true;
+    return false;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no",
+                                                                                "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcmp(v, yes[i]) == 0)
+            return *out = true, true;
+        if (strcmp(v, no[i]) == 0)
+            return *out = false, true;
+    }
+    return false;
+}
+
+/* Stores value v of option o (named `flag` in messages) into opts. value NULL: a flag without
+ * one. from_file: the configuration file gave it. */
+static bool set_value(const cli_option *o, void *opts, const char *flag, const char *v,
+                      bool from_file, char *err, size_t errlen)
+{
+    char *base = opts;
+    void *field = base + o->off;
+    switch (o->kind) {
+    case CLI_HELP:
+    case CLI_FLAG:
+        if (!v) {
+            *(bool *)field = true;
+        } else if (!from_file) {
+            snprintf(err, errlen, "%s: takes no value (got \"%s\")", flag, v);
+            return false;
+        } else if (!parse_bool(v, (bool *)field)) {
+            snprintf(err, errlen, "%s: \"%s\" is not true or false", flag, v);
             return false;
         }
-        switch (id) {
-        case BF_HELP:
-            o->help = true;
-            break;
-        case BF_SYMBOLS:
-        case BF_INTERVALS:
-            if (!list_has_item(v)) {
-                snprintf(err, errlen, "%s: \"%s\" is an empty list",
-                         id == BF_SYMBOLS ? "--symbols" : "--intervals", v);
-                return false;
-            }
-            if (id == BF_SYMBOLS)
-                o->symbols[o->n_symbols++] = v;
-            else
-                o->intervals[o->n_intervals++] = v;
-            break;
-        case BF_FROM:
-            if (!cli_parse_time("--from", v, &o->from, err, errlen))
-                return false;
-            o->has_from = true;
-            break;
-        case BF_TO:
-            if (!cli_parse_time("--to", v, &o->to, err, errlen))
-                return false;
-            o->has_to = true;
-            break;
-        case BF_SINK:
-            if (!sink_spec_ok(v)) {
-                snprintf(err, errlen,
-                         "--sink: \"%s\" is not a sink (sqlite:PATH, jsonl:PATH, jsonl:-, "
-                         "csv:PATH)",
-                         v);
-                return false;
-            }
-            o->sinks[o->n_sinks++] = v;
-            break;
-        case BF_REST_URL:
-            o->rest_url = v;
-            break;
-        case BF_TESTNET:
-            o->testnet = true;
-            break;
-        case BF_WEIGHT_BUDGET:
-            if (!cli_parse_uint("--weight-budget", v, 1000000, &o->weight_budget, err, errlen))
-                return false;
-            if (o->weight_budget == 0) {
-                snprintf(err, errlen, "--weight-budget: \"%s\" must be at least 1", v);
-                return false;
-            }
-            break;
-        case BF_LOG_LEVEL:
-            o->log_level = kf_log_level_parse(v);
-            if (o->log_level < 0) {
-                snprintf(err, errlen,
-                         "--log-level: \"%s\" is not a log level (debug info warn error off)", v);
-                return false;
-            }
-            break;
-        case BF_CA_FILE:
-            o->ca_file = v;
-            break;
-        case BF_STATE_DIR:
-            if (!*v) {
-                snprintf(err, errlen, "--state-dir: empty (give a directory, or none)");
-                return false;
-            }
-            o->state_dir = v;
-            break;
+        break;
+    case CLI_STRING:
+    case CLI_CONFIG:
+        *(const char **)field = v;
+        break;
+    case CLI_LIST:
+    case CLI_SINKS: {
+        cli_list *l = field;
+        if (o->kind == CLI_LIST && !list_has_item(v)) {
+            snprintf(err, errlen, "%s: \"%s\" is an empty list", flag, v);
+            return false;
         }
+        if (o->kind == CLI_SINKS) {
+            char why[300];
+            if (kf_sink_spec_check(v, why, sizeof why) != KF_OK) {
+                snprintf(err, errlen, "%s: %s", flag, why);
+                return false;
+            }
+        }
+        if (l->from_file && !from_file) { /* the command line replaces the file's entries */
+            l->n = 0;
+            l->from_file = false;
+        } else if (from_file) {
+            l->from_file = true;
+        }
+        if (!list_add(l, v)) {
+            snprintf(err, errlen, "%s: out of memory", flag);
+            return false;
+        }
+        break;
     }
-    if (o->help)
-        return true;
-    if (o->n_symbols == 0 || o->n_intervals == 0 || !o->has_from) {
-        snprintf(err, errlen,
-                 "backfill: %s is required (e.g. --symbols BTCUSDT --intervals 1m --from "
-                 "2026-01-01)",
-                 o->n_symbols == 0     ? "--symbols"
-                 : o->n_intervals == 0 ? "--intervals"
-                                       : "--from");
-        return false;
+    case CLI_UINT: {
+        uint64_t x;
+        if (!cli_parse_uint(flag, v, o->max, &x, err, errlen))
+            return false;
+        if (x < o->min) {
+            snprintf(err, errlen, "%s: \"%s\" is too small (at least %" PRIu64 ")", flag, v,
+                     o->min);
+            return false;
+        }
+        *(uint64_t *)field = x;
+        break;
     }
-    if (o->has_to && o->to < o->from) {
-        snprintf(err, errlen, "--to: %" PRId64 " is before --from %" PRId64, o->to, o->from);
-        return false;
+    case CLI_TIME:
+        if (!cli_parse_time(flag, v, (int64_t *)field, err, errlen))
+            return false;
+        break;
+    case CLI_LEVEL: {
+        int lv = kf_log_level_parse(v);
+        if (lv < 0) {
+            snprintf(err, errlen, "%s: \"%s\" is not a log level (debug info warn error off)", flag,
+                     v);
+            return false;
+        }
+        *(int *)field = lv;
+        break;
+    }
+    case CLI_VALIDATE: {
+        int m = strcmp(v, "if-reachable") == 0 ? CLI_VALIDATE_IF_REACHABLE
+                : strcmp(v, "required") == 0   ? CLI_VALIDATE_REQUIRED
+                : strcmp(v, "off") == 0        ? CLI_VALIDATE_OFF
+                                               : CLI_VALIDATE_DEFAULT;
+        if (m == CLI_VALIDATE_DEFAULT) {
+            snprintf(err, errlen, "%s: \"%s\" is not a validation mode (if-reachable required off)",
+                     flag, v);
+            return false;
+        }
+        *(int *)field = m;
+        break;
+    }
+    }
+    if (o->given != CLI_NO_GIVEN)
+        *(bool *)(base + o->given) = true;
+    return true;
+}
+
+static bool takes_value(const cli_option *o)
+{
+    return o->kind != CLI_FLAG && o->kind != CLI_HELP;
+}
+
+/* Reads the whole file into a NUL-terminated buffer; NULL with err set. */
+static char *read_text(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "--config: \"%s\": %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            char *p = cap < (1u << 24) ? realloc(buf, cap * 2) : NULL;
+            if (!p) {
+                free(buf);
+                buf = NULL;
+                snprintf(err, errlen, "--config: \"%s\": larger than 16 MiB", path);
+                break;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        if (r == 0)
+            break;
+        n += r;
+    }
+    if (buf && ferror(f)) {
+        snprintf(err, errlen, "--config: \"%s\": %s", path, strerror(errno));
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf)
+        buf[n] = 0;
+    else if (!*err)
+        snprintf(err, errlen, "--config: out of memory");
+    return buf;
+}
+
+/* "key = value" (or "key value", or "key" alone for a flag) per line; '#' starts a comment
+ * line; values are taken as written (no quotes, no escapes), spaces around them trimmed. */
+static bool parse_file(const cli_command *cmd, void *opts, const char *path, char *text, char *err,
+                       size_t errlen)
+{
+    unsigned line = 0;
+    for (char *p = text; *p;) {
+        char *eol = strchr(p, '\n');
+        char *next = eol ? eol + 1 : p + strlen(p);
+        if (eol)
+            *eol = 0;
+        line++;
+        char *e = p + strlen(p);
+        while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+            *--e = 0;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p && *p != '#') {
+            size_t klen = strcspn(p, " \t=");
+            char *v = p + klen;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            if (*v == '=') {
+                v++;
+                while (*v == ' ' || *v == '\t')
+                    v++;
+            }
+            const cli_option *o = find_opt(cmd, p, klen);
+            char key[72];
+            snprintf(key, sizeof key, "%.*s", (int)(klen > 64 ? 64 : klen), p);
+            if (!o || o->kind == CLI_HELP || o->kind == CLI_CONFIG) {
+                const char *near = o ? NULL : near_opt(cmd, p, klen);
+                snprintf(err, errlen, "%s:%u: %s \"%s\"%s%s%s", path, line,
+                         o ? "not allowed in a configuration file:" : "unknown key", key,
+                         near ? " (did you mean \"" : "", near ? near : "", near ? "\"?)" : "");
+                return false;
+            }
+            if (takes_value(o) && !*v) {
+                snprintf(err, errlen, "%s:%u: %s: missing value", path, line, key);
+                return false;
+            }
+            char where[600];
+            snprintf(where, sizeof where, "%s:%u: %s", path, line, key);
+            if (!set_value(o, opts, where, *v ? v : NULL, true, err, errlen))
+                return false;
+        }
+        p = next;
     }
     return true;
 }
 
-void cli_backfill_opts_free(cli_backfill_opts *o)
+bool cli_parse(const cli_command *cmd, void *opts, int argc, char **argv, const char **operand,
+               char **text, char *err, size_t errlen)
 {
-    free(o->symbols);
-    free(o->intervals);
-    free(o->sinks);
-    o->symbols = o->intervals = o->sinks = NULL;
+    *text = NULL;
+    if (operand)
+        *operand = NULL;
+    err[0] = 0;
+    /* the configuration file first, wherever --config stands */
+    const char *config = NULL;
+    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            config = argv[i] + 9;
+    }
+    if (config && find_opt(cmd, "config", 6)) {
+        if (!(*text = read_text(config, err, errlen)))
+            return false;
+        if (!parse_file(cmd, opts, config, *text, err, errlen))
+            return false;
+    }
+    bool only_operands = false;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!only_operands && strcmp(arg, "--") == 0) {
+            only_operands = true;
+            continue;
+        }
+        if (only_operands || arg[0] != '-' || arg[1] == '\0') {
+            if (!cmd->takes_operand) {
+                snprintf(err, errlen, "%s: unexpected argument \"%.200s\"", cmd->name, arg);
+                return false;
+            }
+            if (*operand) {
+                snprintf(err, errlen, "%s: unexpected argument \"%.200s\" (one FILE at most)",
+                         cmd->name, arg);
+                return false;
+            }
+            *operand = arg;
+            continue;
+        }
+        const char *name = arg + (arg[1] == '-' ? 2 : 1);
+        const char *eq = arg[1] == '-' ? strchr(name, '=') : NULL;
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const cli_option *o = find_opt(cmd, name, len);
+        if (!o || (arg[1] != '-' && !(o->alias && strlen(o->alias) == 1))) {
+            const char *near = near_opt(cmd, name, len);
+            snprintf(err, errlen, "%.*s: unknown option%s%s%s",
+                     (int)(len > 64 ? 64 : len) + (int)(name - arg), arg,
+                     near ? " (did you mean --" : "", near ? near : "", near ? "?)" : "");
+            return false;
+        }
+        char flag[72]; /* named as typed (an alias stays an alias) */
+        snprintf(flag, sizeof flag, "%.*s", (int)(name - arg + (len > 64 ? 64 : len)), arg);
+        const char *v = NULL;
+        if (takes_value(o)) {
+            if (eq) {
+                v = eq + 1;
+            } else { /* "--flag" last, or followed by another option: the value is missing */
+                const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+                if (!next || (next[0] == '-' && next[1] == '-')) {
+                    snprintf(err, errlen, "%s: missing value", flag);
+                    return false;
+                }
+                v = next;
+                i++;
+            }
+            if (o->kind == CLI_CONFIG)
+                continue; /* read above */
+        } else if (eq) {
+            snprintf(err, errlen, "%s: takes no value (got \"%.200s\")", flag, eq + 1);
+            return false;
+        }
+        if (!set_value(o, opts, flag, v, false, err, errlen))
+            return false;
+    }
+    return true;
+}
+
+void cli_free_lists(const cli_command *cmd, void *opts)
+{
+    for (size_t i = 0; i < cmd->nopts; i++)
+        if (cmd->opts[i].kind == CLI_LIST || cmd->opts[i].kind == CLI_SINKS) {
+            cli_list *l = (cli_list *)((char *)opts + cmd->opts[i].off);
+            free(l->v);
+            memset(l, 0, sizeof *l);
+        }
+}
+
+void cli_command_help(const cli_command *cmd, FILE *out)
+{
+    fprintf(out, "Usage:\n");
+    for (const char *p = cmd->synopsis; *p;) {
+        size_t n = strcspn(p, "\n");
+        fprintf(out, "  %.*s\n", (int)n, p);
+        p += n + (p[n] == '\n');
+    }
+    fprintf(out, "\n%s\n\nOptions:\n", cmd->summary);
+    for (size_t i = 0; i < cmd->nopts; i++) {
+        const cli_option *o = &cmd->opts[i];
+        char head[64];
+        snprintf(head, sizeof head, "--%s%s%s%s%s", o->name, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "", o->alias ? ", -" : "",
+                 o->alias ? (strlen(o->alias) == 1 ? o->alias : "") : "");
+        if (o->alias && strlen(o->alias) > 1)
+            snprintf(head, sizeof head, "--%s%s%s", o->name, o->metavar ? " " : "",
+                     o->metavar ? o->metavar : "");
+        const char *h = o->help;
+        size_t n = strcspn(h, "\n");
+        if (strlen(head) > 26)
+            fprintf(out, "  %s\n  %-26s  %.*s\n", head, "", (int)n, h);
+        else
+            fprintf(out, "  %-26s  %.*s\n", head, (int)n, h);
+        for (h += n; *h == '\n';) {
+            h++;
+            n = strcspn(h, "\n");
+            fprintf(out, "  %-26s  %.*s\n", "", (int)n, h);
+            h += n;
+        }
+        if (o->alias && strlen(o->alias) > 1)
+            fprintf(out, "  %-26s  (also --%s)\n", "", o->alias);
+    }
+    if (cmd->nopts > 1)
+        fprintf(out, "\nFlags take their value as \"--flag value\" or \"--flag=value\".\n");
 }

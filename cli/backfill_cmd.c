@@ -1,19 +1,15 @@
 /*
  * `klinefeed backfill`: downloads closed candles from REST into the sinks, within the
- * exchange's weight budget (src/backfill/fetch.h), then exits.
+ * exchange's weight budget, then exits: the library's history download (kf_history, public
+ * API), a progress line on a terminal (a log line every 5 s otherwise), and a summary.
  *
- * Flags are checked by the kf_config setters (a kf_collector is created, never started,
- * only to read the normalised streams and the REST base back through the public API).
- * Symbols are checked against exchangeInfo (the same request that reads the published
- * weight limit). Each stream resumes after the newest closed candle a sink already holds
- * (sinks that can answer: SQLite). Streams are fetched one after another, one request in
- * flight; rows go through the sinks' writer threads. SIGINT/SIGTERM set a flag: the
- * fetcher finishes the page it has, the rows are flushed, exit 0.
+ * Flags are checked by the kf_config setters (a usage error names the flag and the value).
+ * SIGINT/SIGTERM call kf_history_cancel (async-signal-safe): the page in hand is finished, the
+ * rows are stored, exit 0; the next run resumes after them.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,47 +17,28 @@
 #include <unistd.h>
 
 #include "args.h"
-#include "backfill/fetch.h"
 #include "cli.h"
-#include "sink/sink.h"
-#include "stream/stream.h"
 
 #define DEFAULT_SINK "sqlite:klines.db"
-#define BF_QUEUE_CAP 16384
 #define BF_PROGRESS_TTY_MS 200
 #define BF_PROGRESS_LOG_MS 5000
 
-typedef struct bf_stream {
-    char symbol[KF_SYMBOL_MAX + 1];
-    int interval;
-    int64_t start;   /* first open time to fetch */
-    int64_t end;     /* last open time wanted (for progress): min(--to, exchange now) */
-    int64_t reached; /* open time after the newest row passed, for progress */
-    uint64_t rows;
-    bool skip; /* nothing new can be closed yet */
-} bf_stream;
-
 typedef struct bf_ctx {
-    bf_stream *streams;
-    size_t nstreams, cur;
-    kf__writer **writers;
-    size_t nwriters;
-    kf__fetcher *fetcher;
-    int64_t t0, last_progress;
-    int64_t total_span; /* sum of (end - start) over streams to fetch */
     bool tty;
-    bool progress_shown;
-    int64_t minute;          /* UTC minute of the last row seen */
-    uint64_t minute_weight0; /* fetcher weight when that minute's first row came */
-    uint64_t last_minute;    /* weight used in the previous minute with rows (+- a request) */
+    bool shown;                           /* a progress line is on the terminal */
+    int64_t last_ms;                      /* monotonic ms of the last line */
+    int64_t minute;                       /* UTC minute of the last callback */
+    uint64_t minute_weight0, last_minute; /* weight when that minute began; the previous one's */
+    kf_history_progress last;
+    bool have_last;
 } bf_ctx;
 
-static _Atomic bool bf_cancel;
+static kf_history *bf_running; /* for the signal handler */
 
 static void bf_on_signal(int sig)
 {
     (void)sig;
-    atomic_store(&bf_cancel, true);
+    kf_history_cancel(bf_running);
 }
 
 static int64_t mono_ms(void)
@@ -73,192 +50,130 @@ static int64_t mono_ms(void)
 
 /* ---- progress ---- */
 
-static double bf_fraction(const bf_ctx *c)
+static void bf_progress_line(bf_ctx *c, const kf_history_progress *p)
 {
-    if (c->total_span <= 0)
-        return 1.0;
-    int64_t done = 0;
-    for (size_t i = 0; i < c->nstreams; i++) {
-        const bf_stream *s = &c->streams[i];
-        if (s->skip)
-            continue;
-        int64_t r = s->reached < s->start ? s->start : s->reached > s->end ? s->end : s->reached;
-        done += r - s->start;
-    }
-    double f = (double)done / (double)c->total_span;
-    return f > 1.0 ? 1.0 : f;
-}
-
-static void bf_progress(bf_ctx *c, bool force)
-{
-    struct timespec rt;
-    clock_gettime(CLOCK_REALTIME, &rt);
-    int64_t minute = (int64_t)rt.tv_sec / 60;
-    if (minute != c->minute) {
-        kf__fetch_stats ms;
-        kf__fetcher_get_stats(c->fetcher, &ms);
-        c->last_minute = c->minute ? ms.weight_used - c->minute_weight0 : 0;
-        c->minute = minute;
-        c->minute_weight0 = ms.weight_used;
-    }
-    int64_t now = mono_ms();
-    int every = c->tty ? BF_PROGRESS_TTY_MS : BF_PROGRESS_LOG_MS;
-    if (!force && now - c->last_progress < every)
-        return;
-    c->last_progress = now;
-    kf__fetch_stats st;
-    kf__fetcher_get_stats(c->fetcher, &st);
-    int64_t el = now - c->t0;
-    double frac = bf_fraction(c);
     /* the previous minute's weight once there is one, else this minute's so far */
-    uint64_t wpm = c->last_minute ? c->last_minute : st.weight_used - c->minute_weight0;
-    long eta = frac > 0.001 ? (long)((double)el * (1.0 - frac) / frac / 1000.0) : -1;
-    const bf_stream *s = &c->streams[c->cur < c->nstreams ? c->cur : c->nstreams - 1];
+    uint64_t wpm = c->last_minute ? c->last_minute : p->weight_used - c->minute_weight0;
+    double f = p->fraction;
+    long eta = f > 0.001 ? (long)((double)p->elapsed_ms * (1.0 - f) / f / 1000.0) : -1;
     if (c->tty) {
         char line[256];
         int n = snprintf(line, sizeof line,
                          "\r\033[K%5.1f%%  rows %" PRIu64 "  weight/min %" PRIu64
                          "/%u  429s %" PRIu64 "  ETA %lds  %s %s",
-                         frac * 100.0, st.rows, wpm, kf__fetcher_weight_limit(c->fetcher),
-                         st.http_429, eta < 0 ? 0 : eta, s->symbol, kf_interval_name(s->interval));
-        if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0)
-            return;
-        c->progress_shown = true;
+                         f * 100.0, p->rows, wpm, p->weight_limit, p->http_429, eta < 0 ? 0 : eta,
+                         p->symbol, p->interval);
+        if (n > 0 && write(STDERR_FILENO, line, (size_t)n) == n)
+            c->shown = true;
     } else {
-        kf__log(&cli_logger, KF_LOG_INFO,
+        cli_log(KF_LOG_INFO,
                 "msg=\"progress\" pct=%.1f rows=%" PRIu64 " requests=%" PRIu64 " weight=%" PRIu64
                 " weight_last_min=%" PRIu64 " http_429=%" PRIu64 " eta_s=%ld stream=%s/%s",
-                frac * 100.0, st.rows, st.requests, st.weight_used, wpm, st.http_429, eta,
-                s->symbol, kf_interval_name(s->interval));
+                f * 100.0, p->rows, p->requests, p->weight_used, wpm, p->http_429, eta, p->symbol,
+                p->interval);
     }
 }
 
-static void bf_progress_end(bf_ctx *c)
-{
-    if (c->tty && c->progress_shown) {
-        bf_progress(c, true);
-        if (write(STDERR_FILENO, "\n", 1) < 0)
-            return;
-    }
-}
-
-static int bf_on_row(void *ud, const kf_kline *k)
+static void bf_on_progress(void *ud, const kf_history_progress *p)
 {
     bf_ctx *c = ud;
-    bf_stream *s = &c->streams[c->cur];
-    for (size_t i = 0; i < c->nwriters; i++)
-        kf__writer_push(c->writers[i], k);
-    s->rows++;
-    s->reached = kf__interval_next(s->interval, k->open_time);
-    bf_progress(c, false);
-    return 0;
-}
-
-/* ---- symbols ---- */
-
-typedef struct bf_listed {
-    bf_stream *streams;
-    size_t n;
-    char (*status)[16]; /* per stream, "" while not listed */
-} bf_listed;
-
-static void bf_on_symbol(void *ud, const char *symbol, const char *status)
-{
-    bf_listed *l = ud;
-    for (size_t i = 0; i < l->n; i++)
-        if (strcmp(l->streams[i].symbol, symbol) == 0)
-            snprintf(l->status[i], sizeof l->status[i], "%s", status);
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    int64_t minute = (int64_t)rt.tv_sec / 60;
+    if (minute != c->minute) {
+        c->last_minute = c->minute ? p->weight_used - c->minute_weight0 : 0;
+        c->minute = minute;
+        c->minute_weight0 = p->weight_used;
+    }
+    c->last = *p;
+    c->have_last = true;
+    int64_t now = mono_ms();
+    if (now - c->last_ms < (c->tty ? BF_PROGRESS_TTY_MS : BF_PROGRESS_LOG_MS))
+        return;
+    c->last_ms = now;
+    bf_progress_line(c, p);
 }
 
 /* ---- setup ---- */
 
 static int bf_build_config(kf_config *cfg, const cli_backfill_opts *o)
 {
-    for (size_t i = 0; i < o->n_symbols; i++)
-        CLI_SET(kf_config_add_symbols(cfg, o->symbols[i]), "--symbols", o->symbols[i]);
-    for (size_t i = 0; i < o->n_intervals; i++)
-        CLI_SET(kf_config_add_intervals(cfg, o->intervals[i]), "--intervals", o->intervals[i]);
+    for (size_t i = 0; i < o->symbols.n; i++)
+        CLI_SET(kf_config_add_symbols(cfg, o->symbols.v[i]), "--symbols", o->symbols.v[i]);
+    for (size_t i = 0; i < o->intervals.n; i++)
+        CLI_SET(kf_config_add_intervals(cfg, o->intervals.v[i]), "--intervals", o->intervals.v[i]);
     if (o->testnet)
         CLI_SET(kf_config_set_testnet(cfg, true), "--testnet", "");
     if (o->rest_url)
         CLI_SET(kf_config_set_rest_url(cfg, o->rest_url), "--rest-url", o->rest_url);
-    for (size_t i = 0; i < o->n_sinks; i++)
-        CLI_SET(kf_config_add_sink(cfg, o->sinks[i]), "--sink", o->sinks[i]);
+    for (size_t i = 0; i < o->sinks.n; i++)
+        CLI_SET(kf_config_add_sink(cfg, o->sinks.v[i]), "--sink", o->sinks.v[i]);
+    if (o->sinks.n == 0)
+        CLI_SET(kf_config_add_sink(cfg, DEFAULT_SINK), "--sink", DEFAULT_SINK);
     if (o->ca_file) {
         int rc = cli_set_ca_file(cfg, o->ca_file);
         if (rc != CLI_EXIT_OK)
             return rc;
     }
+    if (o->rest_weight_budget) {
+        char num[32];
+        snprintf(num, sizeof num, "%" PRIu64, o->rest_weight_budget);
+        CLI_SET(kf_config_set_rest_weight_budget(cfg, (unsigned)o->rest_weight_budget),
+                "--rest-weight-budget", num);
+    }
+    char dir[1024];
+    int rc = cli_state_dir(o->state_dir, dir, sizeof dir);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    if (*dir)
+        CLI_SET(kf_config_set_state_dir(cfg, dir), "--state-dir", dir);
+    CLI_SET(kf_config_set_log(cfg, cli_log_line, NULL, (kf_log_level)o->log_level), "--log-level",
+            "");
     return CLI_EXIT_OK;
 }
 
-/* "btcusdt@kline_1h" -> BTCUSDT, 1h (the config upper-cased ASCII letters only). */
-static bool bf_stream_from_name(const char *name, bf_stream *s)
+/* What the flags alone can tell: the required ones, --to not before --from, --from not in
+ * the future (it would only say "up to date"). */
+static bool bf_check(const cli_backfill_opts *o, char *err, size_t errlen)
 {
-    const char *at = strstr(name, "@kline_");
-    size_t n = at ? (size_t)(at - name) : 0;
-    if (!at || n == 0 || n > KF_SYMBOL_MAX)
+    if (o->help)
+        return true;
+    if (o->symbols.n == 0 || o->intervals.n == 0 || !o->has_from) {
+        snprintf(err, errlen,
+                 "backfill: %s is required (e.g. --symbols BTCUSDT --intervals 1m --from "
+                 "2026-01-01)",
+                 o->symbols.n == 0     ? "--symbols"
+                 : o->intervals.n == 0 ? "--intervals"
+                                       : "--from");
         return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = name[i];
-        s->symbol[i] = (ch >= 'a' && ch <= 'z') ? (char)(ch - 'a' + 'A') : ch;
     }
-    s->symbol[n] = 0;
-    const char *iv = at + 7;
-    s->interval = kf_interval_index(iv, strlen(iv));
-    return s->interval >= 0;
+    if (o->has_to && o->to < o->from) {
+        snprintf(err, errlen, "--to: %" PRId64 " is before --from %" PRId64, o->to, o->from);
+        return false;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (o->from > (int64_t)now.tv_sec * 1000 + 60000) {
+        snprintf(err, errlen, "--from: %" PRId64 " is in the future (now is %lld)", o->from,
+                 (long long)now.tv_sec * 1000);
+        return false;
+    }
+    return true;
 }
 
-/* Newest closed open time over the sinks that can answer; *found false when none holds one
- * (or none can answer). The oldest answer wins, so every answering sink gets every row. */
-static kf_err bf_resume_point(kf__writer **w, size_t nw, const bf_stream *s, int64_t *t,
-                              bool *found, char *err, size_t errlen)
+static void bf_summary(const bf_ctx *c, const char *how, int code)
 {
-    *found = false;
-    bool any_empty = false;
-    for (size_t i = 0; i < nw; i++) {
-        void *state = NULL;
-        const kf__sink_ops *ops = kf__writer_ops(w[i], &state);
-        if (!ops || !ops->last_closed)
-            continue;
-        int64_t ot = 0;
-        int f = 0;
-        kf_err e =
-            ops->last_closed(state, s->symbol, kf_interval_name(s->interval), &ot, &f, err, errlen);
-        if (e)
-            return e;
-        if (!f)
-            any_empty = true;
-        else if (!*found || ot < *t) {
-            *t = ot;
-            *found = true;
-        }
-    }
-    if (any_empty)
-        *found = false;
-    return KF_OK;
-}
-
-static void bf_summary(bf_ctx *c, const char *how, int code)
-{
-    kf__fetch_stats st;
-    kf__fetcher_get_stats(c->fetcher, &st);
-    char per[1536];
-    size_t o = 0;
-    per[0] = 0;
-    for (size_t i = 0; i < c->nstreams && o + 64 < sizeof per; i++)
-        o += (size_t)snprintf(per + o, sizeof per - o, "%s%s/%s:%" PRIu64, i ? "," : "",
-                              c->streams[i].symbol, kf_interval_name(c->streams[i].interval),
-                              c->streams[i].rows);
-    if (c->nstreams && o + 64 >= sizeof per)
-        snprintf(per + o, sizeof per - o, ",...");
-    int64_t el = mono_ms() - c->t0;
-    kf__log(&cli_logger, KF_LOG_INFO,
+    kf_history_progress z;
+    memset(&z, 0, sizeof z);
+    const kf_history_progress *p = c->have_last ? &c->last : &z;
+    cli_log(KF_LOG_INFO,
             "msg=\"backfill %s\" code=%d rows=%" PRIu64 " requests=%" PRIu64 " weight_used=%" PRIu64
             " weight_limit=%u http_429=%" PRIu64 " http_418=%" PRIu64 " http_5xx=%" PRIu64
-            " retries=%" PRIu64 " waits_ms=%" PRIu64 " elapsed_ms=%" PRId64 " per_stream=\"%s\"",
-            how, code, st.rows, st.requests, st.weight_used, kf__fetcher_weight_limit(c->fetcher),
-            st.http_429, st.http_418, st.http_5xx, st.retries, st.waits_ms, el, per);
+            " retries=%" PRIu64 " waits_ms=%" PRIu64 " elapsed_ms=%" PRId64 " streams=%zu"
+            " streams_done=%zu",
+            how, code, p->rows, p->requests, p->weight_used, p->weight_limit, p->http_429,
+            p->http_418, p->http_5xx, p->retries, p->waits_ms, p->elapsed_ms, p->streams,
+            p->streams_done);
 }
 
 static bool bf_signals_install(void)
@@ -274,220 +189,29 @@ static bool bf_signals_install(void)
     return true;
 }
 
-/* Everything after the flags are checked; returns the exit code. */
-static int bf_execute(const cli_backfill_opts *o, const char *rest_base, const char *const *sinks,
-                      size_t nsinks, bf_stream *streams, size_t nstreams)
-{
-    char err[1024] = "";
-    int rc = CLI_EXIT_OK;
-    bf_ctx c;
-    memset(&c, 0, sizeof c);
-    c.streams = streams;
-    c.nstreams = nstreams;
-    c.tty = isatty(STDERR_FILENO) == 1 && o->log_level <= KF_LOG_INFO;
-    c.t0 = mono_ms();
-    c.last_progress = c.t0;
-
-    char dir[1024], state[1200];
-    rc = cli_state_dir(o->state_dir, dir, sizeof dir);
-    if (rc != CLI_EXIT_OK)
-        return rc;
-    kf__fetcher_opts fo = {
-        .rest_base = rest_base,
-        .tls_verify = true,
-        .ca_file = o->ca_file,
-        .weight_budget = (unsigned)o->weight_budget,
-        .timeout_ms = 10000,
-        .log = &cli_logger,
-        .state_path = kf__fetch_state_path(dir, rest_base, state, sizeof state) ? state : NULL,
-    };
-    c.fetcher = kf__fetcher_new(&fo, err, sizeof err);
-    if (!c.fetcher) {
-        cli_error("%s", err);
-        return CLI_EXIT_RUNTIME;
-    }
-    c.writers = calloc(nsinks, sizeof *c.writers);
-    char(*status)[16] = calloc(nstreams, sizeof *status);
-    if (!c.writers || !status) {
-        cli_error("out of memory");
-        rc = CLI_EXIT_RUNTIME;
-        goto out;
-    }
-    if (!bf_signals_install()) {
-        cli_error("cannot install signal handlers: %s", strerror(errno));
-        rc = CLI_EXIT_RUNTIME;
-        goto out;
-    }
-
-    /* Symbols and the published weight limit: one request. */
-    bf_listed listed = {streams, nstreams, status};
-    kf_err e = kf__fetcher_exchange_info(c.fetcher, bf_on_symbol, &listed, err, sizeof err);
-    if (e) {
-        cli_error("exchangeInfo: %s", err);
-        rc = CLI_EXIT_RUNTIME;
-        goto out;
-    }
-    for (size_t i = 0; i < nstreams; i++) {
-        if (!status[i][0]) {
-            cli_error("symbol \"%s\" is not listed by %s/fapi/v1/exchangeInfo", streams[i].symbol,
-                      rest_base);
-            rc = CLI_EXIT_RUNTIME;
-            goto out;
-        }
-        if (strcmp(status[i], "TRADING") != 0 &&
-            (i == 0 || strcmp(streams[i - 1].symbol, streams[i].symbol) != 0))
-            kf__log(&cli_logger, KF_LOG_WARN,
-                    "msg=\"symbol is not trading; fetching its history anyway\" symbol=%s "
-                    "status=%s",
-                    streams[i].symbol, status[i]);
-    }
-
-    /* Sinks, opened here so a bad path fails before any download. */
-    for (size_t i = 0; i < nsinks; i++) {
-        c.writers[i] = kf__writer_open(sinks[i], BF_QUEUE_CAP, &cli_logger, err, sizeof err);
-        if (!c.writers[i]) {
-            cli_error("%s", err);
-            rc = CLI_EXIT_RUNTIME;
-            goto out;
-        }
-        c.nwriters++;
-    }
-
-    int64_t now = 0;
-    e = kf__fetcher_server_time(c.fetcher, &now, err, sizeof err);
-    if (e) {
-        cli_error("server time: %s", err);
-        rc = CLI_EXIT_RUNTIME;
-        goto out;
-    }
-    size_t todo = 0, resumed = 0;
-    for (size_t i = 0; i < nstreams; i++) {
-        bf_stream *s = &streams[i];
-        int64_t last = 0;
-        bool found = false;
-        e = bf_resume_point(c.writers, c.nwriters, s, &last, &found, err, sizeof err);
-        if (e) {
-            cli_error("%s", err);
-            rc = CLI_EXIT_RUNTIME;
-            goto out;
-        }
-        s->start = o->from;
-        if (found && last >= o->from) {
-            s->start = last + 1;
-            resumed++;
-        }
-        s->end = o->has_to && o->to < now ? o->to : now;
-        /* Nothing to ask for when the next candle cannot be closed yet or is past --to. */
-        int64_t next = found && last >= o->from ? kf__interval_next(s->interval, last) : s->start;
-        s->skip =
-            s->start > s->end || next > s->end || kf__interval_next(s->interval, next) - 1 >= now;
-        s->reached = s->start;
-        if (!s->skip) {
-            todo++;
-            c.total_span += s->end - s->start;
-        }
-    }
-    kf__log(&cli_logger, KF_LOG_INFO,
-            "msg=\"backfill\" streams=%zu to_fetch=%zu resumed=%zu from=%" PRId64 " to=%" PRId64
-            " rest=%s weight_limit=%u",
-            nstreams, todo, resumed, o->from, o->has_to ? o->to : now, rest_base,
-            kf__fetcher_weight_limit(c.fetcher));
-
-    /* Writer threads start with SIGINT/SIGTERM blocked: only this thread takes them. */
-    sigset_t stop_set, old_set;
-    sigemptyset(&stop_set);
-    sigaddset(&stop_set, SIGINT);
-    sigaddset(&stop_set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stop_set, &old_set);
-    for (size_t i = 0; i < c.nwriters && !e; i++)
-        e = kf__writer_start(c.writers[i], err, sizeof err);
-    pthread_sigmask(SIG_SETMASK, &old_set, NULL);
-    if (e) {
-        cli_error("%s", err);
-        rc = CLI_EXIT_RUNTIME;
-        goto out;
-    }
-
-    const char *how = "done";
-    if (todo == 0) {
-        kf__log(&cli_logger, KF_LOG_INFO,
-                "msg=\"nothing new: every stream is up to date\" streams=%zu", nstreams);
-    }
-    for (c.cur = 0; c.cur < nstreams && todo; c.cur++) {
-        bf_stream *s = &streams[c.cur];
-        if (s->skip)
-            continue;
-        if (atomic_load(&bf_cancel)) {
-            how = "interrupted";
-            break;
-        }
-        e = kf__fetch_klines(c.fetcher, s->symbol, s->interval, s->start,
-                             o->has_to ? o->to : INT64_MAX, bf_on_row, &c, &bf_cancel, NULL, err,
-                             sizeof err);
-        kf__log(&cli_logger, KF_LOG_DEBUG,
-                "msg=\"stream fetched\" symbol=%s interval=%s rows=%" PRIu64, s->symbol,
-                kf_interval_name(s->interval), s->rows);
-        if (e == KF_ERR_NOT_RUNNING && atomic_load(&bf_cancel)) {
-            how = "interrupted";
-            break;
-        }
-        if (e) {
-            bf_progress_end(&c);
-            c.progress_shown = false;
-            cli_error("%s %s: %s", s->symbol, kf_interval_name(s->interval), err);
-            how = "failed";
-            rc = CLI_EXIT_RUNTIME;
-            break;
-        }
-    }
-    if (atomic_load(&bf_cancel) && strcmp(how, "done") == 0)
-        how = "interrupted";
-    bf_progress_end(&c);
-
-    /* Every pushed row is stored before exit. */
-    for (size_t i = 0; i < c.nwriters; i++) {
-        if (kf__writer_stop(c.writers[i]) != KF_OK) {
-            cli_error("sink %s: not every row could be stored", sinks[i]);
-            rc = CLI_EXIT_RUNTIME;
-        }
-    }
-    if (strcmp(how, "interrupted") == 0)
-        kf__log(&cli_logger, KF_LOG_INFO,
-                "msg=\"interrupted: rows so far are stored; the next run resumes\"");
-    bf_summary(&c, how, rc);
-
-out:
-    for (size_t i = 0; i < c.nwriters; i++)
-        kf__writer_free(c.writers[i]);
-    free(c.writers);
-    free(status);
-    kf__fetcher_free(c.fetcher);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    return rc;
-}
-
 int cli_backfill(int argc, char **argv)
 {
     cli_backfill_opts o;
-    char err[CLI_ERR_MAX];
-    if (!cli_backfill_opts_parse(&o, argc, argv, err, sizeof err)) {
+    memset(&o, 0, sizeof o);
+    o.log_level = KF_LOG_INFO;
+    char err[CLI_ERR_MAX], *text = NULL;
+    int rc;
+    kf_history *h = NULL;
+    kf_config *cfg = NULL;
+    if (!cli_parse(&cli_cmd_backfill, &o, argc, argv, NULL, &text, err, sizeof err) ||
+        !bf_check(&o, err, sizeof err)) {
         cli_error("%s", err);
-        cli_backfill_opts_free(&o);
-        return CLI_EXIT_USAGE;
+        rc = CLI_EXIT_USAGE;
+        goto out;
     }
     if (o.help) {
-        cli_backfill_opts_free(&o);
-        cli_usage(stdout);
-        return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_RUNTIME;
+        cli_command_help(&cli_cmd_backfill, stdout);
+        rc = fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_RUNTIME;
+        goto out;
     }
     cli_logger_setup((kf_log_level)o.log_level);
 
-    int rc;
-    kf_collector *col = NULL;
-    bf_stream *streams = NULL;
-    const char **sinks = NULL;
-    kf_config *cfg = kf_config_new();
+    cfg = kf_config_new();
     if (!cfg) {
         cli_error("out of memory");
         rc = CLI_EXIT_RUNTIME;
@@ -496,45 +220,47 @@ int cli_backfill(int argc, char **argv)
     rc = bf_build_config(cfg, &o);
     if (rc != CLI_EXIT_OK)
         goto out;
-    if (o.n_sinks == 0) {
-        kf_err e = kf_config_add_sink(cfg, DEFAULT_SINK);
-        if (e) {
-            rc = cli_setter_failed(cfg, "--sink", DEFAULT_SINK, e);
-            goto out;
-        }
-    }
     char errbuf[512] = "";
-    col = kf_create(cfg, errbuf, sizeof errbuf);
-    if (!col) {
+    h = kf_history_new(cfg, errbuf, sizeof errbuf);
+    if (!h) {
         cli_error("%s", *errbuf ? errbuf : "invalid configuration");
         rc = CLI_EXIT_USAGE;
         goto out;
     }
-    size_t n = kf_stream_count(col);
-    streams = calloc(n ? n : 1, sizeof *streams);
-    size_t nsinks = o.n_sinks ? o.n_sinks : 1;
-    sinks = calloc(nsinks, sizeof *sinks);
-    if (!streams || !sinks) {
-        cli_error("out of memory");
+    bf_running = h;
+    if (!bf_signals_install()) {
+        cli_error("cannot install signal handlers: %s", strerror(errno));
         rc = CLI_EXIT_RUNTIME;
         goto out;
     }
-    for (size_t i = 0; i < n; i++)
-        if (!bf_stream_from_name(kf_stream_name(col, i), &streams[i])) {
-            cli_error("internal: unexpected stream name \"%s\"", kf_stream_name(col, i));
-            rc = CLI_EXIT_RUNTIME;
-            goto out;
-        }
-    for (size_t i = 0; i < nsinks; i++)
-        sinks[i] = o.n_sinks ? o.sinks[i] : DEFAULT_SINK;
-    rc = bf_execute(&o, kf_rest_url(col), sinks, nsinks, streams, n);
+    bf_ctx c;
+    memset(&c, 0, sizeof c);
+    c.tty = isatty(STDERR_FILENO) == 1 && o.log_level <= KF_LOG_INFO;
+    c.last_ms = mono_ms();
+    kf_err e = kf_history_run(h, o.from, o.has_to ? o.to : INT64_MAX, bf_on_progress, &c);
+    if (c.tty && c.shown) { /* the final state, and the line ended */
+        bf_progress_line(&c, &c.last);
+        if (write(STDERR_FILENO, "\n", 1) < 0)
+            c.shown = false;
+    }
+    const char *how = "done";
+    if (e == KF_ERR_NOT_RUNNING) {
+        how = "interrupted";
+        cli_log(KF_LOG_INFO, "msg=\"interrupted: rows so far are stored; the next run resumes\"");
+    } else if (e) {
+        how = "failed";
+        cli_error("%s", kf_history_errmsg(h));
+        rc = e == KF_ERR_INVALID_ARG ? CLI_EXIT_USAGE : CLI_EXIT_RUNTIME;
+    }
+    bf_summary(&c, how, rc);
 
 out:
-    free(streams);
-    free(sinks);
-    kf_free(col);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    bf_running = NULL;
+    kf_history_free(h);
     kf_config_free(cfg);
-    cli_backfill_opts_free(&o);
-    kf__logger_destroy(&cli_logger);
+    cli_free_lists(&cli_cmd_backfill, &o);
+    free(text);
     return rc;
 }

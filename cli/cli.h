@@ -3,7 +3,6 @@
 #define KF_CLI_CLI_H
 #include <stdio.h>
 
-#include "core/log.h"
 #include "klinefeed.h"
 
 /* Commands: argv[0] is the first argument after the command name. Return the exit code. */
@@ -51,8 +50,9 @@ int cli_state_dir(const char *flag_value, char *dir, size_t cap);
 /* kf_log_fn writing the line (secrets redacted) plus "\n" to stderr in one write. */
 void cli_log_line(void *userdata, kf_log_level level, const char *line);
 
-/* The CLI's own structured log lines, same format as the library's; level set by --log-level. */
-extern kf__logger cli_logger;
+/* The CLI's own structured log lines, in the library's format (kf_log), at --log-level. */
+extern kf_log_level cli_log_level;
 void cli_logger_setup(kf_log_level level);
+#define cli_log(level, ...) kf_log(cli_log_line, NULL, cli_log_level, (level), __VA_ARGS__)
 
 #endif

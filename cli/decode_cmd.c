@@ -156,21 +156,26 @@ static line_kind decode_line(const char *p, size_t len, kf_kline *k)
 
 int cli_decode(int argc, char **argv)
 {
-    cli_decode_opts o;
-    char err[CLI_ERR_MAX];
-    if (!cli_decode_opts_parse(&o, argc, argv, err, sizeof err)) {
+    cli_decode_opts o = {0};
+    char err[CLI_ERR_MAX], *text = NULL;
+    const char *path = NULL;
+    bool ok = cli_parse(&cli_cmd_decode, &o, argc, argv, &path, &text, err, sizeof err);
+    free(text); /* decode has no --config */
+    if (!ok) {
         cli_error("%s", err);
         return CLI_EXIT_USAGE;
     }
     if (o.help) {
-        cli_usage(stdout);
+        cli_command_help(&cli_cmd_decode, stdout);
         return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_RUNTIME;
     }
+    if (!path)
+        path = "-";
 
-    bool use_stdin = strcmp(o.path, "-") == 0;
-    FILE *f = use_stdin ? stdin : fopen(o.path, "rb");
+    bool use_stdin = strcmp(path, "-") == 0;
+    FILE *f = use_stdin ? stdin : fopen(path, "rb");
     if (!f) {
-        cli_error("decode: cannot open \"%s\": %s", o.path, strerror(errno));
+        cli_error("decode: cannot open \"%s\": %s", path, strerror(errno));
         return CLI_EXIT_INPUT;
     }
     line_reader r = {.f = f, .max = DECODE_LINE_CAP};
@@ -192,7 +197,7 @@ int cli_decode(int argc, char **argv)
         if (st == LINE_EOF)
             break;
         if (st == LINE_ERROR) {
-            cli_error("decode: cannot read \"%s\": %s", use_stdin ? "stdin" : o.path,
+            cli_error("decode: cannot read \"%s\": %s", use_stdin ? "stdin" : path,
                       errno ? strerror(errno) : "out of memory");
             rc = CLI_EXIT_INPUT;
             break;

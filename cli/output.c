@@ -14,7 +14,7 @@
 
 static const char *secrets[2];
 
-kf__logger cli_logger;
+kf_log_level cli_log_level = KF_LOG_INFO;
 
 void cli_secrets_set(const char *key, const char *secret)
 {
@@ -99,7 +99,7 @@ void cli_log_line(void *userdata, kf_log_level level, const char *line)
 
 void cli_logger_setup(kf_log_level level)
 {
-    kf__logger_init(&cli_logger, cli_log_line, NULL, level);
+    cli_log_level = level;
 }
 
 int cli_setter_failed(const kf_config *cfg, const char *flag, const char *value, kf_err e)
@@ -178,7 +178,7 @@ int cli_state_dir(const char *flag_value, char *dir, size_t cap)
     else if (home && *home)
         snprintf(dir, cap, "%s/.local/state/klinefeed", home);
     if (*dir && mkdir_p(dir) != 0) {
-        kf__log(&cli_logger, KF_LOG_WARN,
+        cli_log(KF_LOG_WARN,
                 "msg=\"no state directory: REST pauses are not kept for the next process\" "
                 "dir=%s error=\"%s\" hint=\"--state-dir DIR\"",
                 dir, strerror(errno));

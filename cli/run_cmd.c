@@ -27,24 +27,28 @@
 static int build_config(kf_config *cfg, const cli_run_opts *o)
 {
     char num[32];
-    for (size_t i = 0; i < o->n_symbols; i++)
-        CLI_SET(kf_config_add_symbols(cfg, o->symbols[i]), "--symbols", o->symbols[i]);
-    for (size_t i = 0; i < o->n_intervals; i++)
-        CLI_SET(kf_config_add_intervals(cfg, o->intervals[i]), "--intervals", o->intervals[i]);
+    for (size_t i = 0; i < o->symbols.n; i++)
+        CLI_SET(kf_config_add_symbols(cfg, o->symbols.v[i]), "--symbols", o->symbols.v[i]);
+    for (size_t i = 0; i < o->intervals.n; i++)
+        CLI_SET(kf_config_add_intervals(cfg, o->intervals.v[i]), "--intervals", o->intervals.v[i]);
     if (o->testnet)
         CLI_SET(kf_config_set_testnet(cfg, true), "--testnet", "");
     if (o->ws_url)
         CLI_SET(kf_config_set_ws_url(cfg, o->ws_url), "--ws-url", o->ws_url);
     if (o->rest_url)
         CLI_SET(kf_config_set_rest_url(cfg, o->rest_url), "--rest-url", o->rest_url);
-    if (o->n_sinks == 0)
+    if (o->sinks.n == 0)
         CLI_SET(kf_config_add_sink(cfg, DEFAULT_SINK), "--sink", DEFAULT_SINK);
-    for (size_t i = 0; i < o->n_sinks; i++)
-        CLI_SET(kf_config_add_sink(cfg, o->sinks[i]), "--sink", o->sinks[i]);
+    for (size_t i = 0; i < o->sinks.n; i++)
+        CLI_SET(kf_config_add_sink(cfg, o->sinks.v[i]), "--sink", o->sinks.v[i]);
     if (o->all_updates)
         CLI_SET(kf_config_set_sink_all_updates(cfg, true), "--all-updates", "");
     if (o->validate != CLI_VALIDATE_DEFAULT)
-        CLI_SET(kf_config_set_validate(cfg, (kf_validate)o->validate), "--validate", "");
+        CLI_SET(kf_config_set_validate(
+                    cfg, o->validate == CLI_VALIDATE_REQUIRED ? KF_VALIDATE_REQUIRED
+                         : o->validate == CLI_VALIDATE_OFF    ? KF_VALIDATE_OFF
+                                                              : KF_VALIDATE_IF_REACHABLE),
+                "--validate", "");
     if (o->has_streams_per_connection) {
         snprintf(num, sizeof num, "%" PRIu64, o->streams_per_connection);
         CLI_SET(kf_config_set_streams_per_connection(cfg, (size_t)o->streams_per_connection),
@@ -167,7 +171,7 @@ static void signals_restore(void)
 }
 
 /* Blocks (no polling loop) until a signal byte arrives or timeout_ms passes (-1: forever);
- * returns the signal number, 0 on timeout. */
+ * returns the signal number, 0 on timeout, -1 when poll fails. */
 static int wait_for_signal(int timeout_ms)
 {
     struct pollfd pfd = {.fd = sig_pipe[0], .events = POLLIN};
@@ -175,7 +179,9 @@ static int wait_for_signal(int timeout_ms)
         int r = poll(&pfd, 1, timeout_ms);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0)
+        if (r < 0)
+            return -1; /* cannot wait any more: stop */
+        if (r == 0)
             return 0;
         unsigned char b;
         if (read(sig_pipe[0], &b, 1) == 1)
@@ -198,7 +204,7 @@ static void log_final(kf_collector *c, const char *signame, int code)
     kf_stats s;
     memset(&s, 0, sizeof s);
     kf_stats_get(c, &s);
-    kf__log(&cli_logger, KF_LOG_INFO,
+    cli_log(KF_LOG_INFO,
             "msg=\"exiting\" signal=%s code=%d frames=%" PRIu64 " bytes=%" PRIu64
             " updates=%" PRIu64 " closed=%" PRIu64 " duplicates=%" PRIu64 " other_events=%" PRIu64
             " parse_errors=%" PRIu64 " unknown_streams=%" PRIu64 " connects=%" PRIu64
@@ -269,13 +275,13 @@ static int start_collector(kf_collector *c, bool retry)
             cap = 60000;
         int delay = cap / 2 + (int)(rand_r(&seed) % (unsigned)(cap / 2 + 1));
         const char *msg = kf_errmsg(c);
-        kf__log(&cli_logger, KF_LOG_WARN,
+        cli_log(KF_LOG_WARN,
                 "msg=\"start failed: retrying (--retry-start)\" attempt=%u retry_ms=%d err=\"%s\" "
                 "why=\"%s\"",
                 attempt, delay, kf_strerror(e), msg ? msg : "");
         int sig = wait_for_signal(delay);
         if (sig) {
-            kf__log(&cli_logger, KF_LOG_INFO,
+            cli_log(KF_LOG_INFO,
                     "msg=\"stopping before the collector could start\" signal=%s attempts=%u",
                     signal_name(sig), attempt);
             return sig;
@@ -283,8 +289,31 @@ static int start_collector(kf_collector *c, bool retry)
     }
 }
 
-static int run_collector(kf_collector *c, bool retry_start)
+/* The periodic status line: where the run stands between events. */
+static void log_status(kf_collector *c, kf_stats *prev, int64_t *prev_ms)
 {
+    kf_stats s;
+    memset(&s, 0, sizeof s);
+    kf_stats_get(c, &s);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    double secs = *prev_ms ? (double)(now - *prev_ms) / 1000.0 : 0;
+    cli_log(KF_LOG_INFO,
+            "msg=\"status\" streams=%zu connected=%s frames_per_s=%.0f closed=%" PRIu64
+            " stored=%" PRIu64 " missing=%" PRIu64 " rest_pending=%" PRIu64 " reconnects=%" PRIu64
+            " sink_errors=%" PRIu64 " parse_errors=%" PRIu64,
+            kf_stream_count(c), kf_connected(c) ? "yes" : "no",
+            secs > 0 ? (double)(s.frames - prev->frames) / secs : 0.0, s.closed, s.sink_rows,
+            s.missing, s.rest_pending, s.reconnects, s.sink_errors, s.parse_errors);
+    *prev = s;
+    *prev_ms = now;
+}
+
+static int run_collector(kf_collector *c, const cli_run_opts *o)
+{
+    bool retry_start = o->retry_start;
+    int status_ms = (int)((o->has_status_every_s ? o->status_every_s : 60) * 1000);
     if (!signals_install()) {
         cli_error("cannot install signal handlers: %s", strerror(errno));
         return CLI_EXIT_RUNTIME;
@@ -294,12 +323,18 @@ static int run_collector(kf_collector *c, bool retry_start)
         signals_restore();
         return CLI_EXIT_RUNTIME;
     }
-    kf__log(&cli_logger, KF_LOG_INFO,
-            "msg=\"running\" streams=%zu connections=%zu ws=%s rest=%s pid=%ld", kf_stream_count(c),
-            kf_connection_count(c), kf_ws_url(c), kf_rest_url(c), (long)getpid());
+    cli_log(KF_LOG_INFO, "msg=\"running\" streams=%zu connections=%zu ws=%s rest=%s pid=%ld",
+            kf_stream_count(c), kf_connection_count(c), kf_ws_url(c), kf_rest_url(c),
+            (long)getpid());
 
-    int sig = wait_for_signal(-1);
-    kf__log(&cli_logger, KF_LOG_INFO, "msg=\"stopping\" signal=%s", signal_name(sig));
+    kf_stats prev;
+    memset(&prev, 0, sizeof prev);
+    int64_t prev_ms = 0;
+    log_status(c, &prev, &prev_ms);
+    int sig;
+    while ((sig = wait_for_signal(status_ms > 0 ? status_ms : -1)) == 0)
+        log_status(c, &prev, &prev_ms);
+    cli_log(KF_LOG_INFO, "msg=\"stopping\" signal=%s", signal_name(sig));
     int rc = CLI_EXIT_OK;
     kf_err e = kf_stop(c);
     kf_stats s;
@@ -326,28 +361,31 @@ static int run_collector(kf_collector *c, bool retry_start)
 int cli_run(int argc, char **argv)
 {
     cli_run_opts o;
-    char err[CLI_ERR_MAX];
-    if (!cli_run_opts_parse(&o, argc, argv, err, sizeof err)) {
+    memset(&o, 0, sizeof o);
+    o.log_level = KF_LOG_INFO;
+    char err[CLI_ERR_MAX], *text = NULL;
+    int rc;
+    kf_collector *c = NULL;
+    kf_config *cfg = NULL;
+    if (!cli_parse(&cli_cmd_run, &o, argc, argv, NULL, &text, err, sizeof err)) {
         cli_error("%s", err);
-        cli_run_opts_free(&o);
-        return CLI_EXIT_USAGE;
+        rc = CLI_EXIT_USAGE;
+        goto out;
     }
     if (o.help) {
-        cli_run_opts_free(&o);
-        cli_usage(stdout);
-        return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_RUNTIME;
+        cli_command_help(&cli_cmd_run, stdout);
+        rc = fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_RUNTIME;
+        goto out;
     }
-    if (o.n_symbols == 0 || o.n_intervals == 0) {
+    if (o.symbols.n == 0 || o.intervals.n == 0) {
         cli_error("run: %s is required (e.g. --symbols BTCUSDT,ETHUSDT --intervals 1m,5m)",
-                  o.n_symbols == 0 ? "--symbols" : "--intervals");
-        cli_run_opts_free(&o);
-        return CLI_EXIT_USAGE;
+                  o.symbols.n == 0 ? "--symbols" : "--intervals");
+        rc = CLI_EXIT_USAGE;
+        goto out;
     }
     cli_logger_setup((kf_log_level)o.log_level);
 
-    int rc;
-    kf_collector *c = NULL;
-    kf_config *cfg = kf_config_new();
+    cfg = kf_config_new();
     if (!cfg) {
         cli_error("out of memory");
         rc = CLI_EXIT_RUNTIME;
@@ -366,12 +404,12 @@ int cli_run(int argc, char **argv)
     }
     kf_config_free(cfg);
     cfg = NULL;
-    rc = run_collector(c, o.retry_start);
+    rc = run_collector(c, &o);
 
 out:
     kf_free(c);
     kf_config_free(cfg);
-    cli_run_opts_free(&o);
-    kf__logger_destroy(&cli_logger);
+    cli_free_lists(&cli_cmd_run, &o);
+    free(text);
     return rc;
 }

@@ -13,6 +13,8 @@ PKGS=(
   libcmocka-dev                      # test framework
   valgrind                           # leak checks of the integration tests
   curl                               # scripts/soak.sh reads the simulator's /sim/state
+  dpkg-dev file                      # the .deb (scripts/deb.sh): dpkg-shlibdeps; CPack runs file
+  groff-base man-db                  # the man pages are checked with groff and man (test_man)
 )
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: sets up, builds and runs the whole suite three ways:
-# a normal build, an AddressSanitizer + UBSan build, and the integration tests under valgrind.
+# a normal build, an AddressSanitizer + UBSan build, and the integration tests under valgrind;
+# and builds and checks the Debian package (scripts/deb.sh).
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,9 @@ echo "== tests"
 echo "== figures printed by the tests"
 grep -hE '^(fault suite|rotation|crash test|crash at scale|store down|simulated hour|restart|reconnect|allocations|# history|# interrupted|# tight budget|# tls|sqlite writer|locked for)' \
   build/Testing/Temporary/LastTest.log || true
+
+echo "== Debian package (build-deb/, checked with dpkg-deb and dpkg --root)"
+bash scripts/deb.sh
 
 echo "== build (ASan + UBSan)"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DKF_SANITIZE=ON >/dev/null

@@ -38,7 +38,8 @@ struct kf__fetcher {
     bool answered;                  /* the exchange has answered at least once */
     int64_t time_server, time_mono; /* the exchange's clock at its last answer, and ours */
     bool time_known;
-    char *state_path; /* NULL: pauses are not kept across processes */
+    char *state_path;           /* NULL: pauses are not kept across processes */
+    const _Atomic bool *cancel; /* for calls given no cancel flag of their own */
     kf__fetch_stats st;
 };
 
@@ -173,6 +174,11 @@ static void state_load(kf__fetcher *f)
             status, left, f->state_path);
 }
 
+void kf__fetcher_set_cancel(kf__fetcher *f, const _Atomic bool *cancel)
+{
+    f->cancel = cancel;
+}
+
 int64_t kf__fetcher_paused_ms(const kf__fetcher *f)
 {
     int64_t left = f->pause_until_mono - mono_ms();
@@ -296,6 +302,8 @@ static kf_err fetch_get(kf__fetcher *f, const char *path_query, unsigned weight,
                         kf__rest_resp *resp, bool (*check_body)(const kf__rest_resp *r),
                         const _Atomic bool *cancel, char *err, size_t errlen)
 {
+    if (!cancel)
+        cancel = f->cancel;
     unsigned failures = 0;
     char why[1024] = "";
     for (;;) {
@@ -306,7 +314,8 @@ static kf_err fetch_get(kf__fetcher *f, const char *path_query, unsigned weight,
         /* The budget of the current exchange minute. */
         int64_t wait = kf__budget_wait_ms(&f->budget, fetch_budget_now(f), weight);
         if (wait > 0) {
-            kf__log(f->log, KF_LOG_DEBUG,
+            /* a wait a person would notice is said at info: a silent 30 s looks like a hang */
+            kf__log(f->log, wait >= 3000 ? KF_LOG_INFO : KF_LOG_DEBUG,
                     "msg=\"REST weight budget reached: waiting for the next minute\" used=%u "
                     "limit=%u wait_ms=%" PRId64,
                     kf__budget_used(&f->budget, fetch_budget_now(f)), f->budget.limit, wait);

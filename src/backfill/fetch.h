@@ -106,6 +106,11 @@ kf_err kf__fetch_klines(kf__fetcher *f, const char *symbol, int interval, int64_
                         int (*on_row)(void *ud, const kf_kline *k), void *ud,
                         const _Atomic bool *cancel, int64_t *covered, char *err, size_t errlen);
 
+/* A cancel flag for every call that is given none (exchange info, server time): when it becomes
+ * true they return KF_ERR_NOT_RUNNING promptly. NULL: none. The flag outlives the fetcher's
+ * use of it. */
+void kf__fetcher_set_cancel(kf__fetcher *f, const _Atomic bool *cancel);
+
 /* A pause imposed by the exchange (or read from the state file) is running: ms left, else 0. */
 int64_t kf__fetcher_paused_ms(const kf__fetcher *f);
 

@@ -477,7 +477,21 @@ static void collector_stop_io(kf_collector *c)
 
 /* Stops every writer (draining and flushing its queue) within one deadline and keeps its
  * counters. KF_ERR_SINK (message set) when a store was left with rows it did not take. */
+static kf_err collector_close_writers_how(kf_collector *c, bool discard);
+
 static kf_err collector_close_writers(kf_collector *c)
+{
+    return collector_close_writers_how(c, false);
+}
+
+/* A start that failed: like collector_close_writers, and a store it created is removed when
+ * nothing was stored in it (no empty klines.db left behind by a start without network). */
+static void collector_discard_writers(kf_collector *c)
+{
+    collector_close_writers_how(c, true);
+}
+
+static kf_err collector_close_writers_how(kf_collector *c, bool discard)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -498,7 +512,10 @@ static kf_err collector_close_writers(kf_collector *c)
                                     "%s: %llu candles not stored before the stop deadline (the "
                                     "next start finds them missing and fetches them)",
                                     c->cfg->sinks[i], (unsigned long long)ws.unstored);
-        kf__writer_free(c->writers[i]);
+        if (discard)
+            kf__writer_discard(c->writers[i]);
+        else
+            kf__writer_free(c->writers[i]);
     }
     c->nwriters = 0;
     pthread_mutex_unlock(&c->mu);
@@ -715,6 +732,16 @@ kf_err kf_start(kf_collector *c)
             "msg=\"starting\" version=%s streams=%zu connections=%zu ws=%s rest=%s sinks=%zu",
             KF_VERSION_STRING, c->nstreams, c->nshards, c->ws_base, c->rest_base, c->cfg->nsinks);
 
+    /* Binance serves klines on routed paths (/market); an unrouted connection acknowledges every
+     * SUBSCRIBE and then delivers nothing (see README, "Why /market"): say so now, not after the
+     * silent-stream check fires minutes later. */
+    const char *last = strrchr(c->ws_url.path, '/');
+    if (!last || strcmp(last, "/market") != 0)
+        kf__log(&c->log, KF_LOG_WARN,
+                "msg=\"the WebSocket base has no routed /market path: Binance acknowledges "
+                "subscriptions there and delivers no klines\" ws=%s hint=\"%s\"",
+                c->ws_base, c->cfg->testnet ? KF_WS_TESTNET : KF_WS_MAINNET);
+
     kf_err e = kf__validate_symbols(c, err, sizeof err);
     if (e) {
         kf__collector_set_error(c, "%s", err);
@@ -732,7 +759,7 @@ kf_err kf_start(kf_collector *c)
         kf__writer *w =
             kf__writer_open(c->cfg->sinks[i], c->cfg->sink_queue_rows, &c->log, err, sizeof err);
         if (!w) {
-            collector_close_writers(c);
+            collector_discard_writers(c);
             kf__collector_set_error(c, "%s", err);
             kf__log(&c->log, KF_LOG_ERROR, "msg=\"sink failed\" why=\"%s\"", err);
             return KF_ERR_SINK;
@@ -743,7 +770,7 @@ kf_err kf_start(kf_collector *c)
     }
     /* before the writer threads use the stores' connections */
     if ((e = collector_resume(c, err, sizeof err)) != KF_OK) {
-        collector_close_writers(c);
+        collector_discard_writers(c);
         kf__collector_set_error(c, "%s", err);
         kf__log(&c->log, KF_LOG_ERROR, "msg=\"start failed: a store cannot be read\" why=\"%s\"",
                 err);
@@ -752,7 +779,7 @@ kf_err kf_start(kf_collector *c)
     collector_record_covers(c);
     for (size_t i = 0; i < c->nwriters; i++) {
         if (kf__writer_start(c->writers[i], err, sizeof err) != KF_OK) {
-            collector_close_writers(c);
+            collector_discard_writers(c);
             kf__collector_set_error(c, "%s", err);
             return KF_ERR_SINK;
         }
@@ -760,7 +787,7 @@ kf_err kf_start(kf_collector *c)
     if (c->cfg->backfill) {
         c->repair = kf__repair_new(c, c->rest_state[0] ? c->rest_state : NULL, err, sizeof err);
         if (!c->repair) {
-            collector_close_writers(c);
+            collector_discard_writers(c);
             kf__collector_set_error(c, "%s", err);
             return KF_ERR_REST;
         }
@@ -769,13 +796,13 @@ kf_err kf_start(kf_collector *c)
 
     if (c->ws_url.tls && !(c->ssl_ctx = collector_ssl_ctx(c, err, sizeof err))) {
         collector_close_repair(c);
-        collector_close_writers(c);
+        collector_discard_writers(c);
         kf__collector_set_error(c, "%s", err);
         return KF_ERR_TLS;
     }
     if (uv_loop_init(&c->loop) != 0) {
         collector_close_repair(c);
-        collector_close_writers(c);
+        collector_discard_writers(c);
         kf__collector_set_error(c, "cannot create the event loop");
         return KF_ERR_THREAD;
     }
@@ -791,7 +818,7 @@ kf_err kf_start(kf_collector *c)
         uv_run(&c->loop, UV_RUN_DEFAULT);
         uv_loop_close(&c->loop);
         collector_close_repair(c);
-        collector_close_writers(c);
+        collector_discard_writers(c);
         kf__collector_set_error(c, "cannot create the I/O thread: %s", strerror(errno));
         return KF_ERR_THREAD;
     }
@@ -799,7 +826,7 @@ kf_err kf_start(kf_collector *c)
     if (c->repair && kf__repair_start(c->repair, err, sizeof err) != KF_OK) {
         collector_stop_io(c);
         collector_close_repair(c);
-        collector_close_writers(c);
+        collector_discard_writers(c);
         kf__collector_set_error(c, "%s", err);
         return KF_ERR_THREAD;
     }
@@ -820,7 +847,7 @@ kf_err kf_start(kf_collector *c)
                                     c->cfg->connect_timeout_ms);
         collector_close_repair(c);
         collector_stop_io(c);
-        collector_close_writers(c);
+        collector_discard_writers(c);
         return e;
     }
     atomic_store(&c->running, true);

@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "sink/sink.h"
+#include "transport/conn.h"
 
 static kf_err cfg_fail(kf_config *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static kf_err cfg_fail(kf_config *cfg, const char *fmt, ...)
@@ -235,6 +236,12 @@ static kf_err set_url(kf_config *cfg, char **dst, const char *url, const char *a
     for (const char *p = url; *p; p++)
         if ((unsigned char)*p <= ' ' || *p == 0x7f)
             return cfg_fail(cfg, "%s \"%.200s\" contains whitespace or control bytes", what, url);
+    kf__url u; /* the port, the host's length...: refused here, naming the value, not at start */
+    char err[300];
+    if (kf__url_parse(url, &u, err, sizeof err) != KF_OK) {
+        const char *why = strstr(err, "\": "); /* the parser's message names the URL too */
+        return cfg_fail(cfg, "%s \"%.200s\": %s", what, url, why ? why + 3 : err);
+    }
     return set_str(dst, url);
 }
 
@@ -419,12 +426,13 @@ kf_err kf_config_on_raw(kf_config *cfg, kf_raw_fn fn, void *userdata)
 
 kf_err kf_config_add_sink(kf_config *cfg, const char *spec)
 {
-    const char *target;
     if (!cfg || !spec)
         return KF_ERR_INVALID_ARG;
-    if (!kf__sink_lookup(spec, &target))
-        return cfg_fail(
-            cfg, "sink \"%.200s\" is not one of sqlite:PATH, jsonl:PATH, jsonl:-, csv:PATH", spec);
+    if (kf_sink_spec_check(spec, cfg->errmsg, sizeof cfg->errmsg) != KF_OK)
+        return KF_ERR_CONFIG;
+    for (size_t i = 0; i < cfg->nsinks; i++) /* twice would store every row twice */
+        if (strcmp(cfg->sinks[i], spec) == 0)
+            return cfg_fail(cfg, "sink \"%.200s\" is given twice", spec);
     char **p = kf__realloc(cfg->sinks, (cfg->nsinks + 1) * sizeof *p);
     if (!p)
         return KF_ERR_NOMEM;

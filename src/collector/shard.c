@@ -356,22 +356,29 @@ static void link_reset(kf__link *l)
     l->first_event = l->last_event = 0;
 }
 
-static void shard_count_loss(kf__shard *sh, kf__link *l, kf_err err)
+/* Counts a lost link by cause; returns the cause as the logs and counters name it. */
+static const char *shard_count_loss(kf__shard *sh, kf__link *l, kf_err err)
 {
     struct kf_collector *c = sh->col;
     if (!l->opened) {
         KF__STAT_INC(c, connect_failures);
-        return;
+        return "connect_failure";
     }
     KF__STAT_INC(c, disconnects);
-    if (l->dead)
+    if (l->dead) {
         KF__STAT_INC(c, lost_liveness);
-    else if (kf__conn_peer_closed(l->conn))
+        return "liveness";
+    }
+    if (kf__conn_peer_closed(l->conn)) {
         KF__STAT_INC(c, lost_server_close);
-    else if (err == KF_ERR_PROTOCOL)
+        return "server_close";
+    }
+    if (err == KF_ERR_PROTOCOL) {
         KF__STAT_INC(c, lost_protocol);
-    else
-        KF__STAT_INC(c, lost_reset);
+        return "protocol";
+    }
+    KF__STAT_INC(c, lost_reset);
+    return "reset";
 }
 
 static void link_on_closed(void *ud, kf__conn *conn, kf_err err, const char *why)
@@ -396,7 +403,7 @@ static void link_on_closed(void *ud, kf__conn *conn, kf_err err, const char *why
         link_reset(l);
         return;
     }
-    shard_count_loss(sh, l, err);
+    const char *cause = shard_count_loss(sh, l, err);
     if (!active) { /* the replacement of a rotation failed: keep the old, retry later */
         kf__log(&c->log, KF_LOG_WARN, "msg=\"rotation failed\" shard=%zu why=\"%s\"", sh->index,
                 why);
@@ -411,8 +418,9 @@ static void link_on_closed(void *ud, kf__conn *conn, kf_err err, const char *why
                                     l->last_error);
         else
             kf__collector_set_error(c, "%s", why);
-        kf__log(&c->log, KF_LOG_WARN, "msg=\"connection lost\" shard=%zu err=\"%s\" why=\"%s\"",
-                sh->index, kf_strerror(err), why);
+        /* the cause as counted (a reset is not "connection refused or unreachable") */
+        kf__log(&c->log, KF_LOG_WARN, "msg=\"connection lost\" shard=%zu cause=%s why=\"%s\"",
+                sh->index, cause, why);
         if (!sh->down_since)
             sh->down_since = shard_now(sh);
         sh->lost = true;

@@ -126,18 +126,33 @@ kf_err kf__validate_symbols(kf_collector *c, char *err, size_t errlen)
                 "msg=\"symbols not validated: exchangeInfo unreachable\" why=\"%s\"", why);
         return KF_OK;
     }
+    /* every refused symbol named, not only the first: one start to learn them all */
     kf_err result = KF_OK;
-    for (size_t i = 0; i < cfg->nsymbols && !result; i++) {
-        if (!st[i][0]) {
-            snprintf(err, errlen, "symbol \"%s\" is not listed by %s/fapi/v1/exchangeInfo",
-                     cfg->symbols[i], c->rest_base);
-            result = KF_ERR_SYMBOL;
-        } else if (strcmp(st[i], "TRADING") != 0) {
-            snprintf(err, errlen, "symbol \"%s\" is not trading (status %s) on %s", cfg->symbols[i],
-                     st[i], c->rest_base);
-            result = KF_ERR_SYMBOL;
-        }
+    char unlisted[512] = "", halted[512] = "";
+    size_t nu = 0, nh = 0;
+    for (size_t i = 0; i < cfg->nsymbols; i++) {
+        bool listed = st[i][0] != 0;
+        if (listed && strcmp(st[i], "TRADING") == 0)
+            continue;
+        char *list = listed ? halted : unlisted;
+        size_t used = strlen(list);
+        if (used + KF_SYMBOL_MAX + 32 < sizeof halted)
+            snprintf(list + used, sizeof halted - used, "%s\"%s\"%s%s%s",
+                     (listed ? nh : nu) ? ", " : "", cfg->symbols[i], listed ? " (" : "",
+                     listed ? st[i] : "", listed ? ")" : "");
+        listed ? nh++ : nu++;
+        result = KF_ERR_SYMBOL;
     }
+    if (nu && nh)
+        snprintf(err, errlen, "%s %s not listed by %s/fapi/v1/exchangeInfo; %s %s not trading",
+                 nu == 1 ? "symbol" : "symbols", unlisted, c->rest_base, halted,
+                 nh == 1 ? "is" : "are");
+    else if (nu)
+        snprintf(err, errlen, "%s %s %s not listed by %s/fapi/v1/exchangeInfo",
+                 nu == 1 ? "symbol" : "symbols", unlisted, nu == 1 ? "is" : "are", c->rest_base);
+    else if (nh)
+        snprintf(err, errlen, "%s %s %s not trading on %s", nh == 1 ? "symbol" : "symbols", halted,
+                 nh == 1 ? "is" : "are", c->rest_base);
     kf__free(st);
     if (!result)
         kf__log(&c->log, KF_LOG_INFO, "msg=\"symbols validated\" symbols=%zu", cfg->nsymbols);

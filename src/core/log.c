@@ -30,22 +30,45 @@ void kf__logger_destroy(kf__logger *lg)
 
 static pthread_mutex_t default_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* "<UTC time> level=<level> " and the rest of the line, cut to the buffer. */
+static void log_format(char *line, size_t cap, kf_log_level level, const char *fmt, va_list ap)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level_names[level]);
+    if (n > 0 && (size_t)n < cap)
+        vsnprintf(line + n, cap - (size_t)n, fmt, ap);
+}
+
+void kf_log(kf_log_fn fn, void *userdata, kf_log_level threshold, kf_log_level level,
+            const char *fmt, ...)
+{
+    if (level < threshold || level < KF_LOG_DEBUG || level >= KF_LOG_OFF || !fmt)
+        return;
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    log_format(line, sizeof line, level, fmt, ap);
+    va_end(ap);
+    if (fn)
+        fn(userdata, level, line);
+    else
+        fprintf(stderr, "%s\n", line);
+}
+
 void kf__log(kf__logger *lg, kf_log_level level, const char *fmt, ...)
 {
     kf_log_level min = lg ? lg->level : KF_LOG_INFO;
     if (level < min || level >= KF_LOG_OFF)
         return;
     char line[2048];
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, level_names[level]);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    log_format(line, sizeof line, level, fmt, ap);
     va_end(ap);
     pthread_mutex_t *mu = lg ? &lg->mu : &default_mu;
     pthread_mutex_lock(mu);

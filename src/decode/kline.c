@@ -757,12 +757,10 @@ kf__frame_kind kf__decode_general(const char *buf, size_t len, kf__frame *f, kf_
 kf_err kf_kline_decode(const char *frame, size_t len, kf_kline *out)
 {
     kf__frame f;
-    kf_kline k;
     if (!out)
         return KF_ERR_INVALID_ARG;
-    switch (kf__decode(frame, len, &f, &k)) { /* out stays as it was unless it is a kline */
+    switch (kf__decode(frame, len, &f, out)) { /* written in place: no copy per frame */
     case KF__FRAME_KLINE:
-        *out = k;
         return KF_OK;
     case KF__FRAME_MALFORMED:
         return KF_ERR_PARSE;

@@ -18,4 +18,5 @@ const kf__sink_ops kf__sink_csv = {
     .close = kf__linefile_close,
     .last_closed = NULL,
     .stored = kf__linefile_stored,
+    .discard = kf__linefile_discard,
 };

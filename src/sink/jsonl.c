@@ -17,4 +17,5 @@ const kf__sink_ops kf__sink_jsonl = {
     .close = kf__linefile_close,
     .last_closed = NULL,
     .stored = kf__linefile_stored,
+    .discard = kf__linefile_discard,
 };

@@ -44,6 +44,9 @@ typedef struct linefile {
     char *name; /* "scheme:target", for messages */
     char *buf;  /* pending bytes: [off, len) not yet written */
     size_t off, len, cap;
+    char *path;   /* the file (NULL for standard output) */
+    bool created; /* it did not exist before open */
+    bool wrote;   /* bytes reached it */
     /* what the file held at open */
     bool indexed;   /* false for stdout, pipes: stored() cannot answer */
     bool compacted; /* times turned into first/last/gaps */
@@ -91,6 +94,7 @@ static kf_err lf_drain(linefile *lf, char *err, size_t errlen)
             return KF_ERR_IO;
         }
         lf->off += (size_t)w;
+        lf->wrote = true;
     }
     lf->off = lf->len = 0;
     return KF_OK;
@@ -335,6 +339,9 @@ kf_err kf__linefile_open(const char *scheme, const char *target, const char *hea
     if (strcmp(target, "-") == 0) {
         lf->fd = STDOUT_FILENO;
     } else {
+        struct stat before;
+        lf->created = stat(target, &before) != 0 && errno == ENOENT;
+        lf->path = kf__strdup(target);
         lf->fd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (lf->fd < 0) {
             lf_errno(lf, "open", errno, err, errlen);
@@ -436,7 +443,20 @@ void kf__linefile_close(void *state)
     }
     kf__free(lf->streams);
     kf__free(lf->slots);
+    kf__free(lf->path);
     kf__free(lf->buf);
     kf__free(lf->name);
     kf__free(lf);
+}
+
+void kf__linefile_discard(void *state)
+{
+    linefile *lf = state;
+    if (!lf)
+        return;
+    char *path = lf->created && !lf->wrote && lf->path ? kf__strdup(lf->path) : NULL;
+    kf__linefile_close(lf);
+    if (path)
+        unlink(path);
+    kf__free(path);
 }

@@ -1,7 +1,19 @@
 /* Sink lookup by spec. */
 #include "sink/sink.h"
 
+#include <stdio.h>
 #include <string.h>
+
+kf_err kf_sink_spec_check(const char *spec, char *err, size_t errlen)
+{
+    if (kf__sink_lookup(spec, NULL))
+        return KF_OK;
+    if (err && errlen)
+        snprintf(err, errlen,
+                 "\"%.200s\" is not a sink (sqlite:PATH, jsonl:PATH, jsonl:-, csv:PATH, csv:-)",
+                 spec ? spec : "(null)");
+    return KF_ERR_CONFIG;
+}
 
 const kf__sink_ops *kf__sink_lookup(const char *spec, const char **target)
 {

@@ -58,6 +58,10 @@ typedef struct kf__sink_ops {
      * Only for stores whose write() is durable when it returns (a committed transaction). The
      * writer thread calls it only once every row pushed before the record is written. */
     kf_err (*put_cover)(void *state, const kf__cover *c, size_t n, char *err, size_t errlen);
+    /* Optional: closes like close(), and removes what open() created when nothing was stored in
+     * it (a start that failed must not leave an empty store behind). Never removes a store that
+     * existed before open(). */
+    void (*discard)(void *state);
 } kf__sink_ops;
 
 extern const kf__sink_ops kf__sink_sqlite;
@@ -87,6 +91,7 @@ kf_err kf__linefile_stored(void *state, const char *symbol, const char *interval
 kf_err kf__linefile_write(void *state, const kf_kline *rows, size_t n, char *err, size_t errlen);
 kf_err kf__linefile_flush(void *state, char *err, size_t errlen);
 void kf__linefile_close(void *state);
+void kf__linefile_discard(void *state);
 
 /* ---- writer: one thread per sink ---- */
 typedef struct kf__writer kf__writer;
@@ -154,6 +159,9 @@ kf_err kf__writer_stop(kf__writer *w);
 kf_err kf__writer_stop_by(kf__writer *w, int64_t deadline_mono_ms);
 /* Closes the sink and frees everything (stops first if needed). NULL ignored. */
 void kf__writer_free(kf__writer *w);
+/* Like kf__writer_free, but a store that open() created and that holds nothing is removed
+ * (sinks with a discard op). For a start that failed. NULL ignored. */
+void kf__writer_discard(kf__writer *w);
 void kf__writer_get_stats(kf__writer *w, kf__writer_stats *out);
 /* The open sink's ops and state, for last_closed() queries before start. */
 const kf__sink_ops *kf__writer_ops(kf__writer *w, void **state);

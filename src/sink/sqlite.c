@@ -3,10 +3,14 @@
  * decimals as their exact text. Schema and its guarantees: docs/schema.md.
  * Every write() is one BEGIN IMMEDIATE ... COMMIT; a failure rolls back the whole batch.
  */
+#include <errno.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "sink/sink.h"
@@ -19,7 +23,9 @@
 
 typedef struct sq {
     sqlite3 *db;
-    char *name; /* "sqlite:PATH" */
+    char *name;   /* "sqlite:PATH" */
+    bool created; /* the file did not exist before open */
+    bool written; /* a write committed */
     sqlite3_stmt *begin, *commit, *rollback, *upsert, *last, *stored, *get_cover, *put_cover;
     char dec[8][KF_DEC_MAXLEN]; /* text of the row being bound (bound SQLITE_STATIC) */
 } sq;
@@ -234,6 +240,8 @@ static kf_err sq_open(const char *target, void **state, char *err, size_t errlen
         return KF_ERR_NOMEM;
     }
     snprintf(s->name, nlen, "sqlite:%s", target);
+    struct stat st;
+    s->created = stat(target, &st) != 0 && errno == ENOENT;
     /* FULLMUTEX: opened on the caller's thread, written on the writer thread. */
     int rc = sqlite3_open_v2(
         target, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
@@ -335,6 +343,8 @@ static kf_err sq_write(void *state, const kf_kline *rows, size_t n, char *err, s
         rc = sq_fail(s, "COMMIT", err, errlen);
     if (rc && !sqlite3_get_autocommit(s->db))
         sq_step_reset(s->rollback);
+    if (!rc)
+        s->written = true;
     return rc;
 }
 
@@ -437,6 +447,25 @@ static kf_err sq_put_cover(void *state, const kf__cover *c, size_t n, char *err,
     return rc;
 }
 
+static void sq_discard(void *state)
+{
+    sq *s = state;
+    if (!s)
+        return;
+    bool remove_it = s->created && !s->written;
+    char path[1100];
+    snprintf(path, sizeof path, "%s", s->name + strlen("sqlite:"));
+    sq_close(s);
+    if (!remove_it)
+        return;
+    static const char *const tails[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s%s", path, tails[i]);
+        unlink(p);
+    }
+}
+
 const kf__sink_ops kf__sink_sqlite = {
     .version = KF__SINK_OPS_VERSION,
     .scheme = "sqlite",
@@ -448,4 +477,5 @@ const kf__sink_ops kf__sink_sqlite = {
     .stored = sq_stored,
     .get_cover = sq_get_cover,
     .put_cover = sq_put_cover,
+    .discard = sq_discard,
 };

@@ -497,6 +497,18 @@ kf_err kf__writer_stop(kf__writer *w)
     return kf__writer_stop_by(w, now_ms() + WR_STOP_DEADLINE_MS);
 }
 
+void kf__writer_discard(kf__writer *w)
+{
+    if (!w)
+        return;
+    if (w->state && w->ops->discard) {
+        kf__writer_stop(w);
+        w->ops->discard(w->state);
+        w->state = NULL;
+    }
+    kf__writer_free(w);
+}
+
 void kf__writer_free(kf__writer *w)
 {
     if (!w)

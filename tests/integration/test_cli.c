@@ -233,15 +233,79 @@ static void test_help(void **state)
                 fail_msg("%s: usage lacks \"%s\"", forms[i], needles[j]);
         result_free(&r);
     }
-    /* run --help too */
+    /* each command's help is its own: its options, not the others' */
     cli_result r;
     CLI(&r, "run", "--help");
     assert_int_equal(r.code, 0);
-    assert_non_null(strstr(r.out, "Exit codes"));
+    assert_non_null(strstr(r.out, "--retry-start"));
+    assert_non_null(strstr(r.out, "--config FILE"));
+    assert_null(strstr(r.out, "--to TIME"));
+    assert_null(strstr(r.out, "decoded=N"));
+    result_free(&r);
+    CLI(&r, "backfill", "--help");
+    assert_int_equal(r.code, 0);
+    assert_non_null(strstr(r.out, "--from TIME"));
+    assert_non_null(strstr(r.out, "--rest-weight-budget N"));
+    assert_null(strstr(r.out, "--ws-url"));
     result_free(&r);
     CLI(&r, "decode", "-h");
     assert_int_equal(r.code, 0);
     assert_non_null(strstr(r.out, "decoded=N skipped=N malformed=N"));
+    assert_null(strstr(r.out, "--symbols"));
+    result_free(&r);
+    CLI(&r, "help", "backfill");
+    assert_int_equal(r.code, 0);
+    assert_non_null(strstr(r.out, "klinefeed backfill --symbols"));
+    result_free(&r);
+}
+
+/* --config FILE: every flag from a file ("key = value", comments, flags as true/false), the
+ * command line winning; an unknown key or a bad value named with the file, line and key. */
+static void test_config_file(void **state)
+{
+    (void)state;
+    char conf[600]; /* tmp_path's buffers are reused */
+    snprintf(conf, sizeof conf, "%s", tmp_path("k.conf"));
+    static const char good[] = "# klinefeed run\n"
+                               "symbols = BTCUSDT\n"
+                               "intervals = 1m,5m\n"
+                               "\n"
+                               "ring-size = 0\n"; /* refused: at least 1 */
+    write_file(conf, good, strlen(good));
+    cli_result r;
+    CLI(&r, "run", "--config", conf);
+    assert_int_equal(r.code, 2);
+    char want[600];
+    snprintf(want, sizeof want, "%s:5: ring-size: \"0\" is too small", conf);
+    if (!strstr(r.err, want))
+        fail_msg("stderr lacks \"%s\": %s", want, r.err);
+    result_free(&r);
+    /* a file that cannot be read; an unknown key, named with its neighbour */
+    static const char typo[] = "symbols = BTCUSDT\nintervalz = 1m\n";
+    write_file(conf, typo, strlen(typo));
+    CLI(&r, "run",
+        "--config="
+        "/nonexistent.conf");
+    assert_int_equal(r.code, 2);
+    assert_non_null(strstr(r.err, "--config: \"/nonexistent.conf\": No such file"));
+    result_free(&r);
+    CLI(&r, "run", "--config", conf);
+    assert_int_equal(r.code, 2);
+    snprintf(want, sizeof want, "%s:2: unknown key \"intervalz\" (did you mean \"intervals\"?)",
+             conf);
+    if (!strstr(r.err, want))
+        fail_msg("stderr lacks \"%s\": %s", want, r.err);
+    result_free(&r);
+    /* a flag as a boolean; a file's value and list replaced by the command line: with
+     * --symbols on the command line the file's bad symbol is never used */
+    static const char mixed[] = "symbols = NOT/VALID\nintervals = 1m\ntestnet = yes\n"
+                                "ws-url = ws://127.0.0.1:1/market\nrest-url = http://127.0.0.1:1\n"
+                                "validate = off\n";
+    write_file(conf, mixed, strlen(mixed));
+    CLI(&r, "--config", conf, "--symbols", "ETHUSDT", "--connect-timeout-ms", "500");
+    assert_int_equal(r.code, 1); /* it got as far as connecting: to a closed port */
+    assert_non_null(strstr(r.err, "127.0.0.1 port 1"));
+    assert_null(strstr(r.err, "NOT/VALID"));
     result_free(&r);
 }
 
@@ -349,13 +413,26 @@ static void test_run_connect_refused(void **state)
     (void)state;
     int fd;
     int port = refused_port(&fd);
-    char ws[128], hostport[64], sink[600];
+    char ws[128], hostport[64], sink[600], db[600], kept[600], sink_db[620], sink_kept[620];
     snprintf(ws, sizeof ws, "ws://127.0.0.1:%d/market", port);
     snprintf(hostport, sizeof hostport, "127.0.0.1:%d", port);
     snprintf(sink, sizeof sink, "jsonl:%s", tmp_path("refused.jsonl"));
+    snprintf(db, sizeof db, "%s", tmp_path("refused.db"));
+    snprintf(kept, sizeof kept, "%s", tmp_path("existing.csv"));
+    snprintf(sink_db, sizeof sink_db, "sqlite:%s", db);
+    snprintf(sink_kept, sizeof sink_kept, "csv:%s", kept);
+    write_file(kept, "", 0); /* a store that existed before is never removed */
     cli_result r;
     CLI(&r, "--symbols", "BTCUSDT", "--intervals", "1m", "--ws-url", ws, "--validate", "off",
-        "--sink", sink, "--connect-timeout-ms", "3000");
+        "--sink", sink, "--sink", sink_db, "--sink", sink_kept, "--connect-timeout-ms", "3000");
+    /* a start that failed leaves no empty store behind (it created them: it removes them) */
+    char twice[600];
+    snprintf(twice, sizeof twice, "%s", sink);
+    USAGE_ERROR("--sink", "given twice", "run", "--symbols", "BTCUSDT", "--intervals", "1m",
+                "--sink", twice, "--sink", twice);
+    assert_int_equal(access(sink + strlen("jsonl:"), F_OK), -1);
+    assert_int_equal(access(db, F_OK), -1);
+    assert_int_equal(access(kept, F_OK), 0);
     if (r.code != 1)
         print_error("exit %d, stderr:\n%s", r.code, r.err);
     assert_int_equal(r.code, 1);
@@ -896,7 +973,14 @@ static void test_run_corrupt_store_refused(void **state)
     bool full = false;
     for (int i = 0; i < 300 && !full; i++) {
         usleep(100000);
-        full = sqlite_count(db, "SELECT count(*) FROM klines") >= 2 * 2 * 1440;
+        sqlite3 *q = NULL; /* the daemon may not have created the file or its table yet */
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_open_v2(db, &q, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+            sqlite3_prepare_v2(q, "SELECT count(*) FROM klines", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            full = sqlite3_column_int64(st, 0) >= 2 * 2 * 1440;
+        sqlite3_finalize(st);
+        sqlite3_close(q);
     }
     kill(pid, SIGTERM);
     cli_result r;
@@ -953,6 +1037,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help),
+        cmocka_unit_test(test_config_file),
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_decode_sample_file),

@@ -446,6 +446,17 @@ static void test_unknown_symbol_rejected(void **st)
     assert_non_null(strstr(kf_errmsg(c), "SETTLING"));
     kf_free(c);
     kf_config_free(cfg);
+    /* every refused symbol named in one message, not only the first */
+    cfg = kft_sim_config(kft_sim_port(sim), "FOOUSDT,BTCUSDT,BARUSDT,OLDUSDT", "1m", NULL);
+    kf_config_set_log(cfg, NULL, NULL, KF_LOG_OFF);
+    c = kf_create(cfg, NULL, 0);
+    assert_int_equal(kf_start(c), KF_ERR_SYMBOL);
+    const char *m = kf_errmsg(c);
+    if (!strstr(m, "\"FOOUSDT\"") || !strstr(m, "\"BARUSDT\"") || !strstr(m, "\"OLDUSDT\"") ||
+        strstr(m, "BTCUSDT"))
+        fail_msg("not every refused symbol (only they) named: %s", m);
+    kf_free(c);
+    kf_config_free(cfg);
     assert_true(kft_sim_state_get(kft_sim_port(sim), &state));
     assert_int_equal(state.connections_total, 0); /* rejected before any connection */
     kft_sim_stop(sim);
@@ -678,6 +689,32 @@ static void test_hostile_frames_skipped(void **st)
     free(cap);
 }
 
+/* A WebSocket base without the routed /market path is flagged at start (Binance acknowledges
+ * there and sends no kline: the silent-stream check would only notice minutes later); the
+ * routed one is not. */
+static void test_unrouted_path_warned(void **st)
+{
+    (void)st;
+    kft_sim *sim = start_sim("1", NULL);
+    for (int routed = 0; routed < 2; routed++) {
+        kft_logcap *cap = calloc(1, sizeof *cap);
+        kft_logcap_init(cap, false);
+        kf_config *cfg = kft_sim_config(kft_sim_port(sim), "BTCUSDT", "1m", cap);
+        char url[64];
+        snprintf(url, sizeof url, "ws://127.0.0.1:%d%s", kft_sim_port(sim),
+                 routed ? "/market" : "");
+        assert_int_equal(kf_config_set_ws_url(cfg, url), KF_OK);
+        kf_collector *c = kf_create(cfg, NULL, 0);
+        assert_int_equal(kf_start(c), KF_OK);
+        bool warned = kft_logcap_has(cap, "level=warn", "no routed /market path", NULL);
+        assert_true(warned == !routed);
+        kf_free(c);
+        kf_config_free(cfg);
+        free(cap);
+    }
+    kft_sim_stop(sim);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -699,6 +736,7 @@ int main(void)
         cmocka_unit_test(test_subscription_error_surfaced),
         cmocka_unit_test(test_server_pings_answered),
         cmocka_unit_test(test_hostile_frames_skipped),
+        cmocka_unit_test(test_unrouted_path_warned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
