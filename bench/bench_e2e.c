@@ -1,10 +1,12 @@
 /*
- * klinefeed-bench e2e --url ws://HOST:PORT/market --streams a,b,... --count N
- *                     [--rest-url URL] [--warmup W] [--timeout S]
+ * klinefeed-bench e2e --url ws[s]://HOST:PORT/market --streams a,b,... --count N
+ *                     [--rest-url URL] [--ca-file PATH] [--warmup W] [--timeout S]
  *
  * End to end through the real library path: WebSocket connection, frame
  * decode, per-stream state and ring, on_kline callback. No sinks. Symbol
- * validation is off unless --rest-url is given. The stream names are split
+ * validation is off unless --rest-url is given. A wss:// URL goes through TLS, verified
+ * against the system store or --ca-file (klinefeed-sim --tls-cert/--tls-key with a
+ * certificate that CA signed). The stream names are split
  * into symbols and intervals; the library subscribes to their product
  * (symbols x intervals), so "btcusdt@kline_1m,ethusdt@kline_5m" subscribes
  * four streams.
@@ -111,14 +113,14 @@ int kfb_add_streams(kf_config *cfg, const char *list)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: klinefeed-bench e2e --url ws://HOST:PORT/market --streams a,b,... "
-                    "--count N [--rest-url URL] [--warmup W] [--timeout S]\n");
+    fprintf(stderr, "usage: klinefeed-bench e2e --url ws[s]://HOST:PORT/market --streams a,b,... "
+                    "--count N [--rest-url URL] [--ca-file PATH] [--warmup W] [--timeout S]\n");
     return 2;
 }
 
 int kfb_e2e(int argc, char **argv)
 {
-    const char *url = NULL, *streams = NULL, *rest = NULL;
+    const char *url = NULL, *streams = NULL, *rest = NULL, *ca_file = NULL;
     long long count = 0, warmup = 0;
     double timeout_s = 120;
     for (int i = 1; i < argc; i++) {
@@ -132,6 +134,8 @@ int kfb_e2e(int argc, char **argv)
             warmup = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--rest-url") && i + 1 < argc)
             rest = argv[++i];
+        else if (!strcmp(argv[i], "--ca-file") && i + 1 < argc)
+            ca_file = argv[++i];
         else if (!strcmp(argv[i], "--timeout") && i + 1 < argc)
             timeout_s = atof(argv[++i]);
         else
@@ -159,6 +163,7 @@ int kfb_e2e(int argc, char **argv)
     if (kf_config_set_ws_url(cfg, url) != KF_OK ||
         (rest ? kf_config_set_rest_url(cfg, rest) : kf_config_set_validate(cfg, KF_VALIDATE_OFF)) !=
             KF_OK ||
+        (ca_file && kf_config_set_ca_file(cfg, ca_file) != KF_OK) ||
         kf_config_on_kline(cfg, on_kline, &st) != KF_OK ||
         kf_config_set_log(cfg, NULL, NULL, KF_LOG_WARN) != KF_OK) {
         fprintf(stderr, "e2e: config: %s\n", kf_config_errmsg(cfg));

@@ -6,6 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config clang clang-format
   libssl-dev ca-certificates         # TLS (OpenSSL) and the system CA store
+  openssl                            # the TLS tests make a throw-away CA and certificates
   libuv1-dev                         # event loop, timers, signals, wake-ups
   libcurl4-openssl-dev               # REST
   libsqlite3-dev sqlite3             # the embedded default store (+ CLI for inspection)

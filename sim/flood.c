@@ -1,9 +1,9 @@
 /* flood.c - flood mode of klinefeed-sim: once a connection has a valid stream, a dedicated
  * thread writes --flood N prebuilt kline frames (deterministic bytes, connection form raw or
- * combined) in large writes, while the poll loop leaves that connection alone. */
+ * combined) in large writes, through TLS when the port speaks it, while the poll loop leaves
+ * that connection (and its TLS session) alone. */
 #include "sim.h"
 
-#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,6 +20,7 @@ struct sim_flood {
     pthread_t th;
     atomic_bool done;
     int fd;
+    struct ssl_st *ssl; /* the connection's TLS session, NULL for plain TCP */
     int wake_fd;
     char *buf;
     char *pre; /* bytes already queued on the connection (101, acks), written first */
@@ -96,16 +97,15 @@ static void build(sim_flood *f, const sim_conn *c)
 static bool write_all(sim_flood *f, const char *p, size_t n)
 {
     while (n > 0) {
-        ssize_t w = send(f->fd, p, n, MSG_NOSIGNAL);
+        short want;
+        long w = sim_io_write(f->ssl, f->fd, p, n, &want);
         if (w > 0) {
             p += w;
             n -= (size_t)w;
             continue;
         }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd pf = {f->fd, POLLOUT, 0};
+        if (w == SIM_IO_AGAIN) { /* the same bytes again once the socket allows */
+            struct pollfd pf = {f->fd, want, 0};
             if (atomic_load(&flood_abort))
                 return false;
             poll(&pf, 1, 200);
@@ -154,6 +154,7 @@ bool flood_maybe_start(sim_conn *c, int wake_fd)
     memset(f, 0, sizeof *f);
     atomic_init(&f->done, false);
     f->fd = c->fd;
+    f->ssl = c->ssl;
     f->wake_fd = wake_fd;
     f->total = g_opt.flood;
     build(f, c);

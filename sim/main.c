@@ -26,6 +26,14 @@ static const char *USAGE =
     "  --weight-limit N      REST weight per UTC minute (default 2400)\n"
     "  --flood N             write N kline frames once a connection has a valid stream\n"
     "  --seed N              price path seed (default 1)\n"
+    "TLS (both or neither; default: plain HTTP and WebSocket):\n"
+    "  --tls-cert PATH       PEM certificate (chain) of the server: the listening port then\n"
+    "                        speaks TLS only, for WebSocket (wss://HOST:PORT/market/ws,\n"
+    "                        /market/stream), REST (https://HOST:PORT/fapi/v1/...) and /sim/*\n"
+    "  --tls-key PATH        PEM private key of that certificate\n"
+    "                        e.g. klinefeed run --ws-url wss://localhost:PORT/market\n"
+    "                        --rest-url https://localhost:PORT --ca-file CA.pem, where the\n"
+    "                        certificate names localhost and CA.pem signed it\n"
     "fault injection (all off by default; S = mean real seconds between events, applied to a\n"
     "random open WebSocket connection; P = probability 0..1):\n"
     "  --fault-seed N        seed of every random fault choice (default 1)\n"
@@ -165,7 +173,9 @@ int main(int argc, char **argv)
                                             "--rest-slow-rate",
                                             "--rest-slow-ms",
                                             "--rest-timeout-rate",
-                                            "--ban-ms"};
+                                            "--ban-ms",
+                                            "--tls-cert",
+                                            "--tls-key"};
         bool ok = false;
         for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
             ok |= strcmp(name, known[k]) == 0;
@@ -252,6 +262,10 @@ int main(int argc, char **argv)
             g_opt.rest_slow_ms = parse_int(name, val, 0, 86400000);
         } else if (strcmp(name, "--rest-timeout-rate") == 0) {
             g_opt.rest_timeout_rate = parse_dbl(name, val, 0, 1);
+        } else if (strcmp(name, "--tls-cert") == 0) {
+            g_opt.tls_cert = val;
+        } else if (strcmp(name, "--tls-key") == 0) {
+            g_opt.tls_key = val;
         } else if (strcmp(name, "--ban-ms") == 0) {
             g_opt.ban_ms = parse_int(name, val, 1, 86400000LL * 3);
             g_opt.ban_ms_set = true;
@@ -271,6 +285,10 @@ int main(int argc, char **argv)
     if (g_opt.rest_429_rate + g_opt.rest_500_rate + g_opt.rest_slow_rate + g_opt.rest_timeout_rate >
         1.0 + 1e-9)
         bad("--rest-*-rate", "the REST fault rates add up to more than 1");
+    if (!g_opt.tls_cert != !g_opt.tls_key)
+        bad(g_opt.tls_cert ? "--tls-cert" : "--tls-key", "--tls-cert and --tls-key go together");
+    if (g_opt.tls_cert && !tls_setup(g_opt.tls_cert, g_opt.tls_key))
+        return 2;
     sim_clock_init();
     faults_init();
     return server_run();

@@ -1,6 +1,7 @@
 /* server.c - the single-threaded poll loop of klinefeed-sim: one TCP listener for HTTP/1.1
- * (keep-alive) and WebSocket upgrades, per-connection buffers, timers for stream updates
- * and pings. Flooding connections are handed to a thread (flood.c) and skipped meanwhile. */
+ * (keep-alive) and WebSocket upgrades, plain or TLS (tls.c), per-connection buffers, timers
+ * for stream updates and pings. Flooding connections are handed to a thread (flood.c) and
+ * skipped meanwhile. */
 #include "sim.h"
 
 #include <arpa/inet.h>
@@ -74,6 +75,8 @@ static void conn_free(sim_conn *c)
 {
     if (c->ws)
         ws_conn_free(c);
+    if (c->ssl)
+        tls_detach(c);
     if (c->fd >= 0)
         close(c->fd);
     sb_free(&c->rb);
@@ -82,17 +85,24 @@ static void conn_free(sim_conn *c)
     free(c);
 }
 
+/* A connection that ends on purpose (its reply or close frame is out): with TLS, a
+ * close_notify first. Resets and failures just close (conn_free). */
+static void conn_end(sim_conn *c)
+{
+    tls_close_notify(c);
+    c->dead = true;
+}
+
 static void conn_flush(sim_conn *c)
 {
     while (c->wb.len > 0) {
-        ssize_t n = send(c->fd, c->wb.p, c->wb.len, MSG_NOSIGNAL);
+        short want;
+        long n = sim_io_write(c->ssl, c->fd, c->wb.p, c->wb.len, &want);
         if (n > 0) {
             sb_consume(&c->wb, (size_t)n);
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (n == SIM_IO_AGAIN) /* POLLOUT while wb has bytes; POLLIN is always polled */
             break;
         c->dead = true;
         return;
@@ -103,7 +113,7 @@ static void conn_flush(sim_conn *c)
         c->dead = true;
     }
     if (c->wb.len == 0 && c->closing)
-        c->dead = true;
+        conn_end(c);
 }
 
 /* case-insensitive token search in a comma list header value */
@@ -239,9 +249,12 @@ static void http_process(sim_conn *c);
 
 static void conn_on_read(sim_conn *c)
 {
+    if (c->ssl && !tls_handshake(c))
+        return; /* not finished yet, or failed (dead) */
     char buf[65536];
     for (;;) {
-        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        short want;
+        long n = sim_io_read(c->ssl, c->fd, buf, sizeof buf, &want);
         if (n > 0) {
             sb_put(&c->rb, buf, (size_t)n);
             if (c->rb.len > (64u << 20)) {
@@ -250,10 +263,12 @@ static void conn_on_read(sim_conn *c)
             }
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (n == SIM_IO_AGAIN) {
+            c->tls_want_out = want == POLLOUT; /* TLS only: a read that must write first */
             break;
+        }
+        if (n == SIM_IO_ERR && c->ssl)
+            tls_log_error(c);
         c->dead = true; /* EOF or error */
         break;
     }
@@ -322,6 +337,11 @@ static void accept_all(int lfd)
         c->fd = fd;
         c->id = next_id++;
         c->hist = -1;
+        if (tls_enabled() && !tls_attach(c)) {
+            close(fd);
+            free(c);
+            continue;
+        }
         if (nconns == capconns) {
             capconns = capconns ? capconns * 2 : 64;
             conns = sim_xrealloc(conns, sizeof(sim_conn *) * (size_t)capconns);
@@ -341,8 +361,9 @@ int server_run(void)
     }
     printf("port=%d\n", bound_port(lfd));
     fflush(stdout);
-    fprintf(stderr, "klinefeed-sim: listening on %s:%d, %d symbols, start=%lld speed=%g\n",
-            g_opt.host, bound_port(lfd), g_nsyms, (long long)g_opt.start_ms, g_opt.speed);
+    fprintf(stderr, "klinefeed-sim: listening on %s:%d (%s), %d symbols, start=%lld speed=%g\n",
+            g_opt.host, bound_port(lfd), tls_enabled() ? "TLS" : "plain", g_nsyms,
+            (long long)g_opt.start_ms, g_opt.speed);
 
     struct pollfd *pfds = NULL;
     int *pidx = NULL;
@@ -372,7 +393,8 @@ int server_run(void)
                 continue;
             pfds[np].fd = c->fd;
             pfds[np].events =
-                (short)((c->closing ? 0 : POLLIN) | (c->wb.len && !c->stalled ? POLLOUT : 0));
+                (short)((c->closing ? 0 : POLLIN) |
+                        ((c->wb.len && !c->stalled) || c->tls_want_out ? POLLOUT : 0));
             pidx[np++] = i;
             if (c->hold && c->hold_until - rnow < timeout)
                 timeout = c->hold_until - rnow < 0 ? 0 : c->hold_until - rnow;
@@ -404,7 +426,8 @@ int server_run(void)
             accept_all(lfd);
         for (int k = 2; rc > 0 && k < np; k++) {
             sim_conn *c = conns[pidx[k]];
-            if (pfds[k].revents & (POLLIN | POLLHUP | POLLERR))
+            if ((pfds[k].revents & (POLLIN | POLLHUP | POLLERR)) ||
+                (c->tls_want_out && (pfds[k].revents & POLLOUT)))
                 conn_on_read(c);
         }
         now = sim_now();
@@ -423,7 +446,7 @@ int server_run(void)
             if (!flood_running(c) && c->wb.len)
                 conn_flush(c);
             else if (!flood_running(c) && c->closing)
-                c->dead = true;
+                conn_end(c);
         }
         int w = 0;
         for (int i = 0; i < nconns; i++) {
@@ -451,6 +474,7 @@ int server_run(void)
     free(conns);
     ws_cleanup();
     market_cleanup();
+    tls_cleanup();
     free(pfds);
     free(pidx);
     close(wake_pipe[0]);

@@ -35,7 +35,8 @@ typedef struct sim_opts {
     bool ban_ms_set;
     uint64_t fault_seed;
     int64_t faults_start_ms;
-    int64_t faults_stop_ms; /* 0: never */
+    int64_t faults_stop_ms;         /* 0: never */
+    const char *tls_cert, *tls_key; /* both or neither: TLS on the port (tls.c) */
 } sim_opts;
 
 extern sim_opts g_opt;
@@ -147,8 +148,12 @@ typedef struct sim_sub {
 
 typedef struct sim_flood sim_flood;
 
+struct ssl_st;
+
 typedef struct sim_conn {
     int fd;
+    struct ssl_st *ssl; /* with --tls-cert: this connection's TLS session (tls.c) */
+    bool tls_want_out;  /* the handshake (or a read) waits for the socket to be writable */
     uint64_t id;
     bool ws;
     bool closing; /* close once wb is flushed */
@@ -230,6 +235,21 @@ bool flood_maybe_start(sim_conn *c, int wake_fd);
 bool flood_running(const sim_conn *c);
 bool flood_reap(sim_conn *c); /* true when it finished; joins the thread */
 void flood_abort_all(void);
+
+/* transport (tls.c): plain TCP, or TLS on the same port with --tls-cert/--tls-key */
+enum { SIM_IO_AGAIN = -1, SIM_IO_ERR = -2 };
+bool tls_setup(const char *cert, const char *key); /* false: why printed */
+bool tls_enabled(void);
+void tls_cleanup(void);
+bool tls_attach(sim_conn *c);          /* a server session on c->fd; false: why printed */
+void tls_detach(sim_conn *c);          /* frees c->ssl, sends nothing */
+bool tls_handshake(sim_conn *c);       /* true once done; false: waiting, or c->dead (logged) */
+void tls_log_error(const sim_conn *c); /* logs the queued OpenSSL reason of a SIM_IO_ERR */
+void tls_close_notify(sim_conn *c);    /* graceful end: one non-blocking close_notify */
+/* One non-blocking transfer on fd, through ssl when it is not NULL: bytes (> 0), 0 at EOF
+ * (reads), SIM_IO_AGAIN with *want = POLLIN or POLLOUT to wait for, or SIM_IO_ERR. */
+long sim_io_read(struct ssl_st *ssl, int fd, void *buf, size_t n, short *want);
+long sim_io_write(struct ssl_st *ssl, int fd, const void *buf, size_t n, short *want);
 
 /* faults (faults.c) */
 void faults_init(void);

@@ -3,6 +3,7 @@
 #include "sim.h"
 
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@ typedef struct hist_ent {
     int nstreams;
     bool open;
     int64_t born, ended; /* real ms */
+    char *sni;           /* TLS: the server name the client asked for, NULL if none or plain */
 } hist_ent;
 
 static hist_ent *hist;
@@ -158,7 +160,10 @@ bool ws_try_upgrade(sim_conn *c, const char *target, const char *upgrade, const 
     c->hist = nhist;
     /* ids in /sim/state number the websocket connections 1, 2, ... */
     c->born_real = sim_real_ms();
-    hist[nhist] = (hist_ent){(uint64_t)nhist + 1, sim_xstrdup(target), 0, true, c->born_real, -1};
+    const char *sni = c->ssl ? SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+    hist[nhist] =
+        (hist_ent){(uint64_t)nhist + 1,          sim_xstrdup(target), 0, true, c->born_real, -1,
+                   sni ? sim_xstrdup(sni) : NULL};
     nhist++;
     if (nopen_ws == capopen_ws) {
         capopen_ws = capopen_ws ? capopen_ws * 2 : 64;
@@ -652,8 +657,13 @@ void ws_state_json(sbuf *b)
         if (k)
             sb_puts(b, ",");
         int64_t end = hist[k].open ? sim_real_ms() : hist[k].ended;
-        sb_printf(b, "{\"id\":%llu,\"age_ms\":%lld,\"path\":", (unsigned long long)hist[k].id,
+        sb_printf(b, "{\"id\":%llu,\"age_ms\":%lld,\"sni\":", (unsigned long long)hist[k].id,
                   (long long)(end - hist[k].born));
+        if (hist[k].sni)
+            sb_json_str(b, hist[k].sni, strlen(hist[k].sni));
+        else
+            sb_puts(b, "null");
+        sb_puts(b, ",\"path\":");
         sb_json_str(b, hist[k].path, strlen(hist[k].path));
         sb_printf(b, ",\"streams\":%d,\"open\":%s}", hist[k].nstreams,
                   hist[k].open ? "true" : "false");
@@ -663,8 +673,10 @@ void ws_state_json(sbuf *b)
 
 void ws_cleanup(void)
 {
-    for (int k = 0; k < nhist; k++)
+    for (int k = 0; k < nhist; k++) {
         free(hist[k].path);
+        free(hist[k].sni);
+    }
     free(hist);
     free(open_ws);
     free(memo);

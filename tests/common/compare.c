@@ -1,5 +1,6 @@
-/* compare.c - a SQLite store against the simulator's /sim/truth (see compare.h). Plain C and
- * sockets, no cmocka: the standalone klinefeed-compare links it too. */
+/* compare.c - a SQLite store against the simulator's /sim/truth (see compare.h). Plain C,
+ * sockets and OpenSSL (a simulator that speaks TLS), no cmocka: the standalone
+ * klinefeed-compare links it too. */
 #include "compare.h"
 
 #include <errno.h>
@@ -17,6 +18,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <sqlite3.h>
 
 #include "decode/json.h"
@@ -67,6 +71,135 @@ static bool dbuf_reserve(dbuf *b, size_t more)
     return true;
 }
 
+/* ---- the simulator's ports that speak TLS (kft_http_set_tls) */
+
+#define TLS_PORTS 8
+
+static struct {
+    int port;
+    char ca[1024];
+} tls_ports[TLS_PORTS];
+
+void kft_http_set_tls(int port, const char *ca_file)
+{
+    for (int i = 0; i < TLS_PORTS; i++)
+        if (tls_ports[i].port == port)
+            tls_ports[i].port = 0;
+    if (!ca_file)
+        return;
+    for (int i = 0; i < TLS_PORTS; i++) {
+        if (tls_ports[i].port == 0) {
+            tls_ports[i].port = port;
+            snprintf(tls_ports[i].ca, sizeof tls_ports[i].ca, "%s", ca_file);
+            return;
+        }
+    }
+    fprintf(stderr, "kft_http_set_tls: more than %d TLS ports at once\n", TLS_PORTS);
+    abort();
+}
+
+const char *kft_http_tls_ca(int port)
+{
+    for (int i = 0; i < TLS_PORTS; i++)
+        if (port > 0 && tls_ports[i].port == port)
+            return tls_ports[i].ca;
+    return NULL;
+}
+
+/* One connection to the simulator: plain, or TLS as "localhost" verified with a CA file
+ * (blocking calls, each bounded by the socket's timeouts). */
+typedef struct hconn {
+    int fd;
+    SSL_CTX *ctx;
+    SSL *ssl;
+} hconn;
+
+static void hconn_close(hconn *h)
+{
+    SSL_free(h->ssl);
+    SSL_CTX_free(h->ctx);
+    if (h->fd >= 0)
+        close(h->fd);
+    h->ssl = NULL;
+    h->ctx = NULL;
+    h->fd = -1;
+}
+
+/* The TLS handshake on h->fd. 0 ok; -1 retry (the connection broke: the simulator's refusal
+ * fault resets new connections); -2 fail (the certificate was refused: no use retrying). */
+static int hconn_tls(hconn *h, int port, const char *ca, char *err, size_t errlen)
+{
+    struct timeval tv = {GET_TIMEOUT_MS / 1000, 0};
+    setsockopt(h->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(h->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    ERR_clear_error();
+    h->ctx = SSL_CTX_new(TLS_client_method());
+    if (!h->ctx || SSL_CTX_load_verify_locations(h->ctx, ca, NULL) != 1) {
+        fail(err, errlen, "TLS: cannot load the CA file %s", ca);
+        return -2;
+    }
+    SSL_CTX_set_verify(h->ctx, SSL_VERIFY_PEER, NULL);
+    /* the chain and the name are checked, not the dates: a test reads the state of a
+     * simulator that serves an expired certificate to its client too */
+    X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(h->ctx), X509_V_FLAG_NO_CHECK_TIME);
+    h->ssl = SSL_new(h->ctx);
+    if (!h->ssl || SSL_set_fd(h->ssl, h->fd) != 1 ||
+        SSL_set_tlsext_host_name(h->ssl, "localhost") != 1 ||
+        SSL_set1_host(h->ssl, "localhost") != 1) {
+        fail(err, errlen, "TLS: cannot set up a session");
+        return -2;
+    }
+    if (SSL_connect(h->ssl) == 1)
+        return 0;
+    long vr = SSL_get_verify_result(h->ssl);
+    char why[256] = "connection closed";
+    unsigned long e = ERR_get_error();
+    if (vr != X509_V_OK)
+        snprintf(why, sizeof why, "%s", X509_verify_cert_error_string(vr));
+    else if (e)
+        ERR_error_string_n(e, why, sizeof why);
+    ERR_clear_error();
+    fail(err, errlen, "TLS handshake with localhost:%d failed: %s", port, why);
+    return vr != X509_V_OK ? -2 : -1;
+}
+
+static ssize_t hconn_send(hconn *h, const void *p, size_t n)
+{
+    if (!h->ssl)
+        return send(h->fd, p, n, MSG_NOSIGNAL);
+    int r = SSL_write(h->ssl, p, (int)n);
+    ERR_clear_error();
+    return r > 0 ? r : -1;
+}
+
+/* Like recv: bytes, 0 at the end of the stream (a TLS close_notify, or EOF), -1 on error. */
+static ssize_t hconn_recv(hconn *h, void *p, size_t n)
+{
+    if (!h->ssl)
+        return recv(h->fd, p, n, 0);
+    ERR_clear_error();
+    errno = 0;
+    int r = SSL_read(h->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(h->ssl, r);
+    ERR_clear_error();
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0))
+        return 0;
+    if (!errno)
+        errno = EPROTO;
+    return -1;
+}
+
+/* Something to read: TLS may hold decrypted bytes the socket no longer shows. */
+static int hconn_wait(hconn *h, int timeout_ms)
+{
+    if (h->ssl && SSL_pending(h->ssl) > 0)
+        return 1;
+    struct pollfd pf = {h->fd, POLLIN, 0};
+    return poll(&pf, 1, timeout_ms);
+}
+
 /* ---- HTTP GET over loopback, whole body */
 
 typedef enum { GOT_OK, GOT_RETRY, GOT_FAIL } got;
@@ -77,30 +210,36 @@ static got get_once(int port, const char *path, dbuf *resp, size_t *head_len, ch
                     size_t errlen)
 {
     resp->len = 0;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+    hconn h = {.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+    if (h.fd < 0) {
         fail(err, errlen, "socket: %s", strerror(errno));
         return GOT_FAIL;
     }
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    if (connect(h.fd, (struct sockaddr *)&a, sizeof a) != 0) {
         fail(err, errlen, "connect to 127.0.0.1:%d: %s", port, strerror(errno));
-        close(fd);
+        hconn_close(&h);
         return GOT_RETRY;
+    }
+    const char *ca = kft_http_tls_ca(port);
+    int t = ca ? hconn_tls(&h, port, ca, err, errlen) : 0;
+    if (t < 0) {
+        hconn_close(&h);
+        return t == -1 ? GOT_RETRY : GOT_FAIL;
     }
     char req[1024];
     int rl =
-        snprintf(req, sizeof req,
-                 "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path, port);
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n",
+                 path, ca ? "localhost" : "127.0.0.1", port);
     if (rl < 0 || (size_t)rl >= sizeof req) {
         fail(err, errlen, "request path too long: %.80s", path);
-        close(fd);
+        hconn_close(&h);
         return GOT_FAIL;
     }
-    if (send(fd, req, (size_t)rl, MSG_NOSIGNAL) != rl) {
+    if (hconn_send(&h, req, (size_t)rl) != rl) {
         fail(err, errlen, "send to 127.0.0.1:%d: %s", port, strerror(errno));
-        close(fd);
+        hconn_close(&h);
         return GOT_RETRY;
     }
     int64_t deadline = mono_ms() + GET_TIMEOUT_MS;
@@ -113,8 +252,7 @@ static got get_once(int port, const char *path, dbuf *resp, size_t *head_len, ch
             break;
         }
         int64_t left = deadline - mono_ms();
-        struct pollfd pf = {fd, POLLIN, 0};
-        int pr = left > 0 ? poll(&pf, 1, (int)left) : 0;
+        int pr = left > 0 ? hconn_wait(&h, (int)left) : 0;
         if (pr < 0 && errno == EINTR)
             continue;
         if (pr <= 0) {
@@ -128,7 +266,7 @@ static got get_once(int port, const char *path, dbuf *resp, size_t *head_len, ch
             g = GOT_FAIL;
             break;
         }
-        ssize_t r = recv(fd, resp->p + resp->len, resp->cap - resp->len - 1, 0);
+        ssize_t r = hconn_recv(&h, resp->p + resp->len, resp->cap - resp->len - 1);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
@@ -154,7 +292,7 @@ static got get_once(int port, const char *path, dbuf *resp, size_t *head_len, ch
                     clen = strtoll(l + 17, NULL, 10);
         }
     }
-    close(fd);
+    hconn_close(&h);
     *head_len = head;
     return g;
 }

@@ -51,6 +51,15 @@ int kft_compare_store(int port, const char *db_path, const char *const *symbols,
                       const char *const *intervals, int64_t from_ms, int64_t to_ms, FILE *verbose,
                       size_t max_lines, kft_cmp *out, char *err, size_t errlen);
 
+/* The simulator on port speaks TLS (klinefeed-sim --tls-cert/--tls-key): every GET of these
+ * helpers to that port (kft_http_get_all, kft_compare_store, kft_http_get, kft_sim_state_get)
+ * goes over TLS to "localhost", verifying the simulator's certificate with the CA file ca_file
+ * (its chain and its name, localhost; not its dates, so that a test can read the state of a
+ * simulator serving an expired certificate). ca_file NULL: plain again. At most 8 ports. */
+void kft_http_set_tls(int port, const char *ca_file);
+/* The CA file kft_http_set_tls gave for port, NULL for a plain port. */
+const char *kft_http_tls_ca(int port);
+
 /* GET http://127.0.0.1:port<path> into a growing buffer: *body (malloc'd, NUL-terminated, the
  * caller frees it; NULL on failure) and *len. Returns the HTTP status, or -1 (message in err)
  * when no complete response arrived (connection failures retried for a few seconds). */

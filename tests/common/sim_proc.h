@@ -13,7 +13,8 @@ kft_sim *kft_sim_start(const char *const *args);
 int kft_sim_port(const kft_sim *s);
 int kft_sim_pid(const kft_sim *s);
 /* GET http://127.0.0.1:port<path>; returns the HTTP status (or -1), body NUL-terminated in buf
- * (cut to cap-1). Plain sockets, no libcurl. */
+ * (cut to cap-1). Plain sockets, no libcurl; TLS for a port given to kft_http_set_tls
+ * (compare.h). */
 int kft_http_get(int port, const char *path, char *buf, size_t cap);
 /* SIGTERM, waitpid (SIGKILL after 5 s); frees. NULL ignored. */
 void kft_sim_stop(kft_sim *s);

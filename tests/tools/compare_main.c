@@ -2,7 +2,7 @@
  * scripts/soak.sh and for anyone who ran the daemon against the simulator by hand.
  *
  *   klinefeed-compare --port N --db PATH [--symbols A,B] [--intervals 1m,5m] [--from MS]
- *                     [--to MS] [--verbose N]
+ *                     [--to MS] [--verbose N] [--ca-file PATH]
  *
  * Prints one line, "compare: streams=S checked=C missing=M extra=E differing=D", and exits 0
  * when nothing is missing, extra or differing and something was checked; 1 otherwise or when
@@ -20,7 +20,7 @@
 
 static const char usage[] =
     "usage: klinefeed-compare --port N --db PATH [--symbols A,B] [--intervals 1m,5m]\n"
-    "                         [--from MS] [--to MS] [--verbose N]\n"
+    "                         [--from MS] [--to MS] [--verbose N] [--ca-file PATH]\n"
     "Compares the closed candles of the SQLite store PATH with GET /sim/truth of the\n"
     "klinefeed-sim on 127.0.0.1:N, over open_time >= --from and close_time < --to.\n"
     "  --port N        the simulator's port (required)\n"
@@ -31,6 +31,8 @@ static const char usage[] =
     "  --from MS       first open time, unix ms (default: each stream's first stored candle)\n"
     "  --to MS         close times before MS, unix ms (default: the simulator's now)\n"
     "  --verbose N     up to N lines about missing/extra/differing candles on stderr\n"
+    "  --ca-file PATH  the simulator speaks TLS (--tls-cert): reach it as localhost and\n"
+    "                  verify its certificate with this CA file\n"
     "Prints \"compare: streams=S checked=C missing=M extra=E differing=D\"; exit 0 when\n"
     "missing+extra+differing is 0 and checked > 0, 1 otherwise or on a read error, 2 on a\n"
     "usage error.\n";
@@ -83,7 +85,7 @@ static bool split(char *csv, const char ***out)
 int main(int argc, char **argv)
 {
     int64_t port = 0, from = KFT_CMP_FROM_STORE, to = INT64_MAX, verbose = 0;
-    const char *db = NULL;
+    const char *db = NULL, *ca_file = NULL;
     const char **symbols = NULL, **intervals = NULL;
     int rc = 2;
     for (int i = 1; i < argc; i++) {
@@ -110,7 +112,7 @@ int main(int argc, char **argv)
         bool known = strcmp(name, "--port") == 0 || strcmp(name, "--db") == 0 ||
                      strcmp(name, "--symbols") == 0 || strcmp(name, "--intervals") == 0 ||
                      strcmp(name, "--from") == 0 || strcmp(name, "--to") == 0 ||
-                     strcmp(name, "--verbose") == 0;
+                     strcmp(name, "--verbose") == 0 || strcmp(name, "--ca-file") == 0;
         if (!known) {
             bad(name, "unknown flag (see --help)", NULL);
             goto out;
@@ -138,6 +140,12 @@ int main(int argc, char **argv)
                 bad(name, "expected a comma-separated list, got", val);
                 goto out;
             }
+        } else if (strcmp(name, "--ca-file") == 0) {
+            if (!*val) {
+                bad(name, "expected a path, got", val);
+                goto out;
+            }
+            ca_file = val;
         } else if (strcmp(name, "--verbose") == 0) {
             if (!parse_i64(val, &verbose) || verbose < 0) {
                 bad(name, "expected a line count >= 0, got", val);
@@ -156,6 +164,8 @@ int main(int argc, char **argv)
         fputs("klinefeed-compare: --db PATH is required (see --help)\n", stderr);
         goto out;
     }
+    if (ca_file)
+        kft_http_set_tls((int)port, ca_file);
     kft_cmp c;
     char err[512];
     if (kft_compare_store((int)port, db, symbols, intervals, from, to, verbose ? stderr : NULL,
