@@ -11,51 +11,6 @@
 sim_opts g_opt;
 volatile sig_atomic_t g_stop;
 
-static const char *USAGE =
-    "usage: klinefeed-sim [options]\n"
-    "  --listen HOST:PORT    listen address (default 127.0.0.1:0); prints \"port=<N>\"\n"
-    "  --symbols LIST        comma list of TRADING symbols\n"
-    "  --delisted LIST       extra listed symbols with status SETTLING\n"
-    "  --start MS            simulated clock at startup, unix ms (default 1767225600000)\n"
-    "  --speed X             simulated ms per real ms (default 1.0)\n"
-    "  --update-ms N         simulated ms between stream updates (default 250)\n"
-    "  --close-delay-ms N    simulated ms after close time for the x:true update (default 500)\n"
-    "  --max-streams N       streams per connection (default 1024)\n"
-    "  --max-msg-rate N      client messages per second per connection (default 10)\n"
-    "  --ping-ms N           real ms between server pings (default 180000)\n"
-    "  --weight-limit N      REST weight per UTC minute (default 2400)\n"
-    "  --flood N             write N kline frames once a connection has a valid stream\n"
-    "  --seed N              price path seed (default 1)\n"
-    "TLS (both or neither; default: plain HTTP and WebSocket):\n"
-    "  --tls-cert PATH       PEM certificate (chain) of the server: the listening port then\n"
-    "                        speaks TLS only, for WebSocket (wss://HOST:PORT/market/ws,\n"
-    "                        /market/stream), REST (https://HOST:PORT/fapi/v1/...) and /sim/*\n"
-    "  --tls-key PATH        PEM private key of that certificate\n"
-    "                        e.g. klinefeed run --ws-url wss://localhost:PORT/market\n"
-    "                        --rest-url https://localhost:PORT --ca-file CA.pem, where the\n"
-    "                        certificate names localhost and CA.pem signed it\n"
-    "fault injection (all off by default; S = mean real seconds between events, applied to a\n"
-    "random open WebSocket connection; P = probability 0..1):\n"
-    "  --fault-seed N        seed of every random fault choice (default 1)\n"
-    "  --faults-start-ms N   no fault before N real ms after startup (default 0)\n"
-    "  --faults-stop-ms N    no fault from N real ms after startup on (default: never stop)\n"
-    "  --fault-reset-every S      TCP reset, no close frame\n"
-    "  --fault-stall-every S      the connection goes silent (no data, pings, pongs, acks)\n"
-    "  --fault-close-every S      close frame 1001 \"going away\" / 1008 \"Too many requests\"\n"
-    "  --fault-refuse-every S     for --refuse-ms, new TCP connections are reset on accept\n"
-    "  --refuse-ms N              length of a refusal period, real ms (default 3000)\n"
-    "  --fault-garbage-every S    one hostile frame: non-JSON, truncated kline, binary,\n"
-    "                             2 MiB text, duplicate kline, unknown event, extra key\n"
-    "  --drop-close-rate P   per (connection, candle): the x:true update is never sent\n"
-    "  --max-conn-age-ms N   close (1001) a WebSocket connection older than N real ms\n"
-    "  --rest-429-rate P     429, Retry-After 1..3 s, -1003 (a request inside an announced\n"
-    "                        Retry-After window earns 418, then every request is 418)\n"
-    "  --rest-500-rate P     500 or 503, -1001 Internal error\n"
-    "  --rest-slow-rate P    the response is delayed by --rest-slow-ms (default 3000)\n"
-    "  --rest-timeout-rate P the request is never answered; closed after 30 s\n"
-    "  --ban-ms N            length of a 418 ban, real ms (default 120000)\n"
-    "  --help\n";
-
 static void on_signal(int sig)
 {
     (void)sig;
@@ -66,26 +21,6 @@ static void bad(const char *opt, const char *why)
 {
     fprintf(stderr, "klinefeed-sim: %s: %s\n", opt, why);
     exit(2);
-}
-
-static int64_t parse_int(const char *opt, const char *v, int64_t lo, int64_t hi)
-{
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi)
-        bad(opt, "invalid number");
-    return (int64_t)x;
-}
-
-static double parse_dbl(const char *opt, const char *v, double lo, double hi)
-{
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end || !(x >= lo) || !(x <= hi))
-        bad(opt, "invalid number");
-    return x;
 }
 
 static void add_list(const char *opt, const char *list, bool trading)
@@ -107,6 +42,209 @@ static void add_list(const char *opt, const char *list, bool trading)
         bad(opt, "empty list");
 }
 
+/* ---- options: one table gives the parser, the checks and --help ---- */
+
+typedef enum opt_kind {
+    OPT_I64,    /* int64_t in [lo, hi] */
+    OPT_INT,    /* int in [lo, hi] */
+    OPT_U64,    /* uint64_t in [lo, hi] */
+    OPT_DBL,    /* double in [lo, hi] (lo_open: lo excluded) */
+    OPT_STR,    /* const char *, kept (argv outlives the run) */
+    OPT_LISTEN, /* HOST:PORT into g_opt.host and g_opt.port */
+} opt_kind;
+
+typedef struct sim_option {
+    const char *section; /* a heading printed before this option, or NULL */
+    const char *name;    /* "--speed" */
+    const char *arg;     /* its value's name in --help */
+    opt_kind kind;
+    void *dst;
+    double lo, hi;
+    bool lo_open;
+    bool *given;      /* set when the option appears, or NULL */
+    const char *help; /* lines separated by \n */
+} sim_option;
+
+static const char *g_symbols = "BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT,XRPUSDT,DOGEUSDT,ADAUSDT,AVAXUSDT";
+static const char *g_delisted;
+
+#define I64MAX 9.2e18 /* bounds are doubles: INT64_MAX is not one; no option comes near */
+#define DAY_MS 86400000.0
+
+static const sim_option OPTIONS[] = {
+    {NULL, "--listen", "HOST:PORT", OPT_LISTEN, NULL, 0, 0, false, NULL,
+     "listen address (default 127.0.0.1:0); prints \"port=<N>\""},
+    {NULL, "--symbols", "LIST", OPT_STR, &g_symbols, 0, 0, false, NULL,
+     "comma list of TRADING symbols"},
+    {NULL, "--delisted", "LIST", OPT_STR, &g_delisted, 0, 0, false, NULL,
+     "extra listed symbols with status SETTLING"},
+    {NULL, "--start", "MS", OPT_I64, &g_opt.start_ms, 0, 4102444800000.0, false, NULL,
+     "simulated clock at startup, unix ms (default 1767225600000)"},
+    {NULL, "--speed", "X", OPT_DBL, &g_opt.speed, 0, 1e9, true, NULL,
+     "simulated ms per real ms (default 1.0)"},
+    {NULL, "--update-ms", "N", OPT_I64, &g_opt.update_ms, 1, DAY_MS, false, NULL,
+     "simulated ms between stream updates (default 250)"},
+    {NULL, "--close-delay-ms", "N", OPT_I64, &g_opt.close_delay_ms, 0, DAY_MS, false, NULL,
+     "simulated ms after close time for the x:true update (default 500)"},
+    {NULL, "--max-streams", "N", OPT_INT, &g_opt.max_streams, 1, 1000000, false, NULL,
+     "streams per connection (default 1024)"},
+    {NULL, "--max-msg-rate", "N", OPT_INT, &g_opt.max_msg_rate, 1, 1000000, false, NULL,
+     "client messages per second per connection (default 10)"},
+    {NULL, "--ping-ms", "N", OPT_I64, &g_opt.ping_ms, 1, DAY_MS, false, NULL,
+     "real ms between server pings (default 180000)"},
+    {NULL, "--weight-limit", "N", OPT_I64, &g_opt.weight_limit, 1, 1e9, false, NULL,
+     "REST weight per UTC minute (default 2400)"},
+    {NULL, "--flood", "N", OPT_I64, &g_opt.flood, 0, I64MAX, false, NULL,
+     "write N kline frames once a connection has a valid stream"},
+    {NULL, "--seed", "N", OPT_U64, &g_opt.seed, 0, I64MAX, false, NULL,
+     "price path seed (default 1)"},
+
+    {"TLS (both or neither; default: plain HTTP and WebSocket):", "--tls-cert", "PATH", OPT_STR,
+     &g_opt.tls_cert, 0, 0, false, NULL,
+     "PEM certificate (chain) of the server: the listening port then\n"
+     "speaks TLS only, for WebSocket (wss://HOST:PORT/market/ws,\n"
+     "/market/stream), REST (https://HOST:PORT/fapi/v1/...) and /sim/*"},
+    {NULL, "--tls-key", "PATH", OPT_STR, &g_opt.tls_key, 0, 0, false, NULL,
+     "PEM private key of that certificate\n"
+     "e.g. klinefeed run --ws-url wss://localhost:PORT/market\n"
+     "--rest-url https://localhost:PORT --ca-file CA.pem, where the\n"
+     "certificate names localhost and CA.pem signed it"},
+
+    {"fault injection (all off by default; S = mean real seconds between events, applied to a\n"
+     "random open WebSocket connection; P = probability 0..1):",
+     "--fault-seed", "N", OPT_U64, &g_opt.fault_seed, 0, I64MAX, false, NULL,
+     "seed of every random fault choice (default 1)"},
+    {NULL, "--faults-start-ms", "N", OPT_I64, &g_opt.faults_start_ms, 0, I64MAX / 4, false, NULL,
+     "no fault before N real ms after startup (default 0)"},
+    {NULL, "--faults-stop-ms", "N", OPT_I64, &g_opt.faults_stop_ms, 1, I64MAX / 4, false, NULL,
+     "no fault from N real ms after startup on (default: never stop)"},
+    {NULL, "--fault-reset-every", "S", OPT_DBL, &g_opt.fault_reset_every, 0, 1e9, false, NULL,
+     "TCP reset, no close frame"},
+    {NULL, "--fault-stall-every", "S", OPT_DBL, &g_opt.fault_stall_every, 0, 1e9, false, NULL,
+     "the connection goes silent (no data, pings, pongs, acks)"},
+    {NULL, "--fault-close-every", "S", OPT_DBL, &g_opt.fault_close_every, 0, 1e9, false, NULL,
+     "close frame 1001 \"going away\" / 1008 \"Too many requests\""},
+    {NULL, "--fault-refuse-every", "S", OPT_DBL, &g_opt.fault_refuse_every, 0, 1e9, false, NULL,
+     "for --refuse-ms, new TCP connections are reset on accept"},
+    {NULL, "--refuse-ms", "N", OPT_I64, &g_opt.refuse_ms, 1, DAY_MS, false, NULL,
+     "length of a refusal period, real ms (default 3000)"},
+    {NULL, "--fault-garbage-every", "S", OPT_DBL, &g_opt.fault_garbage_every, 0, 1e9, false, NULL,
+     "one hostile frame: non-JSON, truncated kline, binary,\n"
+     "2 MiB text, duplicate kline, unknown event, extra key"},
+    {NULL, "--drop-close-rate", "P", OPT_DBL, &g_opt.drop_close_rate, 0, 1, false, NULL,
+     "per (connection, candle): the x:true update is never sent"},
+    {NULL, "--max-conn-age-ms", "N", OPT_I64, &g_opt.max_conn_age_ms, 0, I64MAX / 4, false, NULL,
+     "close (1001) a WebSocket connection older than N real ms"},
+    {NULL, "--rest-429-rate", "P", OPT_DBL, &g_opt.rest_429_rate, 0, 1, false, NULL,
+     "429, Retry-After 1..3 s, -1003 (a request inside an announced\n"
+     "Retry-After window earns 418, then every request is 418)"},
+    {NULL, "--rest-500-rate", "P", OPT_DBL, &g_opt.rest_500_rate, 0, 1, false, NULL,
+     "500 or 503, -1001 Internal error"},
+    {NULL, "--rest-slow-rate", "P", OPT_DBL, &g_opt.rest_slow_rate, 0, 1, false, NULL,
+     "the response is delayed by --rest-slow-ms"},
+    {NULL, "--rest-slow-ms", "N", OPT_I64, &g_opt.rest_slow_ms, 0, DAY_MS, false, NULL,
+     "delay of a slow response, real ms (default 3000)"},
+    {NULL, "--rest-timeout-rate", "P", OPT_DBL, &g_opt.rest_timeout_rate, 0, 1, false, NULL,
+     "the request is never answered; closed after 30 s"},
+    {NULL, "--ban-ms", "N", OPT_I64, &g_opt.ban_ms, 1, DAY_MS * 3, false, &g_opt.ban_ms_set,
+     "length of a 418 ban, real ms (default 120000)"},
+};
+#define NOPTIONS (sizeof OPTIONS / sizeof OPTIONS[0])
+
+static void usage(FILE *f)
+{
+    fputs("usage: klinefeed-sim [options]   (--name VALUE or --name=VALUE)\n", f);
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const sim_option *o = &OPTIONS[i];
+        if (o->section)
+            fprintf(f, "%s\n", o->section);
+        char head[64];
+        snprintf(head, sizeof head, "%s %s", o->name, o->arg);
+        const char *line = o->help;
+        bool first = true;
+        while (*line) {
+            const char *nl = strchr(line, '\n');
+            int len = nl ? (int)(nl - line) : (int)strlen(line);
+            fprintf(f, "  %-24s %.*s\n", first ? head : "", len, line);
+            first = false;
+            line += len + (nl ? 1 : 0);
+        }
+    }
+    fputs("  --help                   this text\n", f);
+}
+
+static const sim_option *option_find(const char *name)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (strcmp(OPTIONS[i].name, name) == 0)
+            return &OPTIONS[i];
+    return NULL;
+}
+
+static void option_listen(const char *name, const char *val)
+{
+    const char *colon = strrchr(val, ':');
+    if (!colon || (size_t)(colon - val) >= sizeof g_opt.host)
+        bad(name, "expected HOST:PORT");
+    const char *h = val;
+    size_t hl = (size_t)(colon - val);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [::1]:0 */
+        h++;
+        hl -= 2;
+    }
+    memcpy(g_opt.host, h, hl);
+    g_opt.host[hl] = 0;
+    if (!g_opt.host[0])
+        snprintf(g_opt.host, sizeof g_opt.host, "0.0.0.0");
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end || port < 0 || port > 65535)
+        bad(name, "invalid port");
+    g_opt.port = (int)port;
+}
+
+/* Sets the option from its text, or exits 2 naming it and what is wrong. */
+static void option_set(const sim_option *o, const char *val)
+{
+    if (o->given)
+        *o->given = true;
+    if (o->kind == OPT_STR) {
+        *(const char **)o->dst = val;
+        return;
+    }
+    if (o->kind == OPT_LISTEN) {
+        option_listen(o->name, val);
+        return;
+    }
+    char *end;
+    errno = 0;
+    char why[128];
+    if (o->kind == OPT_DBL) {
+        double x = strtod(val, &end);
+        bool in = (o->lo_open ? x > o->lo : x >= o->lo) && x <= o->hi; /* false for NaN */
+        if (errno || end == val || *end || !in) {
+            snprintf(why, sizeof why, "invalid number \"%s\" (expected %s%g..%g)", val,
+                     o->lo_open ? "more than " : "", o->lo, o->hi);
+            bad(o->name, why);
+        }
+        *(double *)o->dst = x;
+        return;
+    }
+    long long x = strtoll(val, &end, 10);
+    if (errno || end == val || *end || (double)x < o->lo || (double)x > o->hi) {
+        snprintf(why, sizeof why, "invalid number \"%s\" (expected an integer %.0f..%.0f)", val,
+                 o->lo, o->hi);
+        bad(o->name, why);
+    }
+    if (o->kind == OPT_INT)
+        *(int *)o->dst = (int)x;
+    else if (o->kind == OPT_U64)
+        *(uint64_t *)o->dst = (uint64_t)x;
+    else
+        *(int64_t *)o->dst = (int64_t)x;
+}
+
 int main(int argc, char **argv)
 {
     g_opt.port = 0;
@@ -125,8 +263,6 @@ int main(int argc, char **argv)
     g_opt.rest_slow_ms = 3000;
     g_opt.ban_ms = 120000;
     g_opt.fault_seed = 1;
-    const char *symbols = "BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT,XRPUSDT,DOGEUSDT,ADAUSDT,AVAXUSDT";
-    const char *delisted = NULL;
 
     for (int i = 1; i < argc; i++) {
         char name[64];
@@ -140,141 +276,24 @@ int main(int argc, char **argv)
         } else {
             snprintf(name, sizeof name, "%s", arg);
         }
-        if (strcmp(name, "--help") == 0) {
-            fputs(USAGE, stdout);
+        if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+            usage(stdout);
             return 0;
         }
-        static const char *const known[] = {"--listen",
-                                            "--symbols",
-                                            "--delisted",
-                                            "--start",
-                                            "--speed",
-                                            "--update-ms",
-                                            "--close-delay-ms",
-                                            "--max-streams",
-                                            "--max-msg-rate",
-                                            "--ping-ms",
-                                            "--weight-limit",
-                                            "--flood",
-                                            "--seed",
-                                            "--fault-seed",
-                                            "--faults-start-ms",
-                                            "--faults-stop-ms",
-                                            "--fault-reset-every",
-                                            "--fault-stall-every",
-                                            "--fault-close-every",
-                                            "--fault-refuse-every",
-                                            "--refuse-ms",
-                                            "--fault-garbage-every",
-                                            "--drop-close-rate",
-                                            "--max-conn-age-ms",
-                                            "--rest-429-rate",
-                                            "--rest-500-rate",
-                                            "--rest-slow-rate",
-                                            "--rest-slow-ms",
-                                            "--rest-timeout-rate",
-                                            "--ban-ms",
-                                            "--tls-cert",
-                                            "--tls-key"};
-        bool ok = false;
-        for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
-            ok |= strcmp(name, known[k]) == 0;
-        if (!ok)
-            bad(name, "unknown option");
+        const sim_option *o = option_find(name);
+        if (!o)
+            bad(name, "unknown option (klinefeed-sim --help lists them)");
         if (!val) {
             if (i + 1 >= argc)
                 bad(name, "missing value");
             val = argv[++i];
         }
-        if (strcmp(name, "--listen") == 0) {
-            const char *colon = strrchr(val, ':');
-            if (!colon || (size_t)(colon - val) >= sizeof g_opt.host)
-                bad(name, "expected HOST:PORT");
-            const char *h = val;
-            size_t hl = (size_t)(colon - val);
-            if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [::1]:0 */
-                h++;
-                hl -= 2;
-            }
-            memcpy(g_opt.host, h, hl);
-            g_opt.host[hl] = 0;
-            if (!g_opt.host[0])
-                snprintf(g_opt.host, sizeof g_opt.host, "0.0.0.0");
-            g_opt.port = (int)parse_int(name, colon + 1, 0, 65535);
-        } else if (strcmp(name, "--symbols") == 0) {
-            symbols = val;
-        } else if (strcmp(name, "--delisted") == 0) {
-            delisted = val;
-        } else if (strcmp(name, "--start") == 0) {
-            g_opt.start_ms = parse_int(name, val, 0, 4102444800000LL);
-        } else if (strcmp(name, "--speed") == 0) {
-            char *end;
-            errno = 0;
-            double x = strtod(val, &end);
-            if (errno || end == val || *end || !(x > 0) || x > 1e9)
-                bad(name, "invalid number");
-            g_opt.speed = x;
-        } else if (strcmp(name, "--update-ms") == 0) {
-            g_opt.update_ms = parse_int(name, val, 1, 86400000);
-        } else if (strcmp(name, "--close-delay-ms") == 0) {
-            g_opt.close_delay_ms = parse_int(name, val, 0, 86400000);
-        } else if (strcmp(name, "--max-streams") == 0) {
-            g_opt.max_streams = (int)parse_int(name, val, 1, 1000000);
-        } else if (strcmp(name, "--max-msg-rate") == 0) {
-            g_opt.max_msg_rate = (int)parse_int(name, val, 1, 1000000);
-        } else if (strcmp(name, "--ping-ms") == 0) {
-            g_opt.ping_ms = parse_int(name, val, 1, 86400000);
-        } else if (strcmp(name, "--weight-limit") == 0) {
-            g_opt.weight_limit = parse_int(name, val, 1, 1000000000);
-        } else if (strcmp(name, "--flood") == 0) {
-            g_opt.flood = parse_int(name, val, 0, INT64_MAX);
-        } else if (strcmp(name, "--seed") == 0) {
-            g_opt.seed = (uint64_t)parse_int(name, val, 0, INT64_MAX);
-        } else if (strcmp(name, "--fault-seed") == 0) {
-            g_opt.fault_seed = (uint64_t)parse_int(name, val, 0, INT64_MAX);
-        } else if (strcmp(name, "--faults-start-ms") == 0) {
-            g_opt.faults_start_ms = parse_int(name, val, 0, INT64_MAX / 4);
-        } else if (strcmp(name, "--faults-stop-ms") == 0) {
-            g_opt.faults_stop_ms = parse_int(name, val, 1, INT64_MAX / 4);
-        } else if (strcmp(name, "--fault-reset-every") == 0) {
-            g_opt.fault_reset_every = parse_dbl(name, val, 0, 1e9);
-        } else if (strcmp(name, "--fault-stall-every") == 0) {
-            g_opt.fault_stall_every = parse_dbl(name, val, 0, 1e9);
-        } else if (strcmp(name, "--fault-close-every") == 0) {
-            g_opt.fault_close_every = parse_dbl(name, val, 0, 1e9);
-        } else if (strcmp(name, "--fault-refuse-every") == 0) {
-            g_opt.fault_refuse_every = parse_dbl(name, val, 0, 1e9);
-        } else if (strcmp(name, "--refuse-ms") == 0) {
-            g_opt.refuse_ms = parse_int(name, val, 1, 86400000);
-        } else if (strcmp(name, "--fault-garbage-every") == 0) {
-            g_opt.fault_garbage_every = parse_dbl(name, val, 0, 1e9);
-        } else if (strcmp(name, "--drop-close-rate") == 0) {
-            g_opt.drop_close_rate = parse_dbl(name, val, 0, 1);
-        } else if (strcmp(name, "--max-conn-age-ms") == 0) {
-            g_opt.max_conn_age_ms = parse_int(name, val, 0, INT64_MAX / 4);
-        } else if (strcmp(name, "--rest-429-rate") == 0) {
-            g_opt.rest_429_rate = parse_dbl(name, val, 0, 1);
-        } else if (strcmp(name, "--rest-500-rate") == 0) {
-            g_opt.rest_500_rate = parse_dbl(name, val, 0, 1);
-        } else if (strcmp(name, "--rest-slow-rate") == 0) {
-            g_opt.rest_slow_rate = parse_dbl(name, val, 0, 1);
-        } else if (strcmp(name, "--rest-slow-ms") == 0) {
-            g_opt.rest_slow_ms = parse_int(name, val, 0, 86400000);
-        } else if (strcmp(name, "--rest-timeout-rate") == 0) {
-            g_opt.rest_timeout_rate = parse_dbl(name, val, 0, 1);
-        } else if (strcmp(name, "--tls-cert") == 0) {
-            g_opt.tls_cert = val;
-        } else if (strcmp(name, "--tls-key") == 0) {
-            g_opt.tls_key = val;
-        } else if (strcmp(name, "--ban-ms") == 0) {
-            g_opt.ban_ms = parse_int(name, val, 1, 86400000LL * 3);
-            g_opt.ban_ms_set = true;
-        }
+        option_set(o, val);
     }
     /* symbols are hashed with the seed, so list them after all options are known */
-    add_list("--symbols", symbols, true);
-    if (delisted)
-        add_list("--delisted", delisted, false);
+    add_list("--symbols", g_symbols, true);
+    if (g_delisted)
+        add_list("--delisted", g_delisted, false);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -566,6 +567,89 @@ static void test_flood(void **state)
     kft_sim_teardown(NULL);
 }
 
+/* The command line: one table makes the parser and --help. Bad values are refused (exit 2)
+ * naming the option and the value; every option --help lists is in klinefeed-sim(1), and every
+ * option the man page documents is accepted. */
+static int sim_cli(const char *args, char *out, size_t cap)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", KF_SIM_PATH, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_options(void **state)
+{
+    (void)state;
+    static char out[16384];
+    struct {
+        const char *args, *says;
+    } bad[] = {
+        {"--nope 1", "--nope: unknown option"},
+        {"--speed 0", "--speed: invalid number \"0\""},
+        {"--speed=nan", "--speed: invalid number \"nan\""},
+        {"--max-streams=abc", "--max-streams: invalid number \"abc\""},
+        {"--drop-close-rate 1.5", "--drop-close-rate: invalid number \"1.5\""},
+        {"--listen 127.0.0.1", "--listen: expected HOST:PORT"},
+        {"--listen 127.0.0.1:70000", "--listen: invalid port"},
+        {"--update-ms", "--update-ms: missing value"},
+        {"--tls-cert x.pem", "--tls-cert and --tls-key go together"},
+        {"--rest-429-rate 0.6 --rest-500-rate 0.6", "add up to more than 1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int code = sim_cli(bad[i].args, out, sizeof out);
+        if (code != 2 || !strstr(out, bad[i].says))
+            fail_msg("klinefeed-sim %s: exit %d, said: %s", bad[i].args, code, out);
+    }
+    assert_int_equal(sim_cli("--help", out, sizeof out), 0);
+    FILE *f = fopen(KF_SOURCE_DIR "/docs/man/klinefeed-sim.1", "r");
+    assert_non_null(f);
+    static char man[65536];
+    size_t mlen = fread(man, 1, sizeof man - 1, f);
+    man[mlen] = 0;
+    fclose(f);
+    /* every "  --name" of --help is documented as "\-\-name" in the man page */
+    size_t listed = 0;
+    for (const char *p = strstr(out, "\n  --"); p; p = strstr(p + 1, "\n  --")) {
+        char name[64], roff[128];
+        if (sscanf(p + 3, "--%63[a-z0-9-]", name) != 1)
+            continue;
+        size_t o = 0;
+        o += (size_t)snprintf(roff + o, sizeof roff - o, "\\-\\-");
+        for (const char *c = name; *c && o + 3 < sizeof roff; c++)
+            o += (size_t)snprintf(roff + o, sizeof roff - o, *c == '-' ? "\\-" : "%c", *c);
+        if (!strstr(man, roff))
+            fail_msg("--%s is in --help but not in klinefeed-sim(1)", name);
+        listed++;
+    }
+    assert_true(listed >= 30);
+    /* every option the man page gives a paragraph (.TP then .B/.BI \-\-name) is accepted */
+    size_t documented = 0;
+    for (const char *p = strstr(man, ".TP\n.B"); p; p = strstr(p + 1, ".TP\n.B")) {
+        const char *q = strstr(p, "\\-\\-");
+        if (!q || q - p > 12)
+            continue;
+        char name[64];
+        size_t n = 0;
+        for (q += 4; n + 1 < sizeof name && (*q == '\\' || *q == '-' || (*q >= 'a' && *q <= 'z') ||
+                                             (*q >= '0' && *q <= '9'));
+             q++)
+            if (*q != '\\')
+                name[n++] = *q;
+        name[n] = 0;
+        char needle[80];
+        snprintf(needle, sizeof needle, "\n  --%s ", name);
+        if (!strstr(out, needle))
+            fail_msg("klinefeed-sim(1) documents --%s, which --help does not list", name);
+        documented++;
+    }
+    assert_true(documented >= 30);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -579,6 +663,7 @@ int main(void)
         cmocka_unit_test_teardown(test_rest_rules, kft_sim_teardown),
         cmocka_unit_test_teardown(test_state_and_pings, kft_sim_teardown),
         cmocka_unit_test_teardown(test_flood, kft_sim_teardown),
+        cmocka_unit_test(test_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
