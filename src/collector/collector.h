@@ -4,6 +4,12 @@
  * counters. Data path per text message, all on the I/O thread:
  *   conn (transport) -> kf__decode (decode) -> kf__stream_apply (stream)
  *   -> callbacks -> kf__writer_push (sink).
+ *
+ * Boundaries: only collector.c sees struct kf_collector. A shard (shard.h) is given a
+ * kf__shard_env at init (loop, settings, logger, counters, read-only streams and index, the
+ * shared conn_budget/rng/request ids) and reports through kf__shard_ops up-calls; the REST
+ * worker (repair.h) gets a kf__repair_env with kf__repair_ops; the symbol check (validate.h)
+ * takes a kf__validate_opts. collector.c changes a shard only through its functions.
  */
 #ifndef KF_COLLECTOR_COLLECTOR_H
 #define KF_COLLECTOR_COLLECTOR_H
