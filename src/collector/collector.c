@@ -31,7 +31,9 @@ static void errbuf_set(char *errbuf, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-void kf__collector_set_error(struct kf_collector *c, const char *fmt, ...)
+static void collector_set_error(kf_collector *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void collector_set_error(kf_collector *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -43,6 +45,8 @@ void kf__collector_set_error(struct kf_collector *c, const char *fmt, ...)
 
 /* ---- create / free ---- */
 
+static void collector_shard_env(kf_collector *c, kf__shard_env *env);
+
 static void collector_release(kf_collector *c)
 {
     for (size_t i = 0; c->shards && i < c->nshards; i++)
@@ -52,7 +56,7 @@ static void collector_release(kf_collector *c)
         kf__stream_destroy(&c->streams[i]);
     kf__free(c->streams);
     kf__free(c->rings);
-    kf__free(c->attempts);
+    kf__conn_budget_free(&c->budget);
     kf__stream_index_free(&c->index);
     kf__free(c->writers);
     kf__free(c->covers);
@@ -120,9 +124,10 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
     c->nshards = (c->nstreams + per - 1) / per;
     c->shards = kf__calloc(c->nshards, sizeof *c->shards);
     c->rings = kf__calloc(c->nstreams * cfg->ring_size, sizeof *c->rings);
-    c->attempts = kf__calloc(cfg->conn_budget, sizeof *c->attempts);
     c->covers = kf__calloc(c->nstreams, sizeof *c->covers);
-    bool ok = c->streams && c->shards && c->rings && c->attempts && c->covers;
+    bool ok =
+        c->streams && c->shards && c->rings && c->covers &&
+        kf__conn_budget_init(&c->budget, cfg->conn_budget, cfg->conn_budget_window_ms) == KF_OK;
     size_t k = 0;
     for (size_t s = 0; ok && s < cfg->nsymbols; s++)
         for (int i = 0; ok && i < KF_INTERVAL_COUNT; i++)
@@ -133,10 +138,12 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
                 k++;
             }
     ok = ok && kf__stream_index_build(&c->index, c->streams, c->nstreams) == KF_OK;
+    kf__shard_env env;
+    collector_shard_env(c, &env);
     for (size_t i = 0; ok && i < c->nshards; i++) {
         size_t first = i * per;
         size_t n = c->nstreams - first < per ? c->nstreams - first : per;
-        ok = kf__shard_init(&c->shards[i], c, i, first, n) == KF_OK;
+        ok = kf__shard_init(&c->shards[i], &env, i, first, n) == KF_OK;
     }
     if (!ok) {
         errbuf_set(errbuf, errlen, "out of memory for %zu streams", c->nstreams);
@@ -161,7 +168,7 @@ void kf_free(kf_collector *c)
 
 /* ---- the I/O thread ---- */
 
-void kf__collector_check_all_closed(kf_collector *c)
+static void collector_check_all_closed(kf_collector *c)
 {
     for (size_t i = 0; i < c->nshards; i++)
         if (!kf__shard_all_closed(&c->shards[i]))
@@ -182,8 +189,10 @@ void kf__collector_check_all_closed(kf_collector *c)
     }
 }
 
-bool kf__collector_starting(kf_collector *c)
+/* Shards: kf_start() is still waiting for the first connections. Any thread. */
+static bool collector_starting(void *owner)
 {
+    kf_collector *c = owner;
     pthread_mutex_lock(&c->mu);
     bool starting = !c->start_done;
     pthread_mutex_unlock(&c->mu);
@@ -246,8 +255,11 @@ static void collector_store(kf_collector *c, size_t si, const kf_kline *k, unsig
     kf__repair_request(c->repair, si, KF__NO_TAIL);
 }
 
-void kf__collector_deliver_ws(kf_collector *c, size_t si, const kf_kline *k)
+/* Shards, I/O thread: applies a WebSocket update to stream si: state, ring, callbacks, sinks,
+ * and a REST request for any gap it reveals. */
+static void collector_deliver_ws(void *owner, size_t si, const kf_kline *k)
 {
+    kf_collector *c = owner;
     const kf_config *cfg = c->cfg;
     kf__stream *s = &c->streams[si];
     kf__gap gap;
@@ -273,32 +285,40 @@ void kf__collector_deliver_ws(kf_collector *c, size_t si, const kf_kline *k)
     }
 }
 
-void kf__collector_deliver_rest(kf_collector *c, size_t si, const kf_kline *k)
+/* REST worker, I/O thread: applies a closed candle fetched from REST to stream si (stores it if
+ * new). */
+static void collector_deliver_rest(void *owner, size_t si, const kf_kline *k)
 {
+    kf_collector *c = owner;
     kf__stream *s = &c->streams[si];
     kf__gap gap;
     kf__apply r = kf__stream_apply(s, k, &gap);
     if (r == KF__APPLY_CLOSED) {
         KF__STAT_INC(c, backfilled);
-        kf__shard *sh = &c->shards[s->shard];
-        if (sh->await_close[si - sh->first] == k->open_time)
-            sh->await_close[si - sh->first] = 0;
+        kf__shard_close_arrived(&c->shards[s->shard], si, k->open_time);
         collector_store(c, si, k, gap.filled);
     } else if (r == KF__APPLY_DUPLICATE) {
         KF__STAT_INC(c, duplicates);
     }
 }
 
-void kf__collector_repair_after_last(kf_collector *c, size_t si)
+/* Asks REST for stream si's closed candles after the newest one it knows, up to now. */
+static void collector_repair_after_last(void *owner, size_t si)
 {
+    kf_collector *c = owner;
     const kf__stream *s = &c->streams[si];
     if (c->repair && s->has_closed)
         kf__repair_request(c->repair, si, kf__interval_next(s->interval, s->last_closed));
 }
 
-void kf__collector_repair_done(kf_collector *c, size_t si, int64_t from, int64_t to,
-                               int64_t covered, kf_err err)
+/* REST worker, I/O thread: the outcome of a REST request for stream si over [from, to] whose
+ * answer established every closed candle up to covered: holes in [from, covered] the exchange
+ * did not return do not exist (they leave the holes, counted as absent); then the worker is
+ * told what comes next (kf__repair_applied). */
+static void collector_repair_done(void *owner, size_t si, int64_t from, int64_t to, int64_t covered,
+                                  kf_err err)
 {
+    kf_collector *c = owner;
     kf__stream *s = &c->streams[si];
     int64_t upto = covered < to ? covered : to;
     if (upto >= from) {
@@ -321,8 +341,10 @@ void kf__collector_repair_done(kf_collector *c, size_t si, int64_t from, int64_t
     kf__repair_applied(c->repair, si, err != KF_OK, delay, more);
 }
 
-bool kf__collector_sinks_ready(kf_collector *c)
+/* REST worker: every store takes rows (kf__writer_healthy). Any thread while running. */
+static bool collector_sinks_ready(void *owner)
 {
+    kf_collector *c = owner;
     for (size_t i = 0; i < c->nwriters; i++)
         if (!kf__writer_healthy(c->writers[i]))
             return false;
@@ -382,7 +404,7 @@ static void collector_on_wake(uv_async_t *a)
         return;
     for (size_t i = 0; i < c->nshards; i++)
         kf__shard_close(&c->shards[i]);
-    kf__collector_check_all_closed(c);
+    collector_check_all_closed(c);
 }
 
 static void start_signal(kf_collector *c, kf_err err)
@@ -396,8 +418,14 @@ static void start_signal(kf_collector *c, kf_err err)
     pthread_mutex_unlock(&c->mu);
 }
 
-void kf__collector_subscribe_refused(struct kf_collector *c, const char *url, const char *what)
+/* Shards, I/O thread: the exchange answered one of the SUBSCRIBE requests on url with an error
+ * reply (what: the request id, code and message): kf_wait_connected returns KF_ERR_SUBSCRIBE
+ * until every shard is subscribed. */
+static void collector_subscribe_refused(void *owner, size_t shard, const char *url,
+                                        const char *what)
 {
+    kf_collector *c = owner;
+    (void)shard;
     pthread_mutex_lock(&c->mu);
     snprintf(c->sub_error, sizeof c->sub_error, "%.600s: %s", url, what);
     c->sub_refused = true;
@@ -405,7 +433,9 @@ void kf__collector_subscribe_refused(struct kf_collector *c, const char *url, co
     pthread_mutex_unlock(&c->mu);
 }
 
-void kf__collector_all_subscribed(struct kf_collector *c)
+/* I/O thread: every shard is subscribed (kf_connected() is true): the refusal is over, and
+ * kf_wait_connected returns. */
+static void collector_all_subscribed(kf_collector *c)
 {
     pthread_mutex_lock(&c->mu);
     c->sub_refused = false;
@@ -413,26 +443,151 @@ void kf__collector_all_subscribed(struct kf_collector *c)
     pthread_mutex_unlock(&c->mu);
 }
 
-void kf__collector_shard_opened(struct kf_collector *c, kf__shard *sh)
+/* Shards, I/O thread: a shard's connection opened. */
+static void collector_shard_opened(void *owner, size_t shard)
 {
-    (void)sh;
+    kf_collector *c = owner;
+    (void)shard;
     if (++c->shards_opened == c->nshards)
         start_signal(c, KF_OK);
 }
 
-void kf__collector_shard_closed(struct kf_collector *c, kf__shard *sh, kf_err err, const char *why)
+/* Shards, I/O thread: a connection closed during kf_start (the start failed) or kf_stop. */
+static void collector_shard_closed(void *owner, size_t shard, kf_err err, const char *why)
 {
+    kf_collector *c = owner;
     if (atomic_load(&c->stopping)) {
-        kf__log(&c->log, KF_LOG_DEBUG, "msg=\"connection closed\" shard=%zu why=\"%s\"", sh->index,
+        kf__log(&c->log, KF_LOG_DEBUG, "msg=\"connection closed\" shard=%zu why=\"%s\"", shard,
                 why);
-        kf__collector_check_all_closed(c);
+        collector_check_all_closed(c);
         return;
     }
     /* during kf_start: the first connection failed, kf_start() returns the cause */
-    kf__collector_set_error(c, "%s", why);
+    collector_set_error(c, "%s", why);
     kf__log(&c->log, KF_LOG_ERROR, "msg=\"connection failed\" shard=%zu err=\"%s\" why=\"%s\"",
-            sh->index, kf_strerror(err), why);
+            shard, kf_strerror(err), why);
     start_signal(c, err ? err : KF_ERR_CONNECT);
+}
+
+/* Shards, I/O thread: a shard became subscribed (on) or stopped being so: kf_connected() is
+ * true while every shard is. */
+static void collector_shard_subscribed(void *owner, size_t shard, bool on)
+{
+    kf_collector *c = owner;
+    (void)shard;
+    if (!on) {
+        atomic_fetch_sub(&c->shards_subscribed, 1);
+        return;
+    }
+    size_t n = atomic_fetch_add(&c->shards_subscribed, 1) + 1;
+    if (n == c->nshards) {
+        kf__log(&c->log, KF_LOG_INFO, "msg=\"all streams subscribed\" streams=%zu connections=%zu",
+                c->nstreams, c->nshards);
+        collector_all_subscribed(c);
+    }
+}
+
+static void collector_shard_error(void *owner, size_t shard, const char *msg)
+{
+    (void)shard;
+    collector_set_error(owner, "%s", msg);
+}
+
+/* Shards, I/O thread: a candle's closing update never came. */
+static void collector_repair_candle(void *owner, size_t si, int64_t open_time)
+{
+    kf_collector *c = owner;
+    kf__repair_request(c->repair, si, open_time);
+}
+
+static bool collector_stopping(void *owner)
+{
+    kf_collector *c = owner;
+    return atomic_load(&c->stopping);
+}
+
+/* REST worker thread: rows or outcomes wait for the I/O thread (collector_on_wake drains). */
+static void collector_repair_wake(void *owner)
+{
+    kf_collector *c = owner;
+    uv_async_send(&c->wake);
+}
+
+static const kf__shard_ops collector_shard_ops = {
+    .deliver = collector_deliver_ws,
+    .opened = collector_shard_opened,
+    .closed = collector_shard_closed,
+    .subscribed = collector_shard_subscribed,
+    .subscribe_refused = collector_subscribe_refused,
+    .error = collector_shard_error,
+    .repair_after_last = collector_repair_after_last,
+    .repair_candle = collector_repair_candle,
+    .starting = collector_starting,
+    .stopping = collector_stopping,
+};
+
+static const kf__repair_ops collector_repair_ops = {
+    .sinks_ready = collector_sinks_ready,
+    .deliver = collector_deliver_rest,
+    .done = collector_repair_done,
+    .wake = collector_repair_wake,
+};
+
+/* What every shard of c is given (kf_create). */
+static void collector_shard_env(kf_collector *c, kf__shard_env *env)
+{
+    const kf_config *cfg = c->cfg;
+    *env = (kf__shard_env){
+        .loop = &c->loop,
+        .set =
+            {
+                .names_per_subscribe = cfg->names_per_subscribe,
+                .messages_per_second = cfg->messages_per_second,
+                .connect_timeout_ms = cfg->connect_timeout_ms,
+                .max_message = cfg->max_message_size,
+                .backoff_initial_ms = cfg->backoff_initial_ms,
+                .backoff_max_ms = cfg->backoff_max_ms,
+                .ping_interval_ms = cfg->ping_interval_ms,
+                .dead_after_ms = cfg->dead_after_ms,
+                .max_age_ms = cfg->max_age_ms,
+                .on_raw = cfg->on_raw,
+                .on_raw_ud = cfg->on_raw_ud,
+            },
+        .log = &c->log,
+        .st = &c->st,
+        .streams = c->streams,
+        .index = &c->index,
+        .url = &c->ws_url,
+        .path = c->ws_path,
+        .budget = &c->budget,
+        .rng = &c->rng,
+        .next_id = &c->next_id,
+        .ops = &collector_shard_ops,
+        .owner = c,
+    };
+}
+
+/* The REST worker of c (kf_start, with backfill on). NULL with err set on failure. */
+static kf__repair *collector_repair_new(kf_collector *c, char *err, size_t errlen)
+{
+    kf__repair_env env = {
+        .streams = c->streams,
+        .nstreams = c->nstreams,
+        .log = &c->log,
+        .fetch =
+            {
+                .rest_base = c->rest_base,
+                .tls_verify = c->cfg->tls_verify,
+                .ca_file = c->cfg->ca_file,
+                .weight_budget = c->cfg->rest_weight_budget,
+                .timeout_ms = c->cfg->connect_timeout_ms,
+                .log = &c->log,
+                .state_path = c->rest_state[0] ? c->rest_state : NULL,
+            },
+        .ops = &collector_repair_ops,
+        .owner = c,
+    };
+    return kf__repair_new(&env, err, errlen);
 }
 
 /* The collector whose I/O thread the calling thread is, NULL on any other thread: kf_stop from a
@@ -457,9 +612,9 @@ static void *collector_io_main(void *arg)
                        KF__COVER_EVERY_MS);
     }
     for (size_t i = 0; i < c->nshards; i++) {
-        kf_err e = kf__shard_start(&c->shards[i]);
+        kf_err e = kf__shard_start(&c->shards[i], c->ssl_ctx);
         if (e == KF_ERR_NOMEM) {
-            kf__collector_set_error(c, "out of memory for connection %zu", i);
+            collector_set_error(c, "out of memory for connection %zu", i);
             start_signal(c, e);
         }
     }
@@ -543,10 +698,10 @@ static kf_err collector_close_writers_how(kf_collector *c, bool discard)
         c->sink_errors_done += ws.errors;
         c->sink_unstored_done += ws.unstored;
         if (ws.unstored)
-            kf__collector_set_error(c,
-                                    "%s: %llu candles not stored before the stop deadline (the "
-                                    "next start finds them missing and fetches them)",
-                                    c->cfg->sinks[i], (unsigned long long)ws.unstored);
+            collector_set_error(c,
+                                "%s: %llu candles not stored before the stop deadline (the "
+                                "next start finds them missing and fetches them)",
+                                c->cfg->sinks[i], (unsigned long long)ws.unstored);
         if (discard)
             kf__writer_discard(c->writers[i]);
         else
@@ -724,7 +879,7 @@ static void collector_request_resume(kf_collector *c)
 {
     for (size_t si = 0; si < c->nstreams; si++)
         if (c->streams[si].has_closed)
-            kf__collector_repair_after_last(c, si);
+            collector_repair_after_last(c, si);
 }
 
 static void collector_close_repair_thread(kf_collector *c)
@@ -758,7 +913,7 @@ static bool start_aborted(kf_collector *c)
 {
     if (!atomic_load(&c->start_abort))
         return false;
-    kf__collector_set_error(c, "kf_stop() during kf_start(): the start was abandoned");
+    collector_set_error(c, "kf_stop() during kf_start(): the start was abandoned");
     kf__log(&c->log, KF_LOG_INFO, "msg=\"start abandoned: stop asked\"");
     return true;
 }
@@ -787,11 +942,24 @@ static kf_err collector_start(kf_collector *c)
                 "subscriptions there and delivers no klines\" ws=%s hint=\"%s\"",
                 c->ws_base, c->cfg->testnet ? KF_WS_TESTNET : KF_WS_MAINNET);
 
-    kf_err e = kf__validate_symbols(c, err, sizeof err);
+    kf__validate_opts vo = {
+        .mode = c->cfg->validate,
+        .symbols = (const char(*)[KF_SYMBOL_MAX + 1]) c->cfg->symbols,
+        .nsymbols = c->cfg->nsymbols,
+        .rest_base = c->rest_base,
+        .tls_verify = c->cfg->tls_verify,
+        .ca_file = c->cfg->ca_file,
+        .timeout_ms = c->cfg->connect_timeout_ms,
+        .state_path = c->rest_state[0] ? c->rest_state : NULL,
+        .log = &c->log,
+        .rest_requests = &c->st.rest_requests,
+        .cancel = &c->start_abort,
+    };
+    kf_err e = kf__validate_symbols(&vo, err, sizeof err);
     if (start_aborted(c))
         return KF_ERR_NOT_RUNNING;
     if (e) {
-        kf__collector_set_error(c, "%s", err);
+        collector_set_error(c, "%s", err);
         kf__log(&c->log, KF_LOG_ERROR, "msg=\"start failed\" err=\"%s\" why=\"%s\"", kf_strerror(e),
                 err);
         return e;
@@ -807,7 +975,7 @@ static kf_err collector_start(kf_collector *c)
             kf__writer_open(c->cfg->sinks[i], c->cfg->sink_queue_rows, &c->log, err, sizeof err);
         if (!w) {
             collector_discard_writers(c);
-            kf__collector_set_error(c, "%s", err);
+            collector_set_error(c, "%s", err);
             kf__log(&c->log, KF_LOG_ERROR, "msg=\"sink failed\" why=\"%s\"", err);
             return KF_ERR_SINK;
         }
@@ -818,7 +986,7 @@ static kf_err collector_start(kf_collector *c)
     /* before the writer threads use the stores' connections */
     if ((e = collector_resume(c, err, sizeof err)) != KF_OK) {
         collector_discard_writers(c);
-        kf__collector_set_error(c, "%s", err);
+        collector_set_error(c, "%s", err);
         kf__log(&c->log, KF_LOG_ERROR, "msg=\"start failed: a store cannot be read\" why=\"%s\"",
                 err);
         return e;
@@ -831,18 +999,18 @@ static kf_err collector_start(kf_collector *c)
     for (size_t i = 0; i < c->nwriters; i++) {
         if (kf__writer_start(c->writers[i], err, sizeof err) != KF_OK) {
             collector_discard_writers(c);
-            kf__collector_set_error(c, "%s", err);
+            collector_set_error(c, "%s", err);
             return KF_ERR_SINK;
         }
     }
     if (c->cfg->backfill) {
-        kf__repair *r = kf__repair_new(c, c->rest_state[0] ? c->rest_state : NULL, err, sizeof err);
+        kf__repair *r = collector_repair_new(c, err, sizeof err);
         pthread_mutex_lock(&c->mu); /* kf_stats_get reads it from any thread */
         c->repair = r;
         pthread_mutex_unlock(&c->mu);
         if (!r) {
             collector_discard_writers(c);
-            kf__collector_set_error(c, "%s", err);
+            collector_set_error(c, "%s", err);
             return KF_ERR_REST;
         }
         collector_request_resume(c);
@@ -851,13 +1019,13 @@ static kf_err collector_start(kf_collector *c)
     if (c->ws_url.tls && !(c->ssl_ctx = collector_ssl_ctx(c, err, sizeof err))) {
         collector_close_repair(c);
         collector_discard_writers(c);
-        kf__collector_set_error(c, "%s", err);
+        collector_set_error(c, "%s", err);
         return KF_ERR_TLS;
     }
     if (uv_loop_init(&c->loop) != 0) {
         collector_close_repair(c);
         collector_discard_writers(c);
-        kf__collector_set_error(c, "cannot create the event loop");
+        collector_set_error(c, "cannot create the event loop");
         return KF_ERR_THREAD;
     }
     uv_async_init(&c->loop, &c->wake, collector_on_wake);
@@ -876,7 +1044,7 @@ static kf_err collector_start(kf_collector *c)
         uv_loop_close(&c->loop);
         collector_close_repair(c);
         collector_discard_writers(c);
-        kf__collector_set_error(c, "cannot create the I/O thread: %s", strerror(errno));
+        collector_set_error(c, "cannot create the I/O thread: %s", strerror(errno));
         return KF_ERR_THREAD;
     }
     c->io_started = true;
@@ -884,7 +1052,7 @@ static kf_err collector_start(kf_collector *c)
         collector_stop_io(c);
         collector_close_repair(c);
         collector_discard_writers(c);
-        kf__collector_set_error(c, "%s", err);
+        collector_set_error(c, "%s", err);
         return KF_ERR_THREAD;
     }
 
@@ -903,8 +1071,8 @@ static kf_err collector_start(kf_collector *c)
         e = KF_ERR_NOT_RUNNING;
     if (e) {
         if (e == KF_ERR_TIMEOUT && !done)
-            kf__collector_set_error(c, "%s: no WebSocket connection within %u ms", c->ws_base,
-                                    c->cfg->connect_timeout_ms);
+            collector_set_error(c, "%s: no WebSocket connection within %u ms", c->ws_base,
+                                c->cfg->connect_timeout_ms);
         /* as kf_stop: the REST thread first, then the I/O thread (which reads c->repair), and
          * only then the worker freed (freed first, the I/O thread could use it: TSan) */
         collector_close_repair_thread(c);
@@ -962,7 +1130,7 @@ kf_err kf_stop(kf_collector *c)
     if (!c)
         return KF_ERR_INVALID_ARG;
     if (io_thread_of == c) {
-        kf__collector_set_error(c, "kf_stop() called from a callback on the I/O thread");
+        collector_set_error(c, "kf_stop() called from a callback on the I/O thread");
         return KF_ERR_INVALID_ARG;
     }
     /* Two threads stopping at once would join the same threads and free the same writers

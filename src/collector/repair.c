@@ -9,7 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "collector/collector.h"
 #include "core/alloc.h"
 #include "core/rng.h"
 
@@ -41,7 +40,7 @@ typedef struct repair_row {
 } repair_row;
 
 struct kf__repair {
-    struct kf_collector *c;
+    kf__repair_env env;
     kf__fetcher *fetcher;
     pthread_t thread;
     bool started;
@@ -72,15 +71,15 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-kf__repair *kf__repair_new(struct kf_collector *c, const char *state_path, char *err, size_t errlen)
+kf__repair *kf__repair_new(const kf__repair_env *env, char *err, size_t errlen)
 {
     kf__repair *r = kf__calloc(1, sizeof *r);
     if (!r) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    r->c = c;
-    r->n = c->nstreams;
+    r->env = *env;
+    r->n = env->nstreams;
     r->slots = kf__calloc(r->n, sizeof *r->slots);
     r->queue = kf__calloc(r->n, sizeof *r->queue);
     pthread_mutex_init(&r->mu, NULL);
@@ -93,17 +92,8 @@ kf__repair *kf__repair_new(struct kf_collector *c, const char *state_path, char 
     kf__rng_seed(&r->rng, r);
     for (size_t i = 0; r->slots && i < r->n; i++)
         r->slots[i].tail_from = KF__NO_TAIL;
-    kf__fetcher_opts o = {
-        .rest_base = c->rest_base,
-        .tls_verify = c->cfg->tls_verify,
-        .ca_file = c->cfg->ca_file,
-        .weight_budget = c->cfg->rest_weight_budget,
-        .timeout_ms = c->cfg->connect_timeout_ms,
-        .log = &c->log,
-        .state_path = state_path,
-    };
     if (r->slots && r->queue)
-        r->fetcher = kf__fetcher_new(&o, err, errlen);
+        r->fetcher = kf__fetcher_new(&env->fetch, err, errlen);
     else
         snprintf(err, errlen, "out of memory");
     if (!r->fetcher) {
@@ -227,7 +217,7 @@ static int repair_on_row(void *ud, const kf_kline *k)
     pthread_mutex_lock(&r->mu);
     bool ok = repair_post(r, &row);
     pthread_mutex_unlock(&r->mu);
-    uv_async_send(&r->c->wake);
+    r->env.ops->wake(r->env.owner);
     return ok ? 0 : 1;
 }
 
@@ -276,7 +266,7 @@ static void repair_wait(kf__repair *r, int64_t ms)
  * the tail. false when there is nothing to ask. *tail set when the tail is used. */
 static bool repair_range(kf__repair *r, size_t si, int64_t tail, int64_t *from, int64_t *to)
 {
-    kf__stream *st = &r->c->streams[si];
+    kf__stream *st = &r->env.streams[si];
     kf__hole h[64];
     size_t nh = kf__stream_holes(st, h, 64);
     if (nh) {
@@ -303,7 +293,7 @@ static void repair_log_failure(kf__repair *r, const kf__stream *st, int64_t from
     int64_t now = mono_ms();
     if (now - r->log_window >= 60000) {
         if (r->unlogged)
-            kf__log(&r->c->log, KF_LOG_WARN,
+            kf__log(r->env.log, KF_LOG_WARN,
                     "msg=\"REST repair failures not logged in the last minute\" count=%u",
                     r->unlogged);
         r->log_window = now;
@@ -314,7 +304,7 @@ static void repair_log_failure(kf__repair *r, const kf__stream *st, int64_t from
         return;
     }
     r->logged++;
-    kf__log(&r->c->log, KF_LOG_WARN,
+    kf__log(r->env.log, KF_LOG_WARN,
             "msg=\"REST repair failed: will ask again\" stream=%s from=%" PRId64 " to=%" PRId64
             " attempt=%u err=\"%s\" why=\"%s\"",
             st->name, from, to, failures, kf_strerror(e), why);
@@ -323,13 +313,13 @@ static void repair_log_failure(kf__repair *r, const kf__stream *st, int64_t from
 static void *repair_main(void *arg)
 {
     kf__repair *r = arg;
-    struct kf_collector *c = r->c;
+    const kf__repair_env *env = &r->env;
     pthread_setname_np(pthread_self(), "kf-rest");
     pthread_mutex_lock(&r->mu);
     for (;;) {
         if (atomic_load(&r->cancel))
             break;
-        if (r->qlen && !kf__collector_sinks_ready(c)) {
+        if (r->qlen && !env->ops->sinks_ready(env->owner)) {
             repair_wait(r, 200); /* rows now could not be stored: wait for the stores */
             continue;
         }
@@ -347,7 +337,7 @@ static void *repair_main(void *arg)
         unsigned failures = s->failures;
         pthread_mutex_unlock(&r->mu);
 
-        const kf__stream *st = &c->streams[si];
+        const kf__stream *st = &env->streams[si];
         int64_t from = 0, to = 0;
         bool ask = repair_range(r, si, tail, &from, &to);
         bool used_tail = ask && to == INT64_MAX;
@@ -360,7 +350,7 @@ static void *repair_main(void *arg)
                 pthread_mutex_unlock(&r->mu);
             }
             char err[512] = "";
-            kf__log(&c->log, KF_LOG_INFO,
+            kf__log(env->log, KF_LOG_INFO,
                     "msg=\"fetching from REST\" stream=%s from=%" PRId64 " to=%" PRId64, st->name,
                     from, to);
             e = kf__fetch_klines(r->fetcher, st->symbol, st->interval, from, to, repair_on_row, r,
@@ -382,9 +372,9 @@ static void *repair_main(void *arg)
             .si = si, .done = true, .err = e, .from = from, .to = to, .covered = covered};
         if (ask && repair_post(r, &done)) {
             s->applying = true; /* kf__repair_applied decides what comes next */
-            uv_async_send(&c->wake);
+            env->ops->wake(env->owner);
         } else if (!ask && !atomic_load(&r->cancel) &&
-                   (s->tail_from != KF__NO_TAIL || kf__stream_missing(&c->streams[si]))) {
+                   (s->tail_from != KF__NO_TAIL || kf__stream_missing(&env->streams[si]))) {
             /* nothing was there to ask, but a tail or a hole came meanwhile (its request saw the
              * stream in flight and left it to us; the hole is in the stream before the request,
              * and both sides decide under mu, so this sees it) */
@@ -446,14 +436,14 @@ bool kf__repair_drain(kf__repair *r)
         for (; r->cur_i < r->cur_n; r->cur_i++) {
             const repair_row *w = &r->cur[r->cur_i];
             if (w->done) {
-                kf__collector_repair_done(r->c, w->si, w->from, w->to, w->covered, w->err);
+                r->env.ops->done(r->env.owner, w->si, w->from, w->to, w->covered, w->err);
             } else {
                 /* at the pace the stores take them, half of each queue left to the live
                  * stream: a page of 1500 rows would otherwise overflow a small queue, and
                  * what overflows is fetched again, and overflows again */
-                if (!kf__collector_sinks_ready(r->c))
+                if (!r->env.ops->sinks_ready(r->env.owner))
                     return false;
-                kf__collector_deliver_rest(r->c, w->si, &w->k);
+                r->env.ops->deliver(r->env.owner, w->si, &w->k);
             }
         }
     }

@@ -11,11 +11,12 @@
  * before the old link is retired; never more than two links), and silent-stream reports.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "collector/collector.h"
+#include "collector/shard.h"
 #include "core/alloc.h"
 #include "core/rng.h"
 #include "decode/decode.h"
@@ -26,15 +27,15 @@
 static void shard_schedule_retry(kf__shard *sh);
 static kf_err shard_open_link(kf__shard *sh, int slot);
 
-kf_err kf__shard_init(kf__shard *sh, struct kf_collector *col, size_t index, size_t first,
+kf_err kf__shard_init(kf__shard *sh, const kf__shard_env *env, size_t index, size_t first,
                       size_t count)
 {
     memset(sh, 0, sizeof *sh);
-    sh->col = col;
+    sh->env = *env;
     sh->index = index;
     sh->first = first;
     sh->count = count;
-    size_t per = col->cfg->names_per_subscribe;
+    size_t per = env->set.names_per_subscribe;
     sh->batches = (count + per - 1) / per;
     sh->req_cap = per * (KF__STREAM_NAME_MAX + 3) + 128;
     sh->req = kf__malloc(sh->req_cap);
@@ -76,7 +77,19 @@ void kf__shard_free(kf__shard *sh)
 
 static uint64_t shard_now(const kf__shard *sh)
 {
-    return uv_now(&sh->col->loop);
+    return uv_now(sh->env.loop);
+}
+
+/* The shard's latest error, formatted for the owner (kf_errmsg). */
+static void shard_error(kf__shard *sh, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void shard_error(kf__shard *sh, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sh->env.ops->error(sh->env.owner, sh->index, msg);
 }
 
 /* ---- subscribing ---- */
@@ -84,13 +97,13 @@ static uint64_t shard_now(const kf__shard *sh)
 static void link_send_batch(kf__link *l)
 {
     kf__shard *sh = l->sh;
-    struct kf_collector *c = sh->col;
-    size_t per = c->cfg->names_per_subscribe;
+    kf__shard_env *env = &sh->env;
+    size_t per = env->set.names_per_subscribe;
     size_t b = l->sent;
     size_t n = 0;
     int len = snprintf(sh->req, sh->req_cap, "{\"method\":\"SUBSCRIBE\",\"params\":[");
     for (size_t i = l->next; i < sh->count && n < per; i++, n++) {
-        const kf__stream *s = &c->streams[sh->first + i];
+        const kf__stream *s = &env->streams[sh->first + i];
         len +=
             snprintf(sh->req + len, sh->req_cap - (size_t)len, "%s\"%s\"", n ? "," : "", s->name);
     }
@@ -98,11 +111,11 @@ static void link_send_batch(kf__link *l)
         snprintf(sh->req + len, sh->req_cap - (size_t)len, "],\"id\":%" PRIu64 "}", l->id_base + b);
     kf_err e = kf__conn_send_text(l->conn, sh->req, (size_t)len);
     if (e) {
-        kf__log(&c->log, KF_LOG_ERROR, "msg=\"SUBSCRIBE not sent\" shard=%zu err=\"%s\"", sh->index,
-                kf_strerror(e));
+        kf__log(env->log, KF_LOG_ERROR, "msg=\"SUBSCRIBE not sent\" shard=%zu err=\"%s\"",
+                sh->index, kf_strerror(e));
         return;
     }
-    kf__log(&c->log, KF_LOG_DEBUG, "msg=\"SUBSCRIBE sent\" shard=%zu id=%" PRIu64 " streams=%zu",
+    kf__log(env->log, KF_LOG_DEBUG, "msg=\"SUBSCRIBE sent\" shard=%zu id=%" PRIu64 " streams=%zu",
             sh->index, l->id_base + b, n);
     l->next += n;
     l->sent++;
@@ -122,43 +135,34 @@ static void link_on_pace(uv_timer_t *t)
 
 static void shard_set_subscribed(kf__shard *sh, bool on)
 {
-    struct kf_collector *c = sh->col;
+    kf__shard_env *env = &sh->env;
     if (on == sh->counted_subscribed)
         return;
     sh->counted_subscribed = on;
-    if (!on) {
-        atomic_fetch_sub(&c->shards_subscribed, 1);
-        return;
-    }
-    size_t n = atomic_fetch_add(&c->shards_subscribed, 1) + 1;
-    if (n == c->nshards) {
-        kf__log(&c->log, KF_LOG_INFO, "msg=\"all streams subscribed\" streams=%zu connections=%zu",
-                c->nstreams, c->nshards);
-        kf__collector_all_subscribed(c);
-    }
+    env->ops->subscribed(env->owner, sh->index, on);
 }
 
 static void link_on_open(void *ud, kf__conn *conn)
 {
     kf__link *l = ud;
     kf__shard *sh = l->sh;
-    struct kf_collector *c = sh->col;
+    kf__shard_env *env = &sh->env;
     (void)conn;
     l->opened = true;
     l->opened_at = l->last_ping = shard_now(sh);
     l->last_error[0] = 0;
     l->next = l->sent = l->acked = 0;
     memset(l->batch_acked, 0, sh->batches);
-    l->id_base = c->next_id;
-    c->next_id += sh->batches;
-    KF__STAT_INC(c, connects);
-    kf__log(&c->log, KF_LOG_INFO, "msg=\"connected\" shard=%zu url=%s streams=%zu batches=%zu%s",
+    l->id_base = *env->next_id;
+    *env->next_id += sh->batches;
+    KF__COUNT_INC(env->st, connects);
+    kf__log(env->log, KF_LOG_INFO, "msg=\"connected\" shard=%zu url=%s streams=%zu batches=%zu%s",
             sh->index, kf__conn_url(l->conn), sh->count, sh->batches,
             l->slot != sh->cur ? " role=replacement" : "");
     if (l->slot == sh->cur)
-        kf__collector_shard_opened(c, sh);
+        env->ops->opened(env->owner, sh->index);
     /* First batch at once, then one every 1/rate seconds: never over the message rate. */
-    unsigned rate = c->cfg->messages_per_second;
+    unsigned rate = env->set.messages_per_second;
     uint64_t period = (1000 + rate - 1) / rate;
     link_send_batch(l);
     if (l->sent < sh->batches)
@@ -168,10 +172,11 @@ static void link_on_open(void *ud, kf__conn *conn)
 static void link_on_ack(kf__link *l, uint64_t id)
 {
     kf__shard *sh = l->sh;
-    struct kf_collector *c = sh->col;
-    KF__STAT_INC(c, acks);
+    kf__shard_env *env = &sh->env;
+    KF__COUNT_INC(env->st, acks);
     if (id < l->id_base || id - l->id_base >= sh->batches) {
-        kf__log(&c->log, KF_LOG_DEBUG, "msg=\"acknowledgement for an unknown id\" id=%" PRIu64, id);
+        kf__log(env->log, KF_LOG_DEBUG, "msg=\"acknowledgement for an unknown id\" id=%" PRIu64,
+                id);
         return;
     }
     size_t b = (size_t)(id - l->id_base);
@@ -182,11 +187,11 @@ static void link_on_ack(kf__link *l, uint64_t id)
         return;
     l->subscribed = true;
     l->subscribed_at = shard_now(sh);
-    kf__log(&c->log, KF_LOG_INFO, "msg=\"subscribed\" shard=%zu streams=%zu%s", sh->index,
+    kf__log(env->log, KF_LOG_INFO, "msg=\"subscribed\" shard=%zu streams=%zu%s", sh->index,
             sh->count, l->slot != sh->cur ? " role=replacement" : "");
     if (l->slot == sh->cur) {
         if (sh->down_since)
-            kf__log(&c->log, KF_LOG_INFO,
+            kf__log(env->log, KF_LOG_INFO,
                     "msg=\"reconnected\" shard=%zu down_ms=%" PRIu64 " attempts=%u", sh->index,
                     shard_now(sh) - sh->down_since, sh->attempt);
         sh->down_since = 0;
@@ -194,7 +199,7 @@ static void link_on_ack(kf__link *l, uint64_t id)
         if (sh->lost) { /* what closed while the connection was down comes from REST */
             sh->lost = false;
             for (size_t i = 0; i < sh->count; i++)
-                kf__collector_repair_after_last(c, sh->first + i);
+                env->ops->repair_after_last(env->owner, sh->first + i);
         }
     }
 }
@@ -202,23 +207,24 @@ static void link_on_ack(kf__link *l, uint64_t id)
 static void link_on_error(kf__link *l, const kf__frame *f)
 {
     kf__shard *sh = l->sh;
-    struct kf_collector *c = sh->col;
-    KF__STAT_INC(c, exchange_errors);
+    kf__shard_env *env = &sh->env;
+    KF__COUNT_INC(env->st, exchange_errors);
     int ml = (int)(f->err_msg_len > 200 ? 200 : f->err_msg_len);
     const char *msg = f->err_msg ? f->err_msg : "";
     if (f->has_id) {
-        kf__log(&c->log, KF_LOG_ERROR,
+        kf__log(env->log, KF_LOG_ERROR,
                 "msg=\"exchange error reply\" shard=%zu id=%" PRIu64 " code=%" PRId64
                 " error=\"%.*s\"",
                 sh->index, f->id, f->err_code, ml, msg);
         snprintf(l->last_error, sizeof l->last_error,
                  "request %" PRIu64 " refused with code %" PRId64 ": %.*s", f->id, f->err_code, ml,
                  msg);
-        kf__collector_set_error(c, "%s: %s", kf__conn_url(l->conn), l->last_error);
+        shard_error(sh, "%s: %s", kf__conn_url(l->conn), l->last_error);
         if (f->id >= l->id_base && f->id - l->id_base < sh->batches) /* one of our SUBSCRIBEs */
-            kf__collector_subscribe_refused(c, kf__conn_url(l->conn), l->last_error);
+            env->ops->subscribe_refused(env->owner, sh->index, kf__conn_url(l->conn),
+                                        l->last_error);
     } else {
-        kf__log(&c->log, KF_LOG_ERROR,
+        kf__log(env->log, KF_LOG_ERROR,
                 "msg=\"exchange error reply\" shard=%zu code=%" PRId64 " error=\"%.*s\"", sh->index,
                 f->err_code, ml, msg);
     }
@@ -228,13 +234,13 @@ static void link_on_error(kf__link *l, const kf__frame *f)
 
 static void link_on_malformed(kf__link *l, const kf__frame *f, const char *data, size_t len)
 {
-    struct kf_collector *c = l->sh->col;
-    KF__STAT_INC(c, parse_errors);
-    uint64_t n = atomic_load_explicit(&c->st.parse_errors, memory_order_relaxed);
+    kf__shard_env *env = &l->sh->env;
+    KF__COUNT_INC(env->st, parse_errors);
+    uint64_t n = atomic_load_explicit(&env->st->parse_errors, memory_order_relaxed);
     if (n <= 10 || n % 10000 == 0) {
         char sample[300];
         kf__log_sample(data, len, sample, sizeof sample);
-        kf__log(&c->log, KF_LOG_WARN,
+        kf__log(env->log, KF_LOG_WARN,
                 "msg=\"malformed frame skipped\" shard=%zu why=\"%s\" bytes=%zu count=%" PRIu64
                 " sample=%s",
                 l->sh->index, f->why ? f->why : "?", len, n, sample);
@@ -249,18 +255,18 @@ static void link_on_malformed(kf__link *l, const kf__frame *f, const char *data,
  */
 static uint64_t shard_overlap_ms(const kf__shard *sh)
 {
-    uint64_t half = sh->col->cfg->max_age_ms / 2;
+    uint64_t half = sh->env.set.max_age_ms / 2;
     return half < 5000 ? half : 5000;
 }
 
 static void shard_finish_rotation(kf__shard *sh)
 {
-    struct kf_collector *c = sh->col;
+    kf__shard_env *env = &sh->env;
     kf__link *old = &sh->link[sh->cur];
     sh->cur = !sh->cur;
     sh->rotating = false;
-    KF__STAT_INC(c, rotations);
-    kf__log(&c->log, KF_LOG_INFO, "msg=\"rotated\" shard=%zu old_age_ms=%" PRIu64, sh->index,
+    KF__COUNT_INC(env->st, rotations);
+    kf__log(env->log, KF_LOG_INFO, "msg=\"rotated\" shard=%zu old_age_ms=%" PRIu64, sh->index,
             shard_now(sh) - old->opened_at);
     if (old->conn)
         kf__conn_close(old->conn, 1000, "rotated");
@@ -270,8 +276,8 @@ static void shard_finish_rotation(kf__shard *sh)
 static void link_on_kline(kf__link *l, const kf_kline *k)
 {
     kf__shard *sh = l->sh;
-    struct kf_collector *c = sh->col;
-    KF__STAT_INC(c, updates);
+    kf__shard_env *env = &sh->env;
+    KF__COUNT_INC(env->st, updates);
     if (k->event_time > l->last_event) {
         l->last_event = k->event_time;
         if (!l->first_event && l->subscribed)
@@ -284,13 +290,13 @@ static void link_on_kline(kf__link *l, const kf_kline *k)
         else if (sh->rotating)
             sh->retire_at = shard_now(sh) + shard_overlap_ms(sh);
     }
-    long si = kf__stream_index_find(&c->index, c->streams, k->symbol, strlen(k->symbol),
+    long si = kf__stream_index_find(env->index, env->streams, k->symbol, strlen(k->symbol),
                                     k->interval_index);
     if (si < 0) {
-        KF__STAT_INC(c, unknown_streams);
+        KF__COUNT_INC(env->st, unknown_streams);
         return;
     }
-    kf__stream *s = &c->streams[si];
+    const kf__stream *s = &env->streams[si];
     if (s->shard == sh->index) {
         size_t rel = (size_t)si - sh->first;
         uint64_t now = shard_now(sh);
@@ -299,7 +305,7 @@ static void link_on_kline(kf__link *l, const kf_kline *k)
             sh->last_event[rel] = k->event_time;
         if (sh->stale[rel]) {
             sh->stale[rel] = 0;
-            kf__log(&c->log, KF_LOG_INFO, "msg=\"stream delivering again\" stream=%s", s->name);
+            kf__log(env->log, KF_LOG_INFO, "msg=\"stream delivering again\" stream=%s", s->name);
         }
         /* The successor of an open candle started: its closing update should follow within
          * seconds; if it never does (the connection dropped around the boundary), REST. */
@@ -312,18 +318,18 @@ static void link_on_kline(kf__link *l, const kf_kline *k)
             sh->await_deadline[rel] = now + KF__CLOSE_GRACE_MS;
         }
     }
-    kf__collector_deliver_ws(c, (size_t)si, k);
+    env->ops->deliver(env->owner, (size_t)si, k);
 }
 
 static void link_on_text(void *ud, kf__conn *conn, const char *data, size_t len)
 {
     kf__link *l = ud;
-    struct kf_collector *c = l->sh->col;
+    kf__shard_env *env = &l->sh->env;
     (void)conn;
-    KF__STAT_INC(c, frames);
-    KF__STAT_ADD(c, bytes, len);
-    if (c->cfg->on_raw)
-        c->cfg->on_raw(c->cfg->on_raw_ud, data, len);
+    KF__COUNT_INC(env->st, frames);
+    KF__COUNT_ADD(env->st, bytes, len);
+    if (env->set.on_raw)
+        env->set.on_raw(env->set.on_raw_ud, data, len);
     kf__frame f;
     kf_kline k;
     switch (kf__decode(data, len, &f, &k)) {
@@ -334,14 +340,14 @@ static void link_on_text(void *ud, kf__conn *conn, const char *data, size_t len)
         link_on_ack(l, f.id);
         break;
     case KF__FRAME_RESULT:
-        kf__log(&c->log, KF_LOG_DEBUG, "msg=\"result reply\" shard=%zu id=%" PRIu64, l->sh->index,
+        kf__log(env->log, KF_LOG_DEBUG, "msg=\"result reply\" shard=%zu id=%" PRIu64, l->sh->index,
                 f.id);
         break;
     case KF__FRAME_ERROR:
         link_on_error(l, &f);
         break;
     case KF__FRAME_EVENT:
-        KF__STAT_INC(c, other_events);
+        KF__COUNT_INC(env->st, other_events);
         break;
     case KF__FRAME_MALFORMED:
         link_on_malformed(l, &f, data, len);
@@ -364,25 +370,25 @@ static void link_reset(kf__link *l)
 /* Counts a lost link by cause; returns the cause as the logs and counters name it. */
 static const char *shard_count_loss(kf__shard *sh, kf__link *l, kf_err err)
 {
-    struct kf_collector *c = sh->col;
+    kf__shard_env *env = &sh->env;
     if (!l->opened) {
-        KF__STAT_INC(c, connect_failures);
+        KF__COUNT_INC(env->st, connect_failures);
         return "connect_failure";
     }
-    KF__STAT_INC(c, disconnects);
+    KF__COUNT_INC(env->st, disconnects);
     if (l->dead) {
-        KF__STAT_INC(c, lost_liveness);
+        KF__COUNT_INC(env->st, lost_liveness);
         return "liveness";
     }
     if (kf__conn_peer_closed(l->conn)) {
-        KF__STAT_INC(c, lost_server_close);
+        KF__COUNT_INC(env->st, lost_server_close);
         return "server_close";
     }
     if (err == KF_ERR_PROTOCOL) {
-        KF__STAT_INC(c, lost_protocol);
+        KF__COUNT_INC(env->st, lost_protocol);
         return "protocol";
     }
-    KF__STAT_INC(c, lost_reset);
+    KF__COUNT_INC(env->st, lost_reset);
     return "reset";
 }
 
@@ -390,47 +396,46 @@ static void link_on_closed(void *ud, kf__conn *conn, kf_err err, const char *why
 {
     kf__link *l = ud;
     kf__shard *sh = l->sh;
-    struct kf_collector *c = sh->col;
+    kf__shard_env *env = &sh->env;
     (void)conn;
     uv_timer_stop(&l->pace);
     l->closed = true;
-    if (atomic_load(&c->stopping) || kf__collector_starting(c)) {
+    if (env->ops->stopping(env->owner) || env->ops->starting(env->owner)) {
         if (l->opened)
-            KF__STAT_INC(c, disconnects);
+            KF__COUNT_INC(env->st, disconnects);
         if (l->subscribed && l->slot == sh->cur)
             shard_set_subscribed(sh, false);
-        kf__collector_shard_closed(c, sh, err, why);
+        env->ops->closed(env->owner, sh->index, err, why);
         return;
     }
     bool active = l->slot == sh->cur;
     if (!active && !sh->rotating) { /* the retired link of a finished rotation */
-        kf__log(&c->log, KF_LOG_DEBUG, "msg=\"retired connection closed\" shard=%zu", sh->index);
+        kf__log(env->log, KF_LOG_DEBUG, "msg=\"retired connection closed\" shard=%zu", sh->index);
         link_reset(l);
         return;
     }
     const char *cause = shard_count_loss(sh, l, err);
     if (!active) { /* the replacement of a rotation failed: keep the old, retry later */
-        kf__log(&c->log, KF_LOG_WARN, "msg=\"rotation failed\" shard=%zu why=\"%s\"", sh->index,
+        kf__log(env->log, KF_LOG_WARN, "msg=\"rotation failed\" shard=%zu why=\"%s\"", sh->index,
                 why);
         sh->rotating = false;
-        sh->rotate_not_before = shard_now(sh) + c->cfg->backoff_max_ms;
+        sh->rotate_not_before = shard_now(sh) + env->set.backoff_max_ms;
         link_reset(l);
         return;
     }
     if (l->opened) {
         if (l->last_error[0])
-            kf__collector_set_error(c, "%s (after the exchange's error reply: %s)", why,
-                                    l->last_error);
+            shard_error(sh, "%s (after the exchange's error reply: %s)", why, l->last_error);
         else
-            kf__collector_set_error(c, "%s", why);
+            shard_error(sh, "%s", why);
         /* the cause as counted (a reset is not "connection refused or unreachable") */
-        kf__log(&c->log, KF_LOG_WARN, "msg=\"connection lost\" shard=%zu cause=%s why=\"%s\"",
+        kf__log(env->log, KF_LOG_WARN, "msg=\"connection lost\" shard=%zu cause=%s why=\"%s\"",
                 sh->index, cause, why);
         if (!sh->down_since)
             sh->down_since = shard_now(sh);
         sh->lost = true;
     } else {
-        kf__collector_set_error(c, "%s", why);
+        shard_error(sh, "%s", why);
     }
     shard_set_subscribed(sh, false);
     link_reset(l);
@@ -442,14 +447,14 @@ static void link_on_closed(void *ud, kf__conn *conn, kf_err err, const char *why
             sh->down_since = 0;
             shard_set_subscribed(sh, true);
         }
-        kf__log(&c->log, KF_LOG_INFO, "msg=\"replacement takes over\" shard=%zu", sh->index);
+        kf__log(env->log, KF_LOG_INFO, "msg=\"replacement takes over\" shard=%zu", sh->index);
         return;
     }
     uint64_t now = shard_now(sh);
     sh->attempt++;
     if (sh->attempt <= 3 || now - sh->last_retry_log >= 60000) {
         sh->last_retry_log = now;
-        kf__log(&c->log, sh->attempt <= 3 ? KF_LOG_INFO : KF_LOG_WARN,
+        kf__log(env->log, sh->attempt <= 3 ? KF_LOG_INFO : KF_LOG_WARN,
                 "msg=\"reconnecting\" shard=%zu attempt=%u down_ms=%" PRIu64 " last=\"%s\"",
                 sh->index, sh->attempt, sh->down_since ? now - sh->down_since : 0, why);
     }
@@ -460,9 +465,9 @@ static void shard_on_retry(uv_timer_t *t)
 {
     kf__shard *sh = t->data;
     sh->retry_pending = false;
-    if (atomic_load(&sh->col->stopping) || sh->link[sh->cur].conn)
+    if (sh->env.ops->stopping(sh->env.owner) || sh->link[sh->cur].conn)
         return;
-    KF__STAT_INC(sh->col, reconnects);
+    KF__COUNT_INC(sh->env.st, reconnects);
     if (shard_open_link(sh, sh->cur) != KF_OK)
         shard_schedule_retry(sh);
 }
@@ -470,9 +475,9 @@ static void shard_on_retry(uv_timer_t *t)
 /* Full jitter: a random delay in [0, min(max, initial * 2^(attempt-1))]. */
 uint64_t kf__shard_retry_delay(kf__shard *sh)
 {
-    const kf_config *cfg = sh->col->cfg;
+    const kf__shard_settings *cfg = &sh->env.set;
     uint64_t cap = kf__backoff_cap(sh->attempt, cfg->backoff_initial_ms, cfg->backoff_max_ms);
-    return kf__rng_upto(&sh->col->rng, cap);
+    return kf__rng_upto(sh->env.rng, cap);
 }
 
 static void shard_schedule_retry(kf__shard *sh)
@@ -488,31 +493,16 @@ static const kf__conn_handler link_handler = {
     .on_closed = link_on_closed,
 };
 
-/* The new-connection budget: false (and *wait_ms set) when an attempt now would exceed it. */
-static bool shard_budget_take(kf__shard *sh, uint64_t *wait_ms)
-{
-    struct kf_collector *c = sh->col;
-    uint64_t now = shard_now(sh), window = c->cfg->conn_budget_window_ms;
-    uint64_t oldest = c->attempts[c->attempts_head];
-    if (oldest && now - oldest < window) {
-        *wait_ms = window - (now - oldest);
-        return false;
-    }
-    c->attempts[c->attempts_head] = now ? now : 1;
-    c->attempts_head = (c->attempts_head + 1) % c->cfg->conn_budget;
-    return true;
-}
-
 static kf_err shard_open_link(kf__shard *sh, int slot)
 {
-    struct kf_collector *c = sh->col;
+    kf__shard_env *env = &sh->env;
     kf__link *l = &sh->link[slot];
     uint64_t wait_ms;
-    if (!shard_budget_take(sh, &wait_ms)) {
-        kf__log(&c->log, KF_LOG_WARN,
+    if (!kf__conn_budget_take(env->budget, shard_now(sh), &wait_ms)) {
+        kf__log(env->log, KF_LOG_WARN,
                 "msg=\"new-connection budget spent\" shard=%zu budget=%u window_ms=%u "
                 "wait_ms=%" PRIu64,
-                sh->index, c->cfg->conn_budget, c->cfg->conn_budget_window_ms, wait_ms);
+                sh->index, env->budget->n, env->budget->window_ms, wait_ms);
         if (slot == sh->cur) {
             sh->retry_pending = true;
             uv_timer_start(&sh->retry, shard_on_retry, wait_ms, 0);
@@ -520,16 +510,16 @@ static kf_err shard_open_link(kf__shard *sh, int slot)
         return KF_ERR_ALREADY_RUNNING; /* scheduled, not failed */
     }
     kf__conn_opts o = {
-        .url = &c->ws_url,
-        .path = c->ws_path,
-        .ssl_ctx = c->ssl_ctx,
-        .max_message = c->cfg->max_message_size,
-        .connect_timeout_ms = c->cfg->connect_timeout_ms,
-        .log = &c->log,
-        .pings = &c->st.pings,
+        .url = env->url,
+        .path = env->path,
+        .ssl_ctx = sh->ssl_ctx,
+        .max_message = env->set.max_message,
+        .connect_timeout_ms = env->set.connect_timeout_ms,
+        .log = env->log,
+        .pings = &env->st->pings,
     };
     link_reset(l);
-    l->conn = kf__conn_new(&c->loop, &o, &link_handler, l);
+    l->conn = kf__conn_new(env->loop, &o, &link_handler, l);
     if (!l->conn)
         return KF_ERR_NOMEM;
     return kf__conn_open(l->conn);
@@ -545,7 +535,7 @@ static kf_err shard_open_link(kf__shard *sh, int slot)
  */
 static void shard_check_stale(kf__shard *sh, uint64_t now)
 {
-    struct kf_collector *c = sh->col;
+    kf__shard_env *env = &sh->env;
     const kf__link *l = &sh->link[sh->cur];
     if (!l->subscribed)
         return;
@@ -553,7 +543,7 @@ static void shard_check_stale(kf__shard *sh, uint64_t now)
     for (size_t i = 0; i < sh->count; i++) {
         if (sh->stale[i])
             continue;
-        const kf__stream *s = &c->streams[sh->first + i];
+        const kf__stream *s = &env->streams[sh->first + i];
         int64_t iv = kf_interval_ms(s->interval);
         int64_t limit = (iv ? iv : 31LL * 86400000) * 2 + 30000;
         uint64_t mono_since =
@@ -566,8 +556,8 @@ static void shard_check_stale(kf__shard *sh, uint64_t now)
         if (exch_silent <= limit && mono_silent <= (uint64_t)limit)
             continue;
         sh->stale[i] = 1;
-        KF__STAT_INC(c, stale_streams);
-        kf__log(&c->log, KF_LOG_WARN,
+        KF__COUNT_INC(env->st, stale_streams);
+        kf__log(env->log, KF_LOG_WARN,
                 "msg=\"stream silent while its connection is subscribed\" stream=%s "
                 "silent_exchange_ms=%" PRId64 " silent_local_ms=%" PRIu64
                 " hint=\"acknowledged names that never deliver: wrong path, unknown or delisted "
@@ -579,9 +569,9 @@ static void shard_check_stale(kf__shard *sh, uint64_t now)
 static void shard_on_tick(uv_timer_t *t)
 {
     kf__shard *sh = t->data;
-    struct kf_collector *c = sh->col;
-    const kf_config *cfg = c->cfg;
-    if (atomic_load(&c->stopping))
+    kf__shard_env *env = &sh->env;
+    const kf__shard_settings *cfg = &env->set;
+    if (env->ops->stopping(env->owner))
         return;
     uint64_t now = shard_now(sh);
     for (int i = 0; i < 2; i++) {
@@ -607,7 +597,7 @@ static void shard_on_tick(uv_timer_t *t)
     kf__link *a = &sh->link[sh->cur];
     if (!sh->rotating && a->conn && a->subscribed && now >= sh->rotate_not_before &&
         now - a->opened_at >= cfg->max_age_ms) {
-        kf__log(&c->log, KF_LOG_INFO, "msg=\"rotating\" shard=%zu age_ms=%" PRIu64, sh->index,
+        kf__log(env->log, KF_LOG_INFO, "msg=\"rotating\" shard=%zu age_ms=%" PRIu64, sh->index,
                 now - a->opened_at);
         sh->rotating = true;
         kf_err e = shard_open_link(sh, !sh->cur);
@@ -634,26 +624,27 @@ static void shard_on_tick(uv_timer_t *t)
             continue;
         int64_t open_time = sh->await_close[i];
         sh->await_close[i] = 0;
-        const kf__stream *s = &c->streams[sh->first + i];
-        KF__STAT_INC(c, missing_closes);
-        kf__log(&c->log, KF_LOG_INFO,
+        const kf__stream *s = &env->streams[sh->first + i];
+        KF__COUNT_INC(env->st, missing_closes);
+        kf__log(env->log, KF_LOG_INFO,
                 "msg=\"closing update never came: asking REST\" stream=%s open_time=%" PRId64,
                 s->name, open_time);
-        kf__repair_request(c->repair, sh->first + i, open_time);
+        env->ops->repair_candle(env->owner, sh->first + i, open_time);
     }
 }
 
 /* ---- lifecycle ---- */
 
-kf_err kf__shard_start(kf__shard *sh)
+kf_err kf__shard_start(kf__shard *sh, SSL_CTX *ssl_ctx)
 {
-    struct kf_collector *c = sh->col;
+    kf__shard_env *env = &sh->env;
+    sh->ssl_ctx = ssl_ctx;
     if (!sh->timers_init) {
-        uv_timer_init(&c->loop, &sh->tick);
-        uv_timer_init(&c->loop, &sh->retry);
+        uv_timer_init(env->loop, &sh->tick);
+        uv_timer_init(env->loop, &sh->retry);
         sh->tick.data = sh->retry.data = sh;
         for (int i = 0; i < 2; i++) {
-            uv_timer_init(&c->loop, &sh->link[i].pace);
+            uv_timer_init(env->loop, &sh->link[i].pace);
             sh->link[i].pace.data = &sh->link[i];
         }
         sh->timers_init = true;
@@ -668,7 +659,7 @@ kf_err kf__shard_start(kf__shard *sh)
     memset(sh->stale, 0, sh->count);
     memset(sh->await_close, 0, sh->count * sizeof *sh->await_close);
     sh->lost = false;
-    uint64_t tick = c->cfg->dead_after_ms / 4;
+    uint64_t tick = env->set.dead_after_ms / 4;
     if (tick > 1000)
         tick = 1000;
     if (tick < 50)
@@ -717,4 +708,13 @@ void kf__shard_release(kf__shard *sh)
         uv_close((uv_handle_t *)&sh->retry, NULL);
         sh->timers_init = false;
     }
+    sh->ssl_ctx = NULL;
+}
+
+void kf__shard_close_arrived(kf__shard *sh, size_t si, int64_t open_time)
+{
+    if (si < sh->first || si - sh->first >= sh->count)
+        return;
+    if (sh->await_close[si - sh->first] == open_time)
+        sh->await_close[si - sh->first] = 0;
 }
