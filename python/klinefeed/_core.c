@@ -779,8 +779,8 @@ static PyObject *collector_ack_wake(collector *self, PyObject *unused)
 
 static PyObject *collector_set_want_updates(collector *self, PyObject *arg)
 {
-    if (!live(self))
-        return NULL;
+    if (!self->b) /* closed: an abandoned stream finalised late has nothing left to change */
+        Py_RETURN_NONE;
     int on = PyObject_IsTrue(arg);
     if (on < 0)
         return NULL;
