@@ -15,6 +15,8 @@ PKGS=(
   curl                               # scripts/soak.sh reads the simulator's /sim/state
   dpkg-dev file                      # the .deb (scripts/deb.sh): dpkg-shlibdeps; CPack runs file
   groff-base man-db                  # the man pages are checked with groff and man (test_man)
+  python3-dev python3-setuptools python3-pip    # the Python package (python/): C extension, pip
+  python3-pytest python3-pytest-asyncio         # its tests
 )
 
 missing=()
