@@ -74,6 +74,32 @@ async def test_closed_candles_equal_truth(sim_factory):
     c.close()
 
 
+async def test_sinks_store_every_closed_candle(sim_factory, tmp_path):
+    """sinks= are the library's stores: every closed candle Python saw is in the SQLite store
+    once stop() returns, with exactly the same text, and nothing else closed is there."""
+    import sqlite3
+    sim = sim_factory("--symbols", "BTCUSDT", "--speed", "600")
+    db = tmp_path / "k.db"
+    c = collector(sim, ["BTCUSDT"], ["1m"], sinks=[f"sqlite:{db}"], backfill=False)
+    got = []
+    async with c:
+        async for candle in c.candles(closed_only=True):
+            got.append(candle)
+            if len(got) == 20:
+                break
+    closed = c.stats()["closed"]
+    c.close()
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    rows = {r[0]: r[1:] for r in con.execute(
+        "SELECT open_time, open, high, low, close, volume, quote_volume, taker_buy_base, "
+        "taker_buy_quote FROM klines WHERE symbol = 'BTCUSDT' AND interval = '1m' "
+        "AND closed = 1")}
+    con.close()
+    assert len(rows) == closed >= 20  # every closed candle once, including any after the 20th
+    for candle in got:
+        assert rows[candle.open_time] == tuple(candle.text(f) for f in FIELDS)
+
+
 async def test_subclass_handler_gets_every_message(sim_factory):
     sim = sim_factory("--symbols", "BTCUSDT", "--speed", "600")
 
