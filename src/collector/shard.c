@@ -579,7 +579,9 @@ static void shard_on_tick(uv_timer_t *t)
         if (!l->conn || kf__conn_get_state(l->conn) != KF__CONN_OPEN)
             continue;
         uint64_t rx = kf__conn_last_rx(l->conn);
-        if (now > rx && now - rx > cfg->dead_after_ms) {
+        if (now > rx && now - rx > cfg->dead_after_ms && !kf__conn_rx_pending(l->conn)) {
+            /* (with bytes waiting it is this process that was late, not the peer: libuv runs
+             * the timers of a turn before its reads, which take them right after) */
             char why[128];
             snprintf(why, sizeof why, "no frame for %" PRIu64 " ms: connection declared dead",
                      now - rx);

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -454,6 +455,14 @@ void kf__conn_abort(kf__conn *c, kf_err err, const char *why)
 uint64_t kf__conn_last_rx(const kf__conn *c)
 {
     return c->last_rx;
+}
+
+bool kf__conn_rx_pending(const kf__conn *c)
+{
+    if (c->toff < c->tlen || (c->ssl && SSL_has_pending(c->ssl)))
+        return true;
+    int n = 0;
+    return c->fd >= 0 && ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
 }
 bool kf__conn_peer_closed(const kf__conn *c)
 {

@@ -89,6 +89,10 @@ void kf__conn_abort(kf__conn *c, kf_err err, const char *why);
 bool kf__conn_peer_closed(const kf__conn *c);
 /* Loop time (uv_now, ms) of the last bytes received; of kf__conn_open() before any. */
 uint64_t kf__conn_last_rx(const kf__conn *c);
+/* Bytes received and not yet read by us: in the socket, or TLS records already taken from it.
+ * A liveness check asks this before declaring the peer dead: after a stall of this process
+ * (a VM pause, SIGSTOP, a starved host) the loop's timers run before its reads. */
+bool kf__conn_rx_pending(const kf__conn *c);
 /* Releases the connection; its libuv handles are closed asynchronously, so keep the loop
  * running until they are (uv_run drains them). Callbacks are not called any more. */
 void kf__conn_destroy(kf__conn *c);

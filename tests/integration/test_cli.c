@@ -1022,6 +1022,49 @@ static void test_run_stop_during_hanging_start(void **state)
 #endif
 }
 
+/* The daemon stopped (SIGSTOP) for longer than its liveness timeout, then continued, as in a VM
+ * pause or on a starved host: the exchange kept sending, the bytes wait in the sockets, so no
+ * connection is declared dead (libuv runs the liveness timer before the reads of the same turn:
+ * every connection was declared dead and reconnected). */
+static void test_run_survives_a_stall(void **state)
+{
+    (void)state;
+#if !HAVE_SIM_PROC
+    skip();
+#else
+    kft_sim *sim = kft_sim_start((const char *[]){"--speed", "60", NULL});
+    assert_non_null(sim);
+    const char *db = tmp_path("stall.db");
+    unlink(db);
+    static const char *const extra[] = {"--ping-interval-ms", "300", "--liveness-timeout-ms",
+                                        "1200", NULL};
+    write_file(tmp_path("cli.err"), "", 0);
+    pid_t pid = spawn_run(kft_sim_port(sim), db, extra);
+    assert_true(wait_for_text(tmp_path("cli.err"), "msg=\"subscribed\"", 20000));
+    sleep(1);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(kill(pid, SIGSTOP), 0);
+        usleep(2500000); /* twice the liveness timeout */
+        assert_int_equal(kill(pid, SIGCONT), 0);
+        sleep(2);
+    }
+    kill(pid, SIGTERM);
+    cli_result r;
+    cli_collect(&r, kft_cli_wait(pid, 30000));
+    kft_sim_stop(sim);
+    if (r.code != 0 || strstr(r.err, "declared dead"))
+        print_error("exit %d, stderr:\n%s", r.code, r.err);
+    assert_int_equal(r.code, 0);
+    assert_null(strstr(r.err, "declared dead"));
+    const char *final_line = strstr(r.err, "msg=\"exiting\"");
+    assert_non_null(final_line);
+    assert_int_equal(log_counter(final_line, "reconnects"), 0);
+    assert_int_equal(log_counter(final_line, "lost_liveness"), 0);
+    assert_true(log_counter(final_line, "closed") > 0);
+    result_free(&r);
+#endif
+}
+
 /* A store whose pages are corrupt is refused at start, naming it and SQLite's reason: never
  * "nothing stored" (which would resume from the wrong place and lose what it lacks). */
 static void test_run_corrupt_store_refused(void **state)
@@ -1111,6 +1154,7 @@ int main(void)
         cmocka_unit_test(test_run_sighup_stops_cleanly),
         cmocka_unit_test(test_run_retry_start),
         cmocka_unit_test(test_run_stop_during_hanging_start),
+        cmocka_unit_test(test_run_survives_a_stall),
         cmocka_unit_test(test_run_corrupt_store_refused),
     };
     return cmocka_run_group_tests_name("cli", tests, group_setup, group_teardown);
