@@ -483,13 +483,14 @@ static void *burst_client(void *arg)
 {
     burst_arg *a = arg;
     reply r = {.body = malloc(BODY_MAX)};
-    for (int i = 0; kft_now_ms() < a->until; i++) {
-        const char *path = i % 2 ? "/readyz" : "/metrics";
+    int i = 0;
+    do { /* at least once, however late the thread started */
+        const char *path = i++ % 2 ? "/readyz" : "/metrics";
         if (http_req(g.http_port, "GET", path, &r) && (r.status == 200 || r.status == 503))
             a->ok++;
         else
             a->failed++;
-    }
+    } while (kft_now_ms() < a->until);
     free(r.body);
     return NULL;
 }
