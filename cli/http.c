@@ -120,9 +120,8 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, http_reply *r)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     cli_http *h = cls;
     (void)version;

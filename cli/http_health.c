@@ -128,15 +128,14 @@ void http_readyz(kf_collector *c, const char *query, http_reply *r)
             snprintf(why, sizeof why, "not open");
         else
             snprintf(why, sizeof why,
-                     "its last write failed (retrying; %zu rows queued of %zu, %" PRIu64
-                     " errors)",
+                     "its last write failed (retrying; %zu rows queued of %zu, %" PRIu64 " errors)",
                      k.queue_rows, k.queue_cap, k.errors);
         problem(&p, "store", k.spec, why);
     }
 
     r->status = p.n ? 503 : 200;
-    http_buf_printf(&r->body, "{\"status\":\"%s\",\"problems\":%zu,\"details\":[", p.n ? "unready" : "ready",
-                    p.n);
+    http_buf_printf(&r->body, "{\"status\":\"%s\",\"problems\":%zu,\"details\":[",
+                    p.n ? "unready" : "ready", p.n);
     if (body.p)
         http_buf_put(&r->body, body.p, body.len);
     if (p.n > MAX_NAMED)

@@ -107,8 +107,7 @@ static void metrics_connections(kf_collector *c, http_buf *b)
     put_family(b, PREFIX "connections_subscribed", "gauge",
                "WebSocket connections with every SUBSCRIBE acknowledged");
     put_u64(b, PREFIX "connections_subscribed", subscribed);
-    put_family(b, PREFIX "connection_up", "gauge",
-               "1 when the connection is open and subscribed");
+    put_family(b, PREFIX "connection_up", "gauge", "1 when the connection is open and subscribed");
     char idx[32];
     for (size_t i = 0; i < n; i++) {
         snprintf(idx, sizeof idx, "%zu", i);
@@ -138,15 +137,13 @@ static void metrics_streams(kf_collector *c, http_buf *b)
     put_family(b, PREFIX "stream_last_closed_open_time_seconds", "gauge",
                "open time (unix seconds) of the newest closed candle of the stream (NaN: none)");
     for (size_t i = 0; i < n; i++)
-        put_sample(b, PREFIX "stream_last_closed_open_time_seconds", "stream",
-                   kf_stream_name(c, i),
+        put_sample(b, PREFIX "stream_last_closed_open_time_seconds", "stream", kf_stream_name(c, i),
                    si[i].has_closed ? (double)si[i].last_closed_open_time / 1000.0 : NAN);
     put_family(b, PREFIX "stream_last_update_age_seconds", "gauge",
                "seconds since the stream's last WebSocket update (NaN: none yet)");
     for (size_t i = 0; i < n; i++)
         put_sample(b, PREFIX "stream_last_update_age_seconds", "stream", kf_stream_name(c, i),
-                   si[i].last_update_age_ms >= 0 ? (double)si[i].last_update_age_ms / 1000.0
-                                                 : NAN);
+                   si[i].last_update_age_ms >= 0 ? (double)si[i].last_update_age_ms / 1000.0 : NAN);
     put_family(b, PREFIX "stream_live", "gauge",
                "1 when the stream's connection is subscribed and has delivered it");
     for (size_t i = 0; i < n; i++)
