@@ -603,12 +603,77 @@ static void test_readyz_locked_store(void **state)
     free(r.body);
 }
 
+/* Reads a whole small file into buf. */
+static void slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, cap - 1, f) : 0;
+    buf[n] = 0;
+    if (f)
+        fclose(f);
+}
+
+/* A malformed --http is a usage error (exit 2) naming it, from the command line or a --config
+ * file; an address that cannot be bound (in use) is exit 1 naming the address and the cause. */
+static void test_bad_address(void **state)
+{
+    (void)state;
+    char out[600], err[600], conf[600], text[4096];
+    snprintf(out, sizeof out, "%s/bad.out", g.dir);
+    snprintf(err, sizeof err, "%s/bad.err", g.dir);
+    snprintf(conf, sizeof conf, "%s/bad.conf", g.dir);
+    const char *const common[] = {"run",
+                                  "--symbols",
+                                  "BTCUSDT",
+                                  "--intervals",
+                                  "1m",
+                                  "--ws-url",
+                                  "ws://127.0.0.1:1/market",
+                                  "--state-dir",
+                                  "none"};
+    const char *args[16];
+    size_t n = sizeof common / sizeof common[0];
+    memcpy(args, common, sizeof common);
+    args[n] = "--http";
+    args[n + 1] = "localhost:http";
+    args[n + 2] = NULL;
+    assert_int_equal(kft_cli_wait(kft_cli_spawn(args, NULL, out, err, NULL, NULL), 10000), 2);
+    slurp(err, text, sizeof text);
+    assert_non_null(strstr(text, "--http: \"localhost:http\" is not ADDR:PORT"));
+
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fputs("http = 127.0.0.1:65536\n", f);
+    fclose(f);
+    args[n] = "--config";
+    args[n + 1] = conf;
+    assert_int_equal(kft_cli_wait(kft_cli_spawn(args, NULL, out, err, NULL, NULL), 10000), 2);
+    slurp(err, text, sizeof text);
+    assert_non_null(strstr(text, "\"127.0.0.1:65536\" is not ADDR:PORT"));
+
+    /* the daemon's own port is taken */
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", g.http_port);
+    args[n] = "--http";
+    args[n + 1] = addr;
+    assert_int_equal(kft_cli_wait(kft_cli_spawn(args, NULL, out, err, NULL, NULL), 10000), 1);
+    slurp(err, text, sizeof text);
+    char want[128];
+    snprintf(want, sizeof want, "--http %s: cannot listen: Address already in use", addr);
+    if (!strstr(text, want))
+        fail_msg("no \"%s\" in: %s", want, text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_metrics_content),         cmocka_unit_test(test_promtool),
-        cmocka_unit_test(test_prometheus_scrape),       cmocka_unit_test(test_burst_does_not_stall),
-        cmocka_unit_test(test_readyz_stalled_exchange), cmocka_unit_test(test_readyz_locked_store),
+        cmocka_unit_test(test_metrics_content),
+        cmocka_unit_test(test_promtool),
+        cmocka_unit_test(test_prometheus_scrape),
+        cmocka_unit_test(test_burst_does_not_stall),
+        cmocka_unit_test(test_readyz_stalled_exchange),
+        cmocka_unit_test(test_readyz_locked_store),
+        cmocka_unit_test(test_bad_address),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
