@@ -184,6 +184,9 @@ static const cli_option run_opts[] = {
      "rows held per sink while it is slow or down (65536, 224 bytes each)"},
     {"status-every", NULL, CLI_UINT, RUN(status_every_s), RUN(has_status_every_s), 0, 86400, "S",
      "a status line every S seconds while running (60; 0: none)"},
+    {"http", NULL, CLI_STRING, RUN(http), NOG, 0, 0, "ADDR:PORT",
+     "serve /metrics (Prometheus), /healthz and /readyz on ADDR:PORT\n"
+     "(127.0.0.1:9100, [::1]:9100; port 0: any free port, logged); off by default"},
     {"log-level", NULL, CLI_LEVEL, RUN(log_level), NOG, 0, 0, "LEVEL",
      "debug | info (default) | warn | error | off"},
     {"config", NULL, CLI_CONFIG, RUN(config), NOG, 0, 0, "FILE",

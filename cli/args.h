@@ -114,6 +114,7 @@ typedef struct cli_run_opts {
     bool help;
     cli_list symbols, intervals, sinks;
     const char *ws_url, *rest_url, *ca_file, *state_dir, *config;
+    const char *http; /* --http ADDR:PORT, NULL: no HTTP server */
     bool testnet, all_updates, no_backfill, retry_start;
     int log_level; /* kf_log_level; KF_LOG_INFO unless given */
     int validate;  /* cli_validate_mode */

@@ -19,6 +19,7 @@
 
 #include "args.h"
 #include "cli.h"
+#include "http.h"
 
 #define DEFAULT_SINK "sqlite:klines.db"
 
@@ -382,8 +383,25 @@ static int run_collector(kf_collector *c, const cli_run_opts *o)
         cli_error("cannot install signal handlers: %s", strerror(errno));
         return CLI_EXIT_RUNTIME;
     }
+    /* The HTTP server first: /healthz answers and /readyz says why not ready while the start
+     * is under way (or retried). It only reads the collector. */
+    cli_http *http = NULL;
+    if (o->http) {
+        char err[CLI_ERR_MAX];
+        unsigned port = 0;
+        http = cli_http_start(o->http, c, &port, err, sizeof err);
+        if (!http) {
+            cli_error("%s", err);
+            signals_restore();
+            return CLI_EXIT_RUNTIME;
+        }
+        cli_log(KF_LOG_INFO,
+                "msg=\"http listening\" addr=%s port=%u paths=/metrics,/healthz,/readyz", o->http,
+                port);
+    }
     int started = start_collector(c, retry_start);
     if (started != 0) {
+        cli_http_stop(http);
         signals_restore();
         return CLI_EXIT_RUNTIME;
     }
@@ -418,6 +436,7 @@ static int run_collector(kf_collector *c, const cli_run_opts *o)
         rc = CLI_EXIT_INCOMPLETE;
     }
     log_final(c, signal_name(sig), rc);
+    cli_http_stop(http);
     signals_restore();
     return rc;
 }
@@ -444,6 +463,11 @@ int cli_run(int argc, char **argv)
     if (o.symbols.n == 0 || o.intervals.n == 0) {
         cli_error("run: %s is required (e.g. --symbols BTCUSDT,ETHUSDT --intervals 1m,5m)",
                   o.symbols.n == 0 ? "--symbols" : "--intervals");
+        rc = CLI_EXIT_USAGE;
+        goto out;
+    }
+    if (o.http && !cli_http_addr_check(o.http, err, sizeof err)) {
+        cli_error("%s", err);
         rc = CLI_EXIT_USAGE;
         goto out;
     }

@@ -584,6 +584,71 @@ uint64_t kf_stats_value(const kf_stats *s, size_t size, size_t i);
 kf_err kf_stats_get(const kf_collector *c, kf_stats *out, size_t size);
 
 /* ------------------------------------------------------------------------ */
+/* Read-only state queries (added after 0.2.0)                             */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * What an exporter or a health check needs beyond the counters: one stream, one connection,
+ * one store, now. Each fills a struct the caller owns, passing its size (pass sizeof info, as
+ * to kf_stats_get: fields are only appended; the library writes what both it and the caller
+ * know and zeroes the rest). Any thread, also while the collector starts or stops; they only
+ * read (atomics, or a per-stream / the collector's lock held for a copy), so a caller polling
+ * them in a loop cannot delay the I/O thread by more than a copy. KF_ERR_INVALID_ARG for a
+ * NULL handle or struct or size 0, KF_ERR_NOT_FOUND for an index past the count.
+ */
+
+/* Where a stream stands. */
+typedef enum kf_stream_state {
+    KF_STREAM_WAITING = 0, /* its connection is subscribed, no update has come yet */
+    KF_STREAM_LIVE = 1,    /* its connection is subscribed and has delivered an update of it */
+    KF_STREAM_DOWN = 2,    /* its connection is not subscribed (not started, lost, reconnecting) */
+} kf_stream_state;
+
+typedef struct kf_stream_info {
+    char symbol[KF_SYMBOL_MAX + 1]; /* "BTCUSDT" */
+    char interval[4];               /* "1m" */
+    size_t connection;              /* its connection, for kf_connection_info_get */
+    kf_stream_state state;
+    bool has_closed;               /* a closed candle is known (received, or read from a store) */
+    int64_t last_closed_open_time; /* open time (ms) of the newest closed candle, if has_closed */
+    int64_t last_update_age_ms;    /* ms since the last WebSocket update of the stream was
+                                      received (local monotonic clock), -1 none yet */
+    uint64_t missing;              /* closed candles known missing now (asked of REST) */
+} kf_stream_info;
+
+/* Stream i (0 <= i < kf_stream_count(c), kf_stream_name's order) into *out. */
+kf_err kf_stream_info_get(const kf_collector *c, size_t i, kf_stream_info *out, size_t size);
+
+typedef struct kf_connection_info {
+    size_t first_stream, streams; /* the streams it carries: [first, first + streams) */
+    bool connected;               /* the active connection is upgraded (WebSocket open) */
+    bool subscribed;              /* ... and every SUBSCRIBE of it acknowledged */
+    int64_t age_ms;               /* ms since the active connection opened, -1 when none */
+} kf_connection_info;
+
+/* Connection (shard) i (0 <= i < kf_connection_count(c)) into *out. */
+kf_err kf_connection_info_get(const kf_collector *c, size_t i, kf_connection_info *out,
+                              size_t size);
+
+/* Number of stores (sinks) configured, in kf_config_add_sink order. Any thread. */
+size_t kf_sink_count(const kf_collector *c);
+
+typedef struct kf_sink_info {
+    char spec[256];    /* the spec as configured ("sqlite:klines.db"), cut to fit */
+    bool open;         /* opened by kf_start and not yet closed by kf_stop */
+    bool healthy;      /* open, and its last write attempt did not fail (a failing store is
+                          retried with backoff; its rows wait in the queue) */
+    size_t queue_rows; /* rows waiting in its queue now */
+    size_t queue_cap;  /* the queue's capacity (kf_config_set_sink_queue) */
+    uint64_t rows;     /* rows it took since kf_start (earlier runs of c not included) */
+    uint64_t errors;   /* failed write attempts and refused rows since kf_start */
+} kf_sink_info;
+
+/* Sink i (0 <= i < kf_sink_count(c)) into *out. A sink that is not open reports open false,
+ * healthy false, zeros. */
+kf_err kf_sink_info_get(const kf_collector *c, size_t i, kf_sink_info *out, size_t size);
+
+/* ------------------------------------------------------------------------ */
 /* History download                                                         */
 /* ------------------------------------------------------------------------ */
 

@@ -10,6 +10,8 @@ PKGS=(
   libuv1-dev                         # event loop, timers, signals, wake-ups
   libcurl4-openssl-dev               # REST
   libsqlite3-dev sqlite3             # the embedded default store (+ CLI for inspection)
+  libmicrohttpd-dev                  # the daemon's HTTP server (--http: /metrics, /healthz, /readyz)
+  prometheus                         # test_http: promtool check metrics, and a real scrape
   libcmocka-dev                      # test framework
   valgrind                           # leak checks of the integration tests
   curl                               # scripts/soak.sh reads the simulator's /sim/state

@@ -55,6 +55,7 @@ static void collector_release(kf_collector *c)
     for (size_t i = 0; c->streams && i < c->nstreams; i++)
         kf__stream_destroy(&c->streams[i]);
     kf__free(c->streams);
+    kf__free((void *)c->last_update);
     kf__free(c->rings);
     kf__conn_budget_free(&c->budget);
     kf__stream_index_free(&c->index);
@@ -120,13 +121,14 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
 
     c->nstreams = cfg->nsymbols * nint;
     c->streams = kf__calloc(c->nstreams, sizeof *c->streams);
+    c->last_update = kf__calloc(c->nstreams, sizeof *c->last_update);
     size_t per = cfg->streams_per_connection;
     c->nshards = (c->nstreams + per - 1) / per;
     c->shards = kf__calloc(c->nshards, sizeof *c->shards);
     c->rings = kf__calloc(c->nstreams * cfg->ring_size, sizeof *c->rings);
     c->covers = kf__calloc(c->nstreams, sizeof *c->covers);
     bool ok =
-        c->streams && c->shards && c->rings && c->covers &&
+        c->streams && c->last_update && c->shards && c->rings && c->covers &&
         kf__conn_budget_init(&c->budget, cfg->conn_budget, cfg->conn_budget_window_ms) == KF_OK;
     size_t k = 0;
     for (size_t s = 0; ok && s < cfg->nsymbols; s++)
@@ -264,6 +266,7 @@ static void collector_deliver_ws(void *owner, size_t si, const kf_kline *k)
     kf__stream *s = &c->streams[si];
     kf__gap gap;
     kf__apply r = kf__stream_apply(s, k, &gap);
+    atomic_store_explicit(&c->last_update[si], uv_now(&c->loop), memory_order_relaxed);
     if (cfg->on_kline)
         cfg->on_kline(cfg->on_kline_ud, k);
     if (r == KF__APPLY_CLOSED) {
@@ -1367,5 +1370,104 @@ kf_err kf_stats_get(const kf_collector *c, kf_stats *out, size_t size)
     memcpy(out, &all, size < sizeof all ? size : sizeof all);
     if (size > sizeof all)
         memset((char *)out + sizeof all, 0, size - sizeof all);
+    return KF_OK;
+}
+
+/* ---- read-only state queries (any thread) ---- */
+
+/* The I/O loop's clock (uv_now: CLOCK_MONOTONIC in ms) read from another thread. */
+static uint64_t loop_clock_ms(void)
+{
+    return uv_hrtime() / 1000000u;
+}
+
+static int64_t age_since(uint64_t now, uint64_t then)
+{
+    return now > then ? (int64_t)(now - then) : 0;
+}
+
+/* Copies what both the library's struct (len bytes in full) and the caller's (size) hold. */
+static void copy_sized(void *out, size_t size, const void *full, size_t len)
+{
+    memcpy(out, full, size < len ? size : len);
+    if (size > len)
+        memset((char *)out + len, 0, size - len);
+}
+
+kf_err kf_stream_info_get(const kf_collector *c, size_t i, kf_stream_info *out, size_t size)
+{
+    if (!c || !out || !size)
+        return KF_ERR_INVALID_ARG;
+    if (i >= c->nstreams)
+        return KF_ERR_NOT_FOUND;
+    kf__stream *s = &c->streams[i];
+    kf_stream_info info;
+    memset(&info, 0, sizeof info);
+    snprintf(info.symbol, sizeof info.symbol, "%s", s->symbol);
+    snprintf(info.interval, sizeof info.interval, "%s", kf_interval_name(s->interval));
+    info.connection = s->shard;
+    pthread_mutex_lock(&s->mu);
+    info.has_closed = s->has_closed;
+    info.last_closed_open_time = s->has_closed ? s->last_closed : 0;
+    pthread_mutex_unlock(&s->mu);
+    info.missing = kf__stream_missing(s);
+    uint64_t last = atomic_load_explicit(&c->last_update[i], memory_order_relaxed);
+    info.last_update_age_ms = last ? age_since(loop_clock_ms(), last) : -1;
+    bool up = false, subscribed = false;
+    uint64_t opened_at = 0;
+    if (atomic_load(&c->running))
+        kf__shard_status(&c->shards[s->shard], &up, &subscribed, &opened_at);
+    info.state = !subscribed ? KF_STREAM_DOWN : last ? KF_STREAM_LIVE : KF_STREAM_WAITING;
+    copy_sized(out, size, &info, sizeof info);
+    return KF_OK;
+}
+
+kf_err kf_connection_info_get(const kf_collector *c, size_t i, kf_connection_info *out, size_t size)
+{
+    if (!c || !out || !size)
+        return KF_ERR_INVALID_ARG;
+    if (i >= c->nshards)
+        return KF_ERR_NOT_FOUND;
+    kf_connection_info info;
+    memset(&info, 0, sizeof info);
+    size_t per = c->cfg->streams_per_connection;
+    info.first_stream = i * per;
+    info.streams = c->nstreams - info.first_stream < per ? c->nstreams - info.first_stream : per;
+    uint64_t opened_at = 0;
+    if (atomic_load(&c->running))
+        kf__shard_status(&c->shards[i], &info.connected, &info.subscribed, &opened_at);
+    info.age_ms = info.connected && opened_at ? age_since(loop_clock_ms(), opened_at) : -1;
+    copy_sized(out, size, &info, sizeof info);
+    return KF_OK;
+}
+
+size_t kf_sink_count(const kf_collector *c)
+{
+    return c ? c->cfg->nsinks : 0;
+}
+
+kf_err kf_sink_info_get(const kf_collector *c, size_t i, kf_sink_info *out, size_t size)
+{
+    if (!c || !out || !size)
+        return KF_ERR_INVALID_ARG;
+    if (i >= c->cfg->nsinks)
+        return KF_ERR_NOT_FOUND;
+    kf_sink_info info;
+    memset(&info, 0, sizeof info);
+    snprintf(info.spec, sizeof info.spec, "%s", c->cfg->sinks[i]);
+    kf_collector *m = (kf_collector *)c; /* the lock, not the state */
+    pthread_mutex_lock(&m->mu);
+    if (i < c->nwriters && c->writers[i]) {
+        kf__writer_stats ws;
+        kf__writer_get_stats(c->writers[i], &ws);
+        info.open = true;
+        info.healthy = !ws.failing;
+        info.queue_rows = ws.queued;
+        info.queue_cap = ws.cap;
+        info.rows = ws.rows;
+        info.errors = ws.errors;
+    }
+    pthread_mutex_unlock(&m->mu);
+    copy_sized(out, size, &info, sizeof info);
     return KF_OK;
 }

@@ -37,6 +37,8 @@ struct kf_collector {
 
     kf__stream *streams;
     size_t nstreams;
+    _Atomic uint64_t *last_update; /* per stream: loop ms of its last WebSocket update, 0 none
+                                      (written by the I/O thread, read by kf_stream_info_get) */
     kf__candle *rings; /* every stream's ring, one zeroed arena touched only as candles arrive */
     kf__stream_index index;
     kf__shard *shards;

@@ -133,9 +133,27 @@ static void link_on_pace(uv_timer_t *t)
         uv_timer_stop(t);
 }
 
+/* Publishes the active link's state for kf__shard_status (readers on other threads). */
+static void shard_publish(kf__shard *sh)
+{
+    const kf__link *l = &sh->link[sh->cur];
+    bool up = l->conn && l->opened && !l->closed;
+    atomic_store_explicit(&sh->pub_opened_at, up ? l->opened_at : 0, memory_order_relaxed);
+    atomic_store_explicit(&sh->pub_up, up, memory_order_relaxed);
+    atomic_store_explicit(&sh->pub_subscribed, up && l->subscribed, memory_order_relaxed);
+}
+
+void kf__shard_status(const kf__shard *sh, bool *up, bool *subscribed, uint64_t *opened_at)
+{
+    *up = atomic_load_explicit(&sh->pub_up, memory_order_relaxed);
+    *subscribed = atomic_load_explicit(&sh->pub_subscribed, memory_order_relaxed);
+    *opened_at = atomic_load_explicit(&sh->pub_opened_at, memory_order_relaxed);
+}
+
 static void shard_set_subscribed(kf__shard *sh, bool on)
 {
     kf__shard_env *env = &sh->env;
+    shard_publish(sh);
     if (on == sh->counted_subscribed)
         return;
     sh->counted_subscribed = on;
@@ -159,8 +177,10 @@ static void link_on_open(void *ud, kf__conn *conn)
     kf__log(env->log, KF_LOG_INFO, "msg=\"connected\" shard=%zu url=%s streams=%zu batches=%zu%s",
             sh->index, kf__conn_url(l->conn), sh->count, sh->batches,
             l->slot != sh->cur ? " role=replacement" : "");
-    if (l->slot == sh->cur)
+    if (l->slot == sh->cur) {
+        shard_publish(sh);
         env->ops->opened(env->owner, sh->index);
+    }
     /* First batch at once, then one every 1/rate seconds: never over the message rate. */
     unsigned rate = env->set.messages_per_second;
     uint64_t period = (1000 + rate - 1) / rate;
@@ -405,6 +425,7 @@ static void link_on_closed(void *ud, kf__conn *conn, kf_err err, const char *why
             KF__COUNT_INC(env->st, disconnects);
         if (l->subscribed && l->slot == sh->cur)
             shard_set_subscribed(sh, false);
+        shard_publish(sh);
         env->ops->closed(env->owner, sh->index, err, why);
         return;
     }
@@ -447,6 +468,7 @@ static void link_on_closed(void *ud, kf__conn *conn, kf_err err, const char *why
             sh->down_since = 0;
             shard_set_subscribed(sh, true);
         }
+        shard_publish(sh);
         kf__log(env->log, KF_LOG_INFO, "msg=\"replacement takes over\" shard=%zu", sh->index);
         return;
     }

@@ -11,6 +11,7 @@
  */
 #ifndef KF_COLLECTOR_SHARD_H
 #define KF_COLLECTOR_SHARD_H
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -136,6 +137,9 @@ typedef struct kf__shard {
     uint64_t *await_deadline;   /* per stream: loop ms after which REST is asked */
     bool lost;                  /* the active link was lost: repair once resubscribed */
     uint8_t *stale;             /* per stream: reported stale */
+    /* Published for readers on any thread (kf__shard_status): the active link's state. */
+    _Atomic bool pub_up, pub_subscribed;
+    _Atomic uint64_t pub_opened_at; /* loop ms the active link opened, 0 when down */
 } kf__shard;
 
 /* Sets the shard up for streams [first, first + count) of env->streams (env is copied; what
@@ -158,5 +162,9 @@ void kf__shard_close_arrived(kf__shard *sh, size_t si, int64_t open_time);
 /* The delay before the shard's next reconnect attempt (sh->attempt failures so far): full
  * jitter in [0, min(max, initial * 2^(attempt-1))] ms, drawn from env.rng. */
 uint64_t kf__shard_retry_delay(kf__shard *sh);
+
+/* The active connection's state, for a reader on any thread: upgraded, subscribed, and the
+ * loop time (ms, uv_now's clock: CLOCK_MONOTONIC) it opened at (0 when down). Atomics only. */
+void kf__shard_status(const kf__shard *sh, bool *up, bool *subscribed, uint64_t *opened_at);
 
 #endif

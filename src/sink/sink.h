@@ -105,6 +105,8 @@ typedef struct kf__writer_stats {
     uint64_t unstored;   /* rows queued (or written, not flushed) but not stored at the stop
                             deadline; also counted in errors */
     uint64_t covers;     /* complete ranges recorded (put_cover) */
+    size_t queued, cap;  /* rows in the queue now, and its capacity */
+    bool failing;        /* the last write/flush/put_cover attempt failed */
 } kf__writer_stats;
 
 /*
@@ -165,5 +167,7 @@ void kf__writer_discard(kf__writer *w);
 void kf__writer_get_stats(kf__writer *w, kf__writer_stats *out);
 /* The open sink's ops and state, for last_closed() queries before start. */
 const kf__sink_ops *kf__writer_ops(kf__writer *w, void **state);
+/* The spec the writer was opened with. Owned by w. Any thread. */
+const char *kf__writer_spec(const kf__writer *w);
 
 #endif

@@ -537,6 +537,15 @@ void kf__writer_get_stats(kf__writer *w, kf__writer_stats *out)
     out->full_waits = atomic_load_explicit(&w->full_waits, memory_order_relaxed);
     out->unstored = atomic_load_explicit(&w->unstored, memory_order_relaxed);
     out->covers = atomic_load_explicit(&w->covers, memory_order_relaxed);
+    size_t head = atomic_load_explicit(&w->head, memory_order_acquire);
+    out->queued = atomic_load_explicit(&w->tail, memory_order_acquire) - head;
+    out->cap = w->cap;
+    out->failing = atomic_load_explicit(&w->failing, memory_order_relaxed) != 0;
+}
+
+const char *kf__writer_spec(const kf__writer *w)
+{
+    return w->spec;
 }
 
 const kf__sink_ops *kf__writer_ops(kf__writer *w, void **state)

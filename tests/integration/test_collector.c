@@ -912,10 +912,128 @@ static void test_stats_size(void **st)
     kft_sim_stop(sim);
 }
 
+/* kf_stream_info_get, kf_connection_info_get, kf_sink_info_get: before the start, running (two
+ * connections of one stream each, a JSONL store), with a caller's struct shorter or longer than
+ * the library's, bad arguments, and after the stop. */
+static bool every_stream_closed(void *arg)
+{
+    kf_collector *c = arg;
+    for (size_t i = 0; i < kf_stream_count(c); i++) {
+        kf_stream_info si;
+        if (kf_stream_info_get(c, i, &si, sizeof si) != KF_OK || !si.has_closed)
+            return false;
+    }
+    return true;
+}
+
+static void test_state_info(void **st)
+{
+    (void)st;
+    kft_sim *sim = start_sim("60", NULL);
+    char *dir = kft_tmpdir();
+    assert_non_null(dir);
+    char sink[600];
+    snprintf(sink, sizeof sink, "jsonl:%s/s.jsonl", dir);
+    kf_config *cfg = kft_sim_config(kft_sim_port(sim), "BTCUSDT,ETHUSDT", "1m", NULL);
+    kf_config_set_log(cfg, NULL, NULL, KF_LOG_WARN);
+    assert_int_equal(kf_config_set_streams_per_connection(cfg, 1), KF_OK);
+    assert_int_equal(kf_config_add_sink(cfg, sink), KF_OK);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_non_null(c);
+    assert_int_equal(kf_connection_count(c), 2);
+    assert_int_equal(kf_sink_count(c), 1);
+
+    kf_stream_info si;
+    kf_connection_info ci;
+    kf_sink_info ki;
+    assert_int_equal(kf_stream_info_get(c, 0, &si, sizeof si), KF_OK);
+    assert_int_equal(si.state, KF_STREAM_DOWN);
+    assert_int_equal(si.last_update_age_ms, -1);
+    assert_false(si.has_closed);
+    assert_int_equal(kf_connection_info_get(c, 1, &ci, sizeof ci), KF_OK);
+    assert_false(ci.connected);
+    assert_int_equal(ci.age_ms, -1);
+    assert_int_equal(kf_sink_info_get(c, 0, &ki, sizeof ki), KF_OK);
+    assert_string_equal(ki.spec, sink);
+    assert_false(ki.open);
+    assert_false(ki.healthy);
+
+    assert_int_equal(kf_start(c), KF_OK);
+    assert_int_equal(kf_wait_connected(c, 5000), KF_OK);
+    assert_true(kft_wait(every_stream_closed, c, 10000));
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(kf_stream_info_get(c, i, &si, sizeof si), KF_OK);
+        assert_string_equal(si.symbol, i == 0 ? "BTCUSDT" : "ETHUSDT");
+        assert_string_equal(si.interval, "1m");
+        assert_int_equal(si.connection, i);
+        assert_int_equal(si.state, KF_STREAM_LIVE);
+        assert_true(si.last_update_age_ms >= 0 && si.last_update_age_ms < 3000);
+        assert_true(si.last_closed_open_time >= 1767225600000LL);
+        assert_int_equal(si.last_closed_open_time % 60000, 0);
+        assert_int_equal(si.missing, 0);
+        assert_int_equal(kf_connection_info_get(c, i, &ci, sizeof ci), KF_OK);
+        assert_true(ci.connected && ci.subscribed);
+        assert_int_equal(ci.first_stream, i);
+        assert_int_equal(ci.streams, 1);
+        assert_true(ci.age_ms >= 0 && ci.age_ms < 60000);
+    }
+    assert_int_equal(kf_sink_info_get(c, 0, &ki, sizeof ki), KF_OK);
+    assert_true(ki.open && ki.healthy);
+    assert_int_equal(ki.queue_cap, 65536);
+    assert_true(ki.queue_rows <= ki.queue_cap);
+    assert_true(ki.errors == 0);
+
+    /* an older caller's shorter struct: nothing written past it */
+    size_t old_size = offsetof(kf_stream_info, state);
+    unsigned char *old = malloc(old_size + 16);
+    assert_non_null(old);
+    memset(old, 0xab, old_size + 16);
+    assert_int_equal(kf_stream_info_get(c, 1, (kf_stream_info *)(void *)old, old_size), KF_OK);
+    assert_string_equal(((kf_stream_info *)(void *)old)->symbol, "ETHUSDT");
+    for (size_t i = old_size; i < old_size + 16; i++)
+        assert_int_equal(old[i], 0xab);
+    free(old);
+    /* a newer caller's longer one: zeros past ours */
+    size_t new_size = sizeof(kf_sink_info) + 32;
+    unsigned char *newer = malloc(new_size);
+    assert_non_null(newer);
+    memset(newer, 0xab, new_size);
+    assert_int_equal(kf_sink_info_get(c, 0, (kf_sink_info *)(void *)newer, new_size), KF_OK);
+    for (size_t i = sizeof(kf_sink_info); i < new_size; i++)
+        assert_int_equal(newer[i], 0);
+    free(newer);
+
+    assert_int_equal(kf_stream_info_get(c, 2, &si, sizeof si), KF_ERR_NOT_FOUND);
+    assert_int_equal(kf_connection_info_get(c, 2, &ci, sizeof ci), KF_ERR_NOT_FOUND);
+    assert_int_equal(kf_sink_info_get(c, 1, &ki, sizeof ki), KF_ERR_NOT_FOUND);
+    assert_int_equal(kf_stream_info_get(NULL, 0, &si, sizeof si), KF_ERR_INVALID_ARG);
+    assert_int_equal(kf_connection_info_get(c, 0, NULL, sizeof ci), KF_ERR_INVALID_ARG);
+    assert_int_equal(kf_sink_info_get(c, 0, &ki, 0), KF_ERR_INVALID_ARG);
+    assert_int_equal(kf_sink_count(NULL), 0);
+
+    assert_int_equal(kf_stop(c), KF_OK);
+    assert_int_equal(kf_connection_info_get(c, 0, &ci, sizeof ci), KF_OK);
+    assert_false(ci.connected);
+    assert_int_equal(kf_stream_info_get(c, 0, &si, sizeof si), KF_OK);
+    assert_int_equal(si.state, KF_STREAM_DOWN);
+    assert_true(si.has_closed);
+    assert_int_equal(kf_sink_info_get(c, 0, &ki, sizeof ki), KF_OK);
+    assert_false(ki.open);
+    kf_free(c);
+    kf_config_free(cfg);
+    char path[700];
+    snprintf(path, sizeof path, "%s/s.jsonl", dir);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+    kft_sim_stop(sim);
+}
+
 /* The functions the header allows from any thread (kf_stats_get, kf_running, kf_connected,
- * kf_errmsg, kf_recent), called in a loop on another thread while the owner starts and stops
- * the collector three times, with a sink and REST repair: under ThreadSanitizer, any state
- * they read that kf_start or kf_stop writes without the lock is a reported race. */
+ * kf_errmsg, kf_recent, kf_stream_info_get, kf_connection_info_get, kf_sink_info_get), called in a
+ * loop on another thread while the owner starts and stops the collector three times, with a sink
+ * and REST repair: under ThreadSanitizer, any state they read that kf_start or kf_stop writes
+ * without the lock is a reported race. */
 typedef struct poller {
     kf_collector *c;
     atomic_bool stop;
@@ -934,6 +1052,18 @@ static void *poller_main(void *arg)
         kf_kline out[2];
         size_t n = 2;
         kf_recent(p->c, "BTCUSDT", "1m", out, &n);
+        for (size_t i = 0; i < kf_stream_count(p->c); i++) {
+            kf_stream_info si;
+            kf_stream_info_get(p->c, i, &si, sizeof si);
+        }
+        for (size_t i = 0; i < kf_connection_count(p->c); i++) {
+            kf_connection_info ci;
+            kf_connection_info_get(p->c, i, &ci, sizeof ci);
+        }
+        for (size_t i = 0; i < kf_sink_count(p->c); i++) {
+            kf_sink_info ki;
+            kf_sink_info_get(p->c, i, &ki, sizeof ki);
+        }
         p->rounds++;
     }
     return NULL;
@@ -1152,6 +1282,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_stop),
         cmocka_unit_test(test_wait_connected),
         cmocka_unit_test(test_stats_size),
+        cmocka_unit_test(test_state_info),
         cmocka_unit_test(test_queries_while_starting_and_stopping),
         cmocka_unit_test(test_server_pings_answered),
         cmocka_unit_test(test_hostile_frames_skipped),
