@@ -49,9 +49,10 @@ struct kf_collector {
     kf__writer **writers;      /* guarded by mu (stats readers) */
     size_t nwriters;
     uint64_t sink_rows_done, sink_errors_done, sink_unstored_done; /* of writers already closed */
-    char rest_state[1200];  /* file keeping REST pauses across processes, "" none */
-    kf__cover *covers;      /* complete ranges being recorded (one per stream), I/O thread */
-    uv_timer_t cover_timer; /* records the complete ranges every KF__COVER_EVERY_MS */
+    _Atomic uint64_t unreceived; /* at the last stop: closed candles that never arrived (missing) */
+    char rest_state[1200];       /* file keeping REST pauses across processes, "" none */
+    kf__cover *covers;           /* complete ranges being recorded (one per stream), I/O thread */
+    uv_timer_t cover_timer;      /* records the complete ranges every KF__COVER_EVERY_MS */
     bool cover_timer_init;
     uv_timer_t drain_timer; /* applies waiting REST rows again once the stores have room */
     bool drain_timer_init;
