@@ -93,6 +93,11 @@ static int build_config(kf_config *cfg, const cli_run_opts *o)
         snprintf(num, sizeof num, "%" PRId64, o->backfill_from);
         CLI_SET(kf_config_set_backfill_from(cfg, o->backfill_from), "--backfill-from", num);
     }
+    if (o->shard) {
+        int rc = cli_set_shard(cfg, o->shard);
+        if (rc != CLI_EXIT_OK)
+            return rc;
+    }
     if (o->ca_file) {
         int rc = cli_set_ca_file(cfg, o->ca_file);
         if (rc != CLI_EXIT_OK)

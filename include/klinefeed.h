@@ -256,6 +256,22 @@ kf_err kf_config_add_interval(kf_config *cfg, const char *interval);
 kf_err kf_config_add_symbols(kf_config *cfg, const char *csv);
 kf_err kf_config_add_intervals(kf_config *cfg, const char *csv);
 
+/*
+ * Work shared by N collectors: this one keeps only the symbols whose shard is k,
+ * kf_shard_of(symbol, n) == k, so N collectors given the same symbols and shards 1/N .. N/N
+ * cover every stream exactly once. 1 <= k <= n <= 1000000; (0, 0) removes the sharding.
+ * Applied by kf_create() and kf_history_new() to the configured symbols; a shard left without
+ * a symbol is KF_ERR_CONFIG there, naming the shard. A bad k or n is KF_ERR_CONFIG here.
+ */
+kf_err kf_config_set_shard(kf_config *cfg, unsigned k, unsigned n);
+/*
+ * The shard (1..n) of a symbol among n: FNV-1a 64 (offset basis 14695981039346656037, prime
+ * 1099511628211) over the bytes of the symbol with ASCII letters in uppercase, mod n, plus 1.
+ * Fixed by this definition: the same on every machine, in every process and every version
+ * (no per-process seed). 0 when symbol is NULL or n is 0. Pure; any thread.
+ */
+unsigned kf_shard_of(const char *symbol, unsigned n);
+
 /* Testnet endpoints instead of mainnet. An explicit URL override still wins. */
 kf_err kf_config_set_testnet(kf_config *cfg, bool testnet);
 /* Optional credentials, copied; never logged. Market streams do not need them. */
