@@ -321,25 +321,30 @@ static void exchange_info(sim_conn *c, int64_t used)
     for (int i = 0; i < g_nsyms; i++) {
         const sim_symbol *s = &g_syms[i];
         size_t nl = strlen(s->name);
+        /* PROTOCOL.md: quarterlies are BTCUSDT_261225; USDC-margined pairs end in USDC */
+        const char *us = strchr(s->name, '_');
+        size_t pl = us ? (size_t)(us - s->name) : nl; /* the pair */
+        const char *quote = pl > 4 && strncmp(s->name + pl - 4, "USDC", 4) == 0 ? "USDC" : "USDT";
         const char *base_end =
-            nl > 4 && strcmp(s->name + nl - 4, "USDT") == 0 ? s->name + nl - 4 : s->name + nl;
+            pl > 4 && strncmp(s->name + pl - 4, quote, 4) == 0 ? s->name + pl - 4 : s->name + pl;
         if (i)
             sb_puts(&b, ",");
         sb_puts(&b, "{\"symbol\":");
         sb_json_str(&b, s->name, nl);
         sb_puts(&b, ",\"pair\":");
-        sb_json_str(&b, s->name, nl);
+        sb_json_str(&b, s->name, pl);
         sb_printf(&b,
-                  ",\"contractType\":\"PERPETUAL\",\"deliveryDate\":4133404800000,"
+                  ",\"contractType\":\"%s\",\"deliveryDate\":4133404800000,"
                   "\"onboardDate\":%lld,\"status\":\"%s\",\"baseAsset\":",
-                  (long long)market_listing_ms(), s->trading ? "TRADING" : "SETTLING");
+                  us ? "CURRENT_QUARTER" : "PERPETUAL", (long long)market_listing_ms(),
+                  s->trading ? "TRADING" : "SETTLING");
         sb_json_str(&b, s->name, (size_t)(base_end - s->name));
         sb_printf(&b,
-                  ",\"quoteAsset\":\"USDT\",\"marginAsset\":\"USDT\",\"pricePrecision\":%d,"
+                  ",\"quoteAsset\":\"%s\",\"marginAsset\":\"%s\",\"pricePrecision\":%d,"
                   "\"quantityPrecision\":%d,\"baseAssetPrecision\":8,\"quotePrecision\":8,"
                   "\"underlyingType\":\"COIN\",\"filters\":[{\"filterType\":\"PRICE_FILTER\","
                   "\"tickSize\":\"",
-                  s->pp, s->qp);
+                  quote, quote, s->pp, s->qp);
         sb_dec(&b, 1, s->pp);
         sb_puts(&b, "\",\"minPrice\":\"");
         sb_dec(&b, 1, s->pp);
