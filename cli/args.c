@@ -133,7 +133,8 @@ bad:
 
 static const cli_option run_opts[] = {
     {"symbols", NULL, CLI_LIST, RUN(symbols), NOG, 0, 0, "LIST",
-     "comma-separated symbols, e.g. BTCUSDT,ETHUSDT (required; repeatable)"},
+     "comma-separated symbols, e.g. BTCUSDT,ETHUSDT (required; repeatable); ALL:\n"
+     "every TRADING USDT perpetual of exchangeInfo at start (read once)"},
     {"intervals", NULL, CLI_LIST, RUN(intervals), NOG, 0, 0, "LIST",
      "comma-separated intervals from 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M\n"
      "(required; repeatable)"},

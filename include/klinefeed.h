@@ -250,6 +250,18 @@ const char *kf_config_errmsg(const kf_config *cfg);
  * bytes. A repeated symbol is ignored. sym is copied.
  */
 kf_err kf_config_add_symbol(kf_config *cfg, const char *sym);
+/*
+ * Adds every USDT-M perpetual the exchange trades now: each symbol of GET
+ * /fapi/v1/exchangeInfo (cfg's REST base, CA file, TLS verification, connect timeout, state
+ * directory's REST pauses; logged to cfg's log) with contractType PERPETUAL, quoteAsset USDT and
+ * status TRADING, in the exchange's order, after those already added; what `--symbols ALL`
+ * does. *added (may be NULL) is how many were new. Blocking (at most the connect timeout), on
+ * the caller's thread; cfg as for its setters. KF_OK; KF_ERR_REST, KF_ERR_TLS, ... when the
+ * exchange could not be asked or its answer is malformed, with kf_config_errmsg() naming the URL
+ * and the cause (cfg keeps what it had). The set is read once: a listing after the call is not
+ * collected, a delisting makes kf_start() refuse the symbol (validation) until it is removed.
+ */
+kf_err kf_config_add_exchange_symbols(kf_config *cfg, size_t *added);
 /* Adds one of the 15 intervals ("1m" ... "1M"); anything else is KF_ERR_CONFIG. */
 kf_err kf_config_add_interval(kf_config *cfg, const char *interval);
 /* Adds a comma-separated list ("BTCUSDT,ETHUSDT"; "1m,5m"); stops at the first bad item. */

@@ -3,18 +3,23 @@
  * change of hash fails here, not in a deployment whose shards would then overlap), shard
  * settings are checked, a shard left without a symbol is refused naming it, and three
  * collectors with shards 1/3, 2/3, 3/3 against one simulator subscribe every stream exactly
- * once between them (read from the simulator's /sim/state).
+ * once between them (read from the simulator's /sim/state). "ALL" (kf_config_add_exchange_symbols,
+ * `klinefeed run --symbols ALL`) is every TRADING USDT perpetual of exchangeInfo, not a
+ * quarterly, a USDC pair or a delisted one; with --shard, the shard's part of those.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "cli_proc.h"
 #include "kftest.h"
 #include "sim_proc.h"
 
@@ -147,12 +152,97 @@ static void test_three_shards_cover_once(void **st)
         kf_free(c[k]);
 }
 
+/* The simulator lists perpetuals, a quarterly, a USDC pair and a delisted (SETTLING) symbol. */
+#define ALL_SIM_SYMBOLS "AAAUSDT,BBBUSDT,CCCUSDT,DDDUSDT_261225,EEEUSDC,FFFUSDT"
+#define ALL_SIM_DELISTED "GGGUSDT"
+
+static void test_exchange_symbols(void **st)
+{
+    (void)st;
+    kft_sim *sim = kft_sim_run("--speed", "1", "--symbols", ALL_SIM_SYMBOLS, "--delisted",
+                               ALL_SIM_DELISTED, NULL);
+    int port = kft_sim_port(sim);
+    kf_config *cfg = kft_sim_config(port, "BBBUSDT", "1m", NULL);
+    kf_config_set_log(cfg, NULL, NULL, KF_LOG_OFF);
+    size_t added = 99;
+    assert_int_equal(kf_config_add_exchange_symbols(cfg, &added), KF_OK);
+    assert_int_equal(added, 3); /* AAAUSDT, CCCUSDT, FFFUSDT; BBBUSDT was there */
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    assert_non_null(c);
+    assert_int_equal(kf_stream_count(c), 4);
+    const char *want[] = {"bbbusdt@kline_1m", "aaausdt@kline_1m", "cccusdt@kline_1m",
+                          "fffusdt@kline_1m"};
+    for (size_t i = 0; i < 4; i++)
+        assert_string_equal(kf_stream_name(c, i), want[i]);
+    kf_free(c);
+    kf_config_free(cfg);
+
+    /* unreachable: an error naming the URL, the configuration unchanged */
+    cfg = kft_sim_config(1, "BBBUSDT", "1m", NULL);
+    kf_config_set_log(cfg, NULL, NULL, KF_LOG_OFF);
+    kf_config_set_connect_timeout_ms(cfg, 1000);
+    assert_int_not_equal(kf_config_add_exchange_symbols(cfg, &added), KF_OK);
+    assert_int_equal(added, 0);
+    assert_non_null(strstr(kf_config_errmsg(cfg), "127.0.0.1:1"));
+    c = kf_create(cfg, NULL, 0);
+    assert_int_equal(kf_stream_count(c), 1);
+    kf_free(c);
+    kf_config_free(cfg);
+    assert_int_equal(kf_config_add_exchange_symbols(NULL, NULL), KF_ERR_INVALID_ARG);
+}
+
+static bool sim_streams_are(int port, size_t n)
+{
+    return kft_sim_state_get(port, &state) && state.nstreams == n;
+}
+
+/* The daemon: --symbols ALL with --shard 1/1 subscribes exactly the TRADING USDT perpetuals. */
+static void test_daemon_all(void **st)
+{
+    (void)st;
+    kft_sim *sim = kft_sim_run("--speed", "1", "--symbols", ALL_SIM_SYMBOLS, "--delisted",
+                               ALL_SIM_DELISTED, NULL);
+    int port = kft_sim_port(sim);
+    char *dir = kft_tmpdir();
+    char ws[64], rest[64], sink[300], log[300];
+    snprintf(ws, sizeof ws, "ws://127.0.0.1:%d/market", port);
+    snprintf(rest, sizeof rest, "http://127.0.0.1:%d", port);
+    snprintf(sink, sizeof sink, "jsonl:%s/out.jsonl", dir);
+    snprintf(log, sizeof log, "%s/daemon.log", dir);
+    const char *args[] = {"run", "--symbols",   "all",  "--intervals", "1m,5m",    "--shard",
+                          "1/1", "--ws-url",    ws,     "--rest-url",  rest,       "--sink",
+                          sink,  "--state-dir", "none", "--validate",  "required", NULL};
+    pid_t pid = kft_spawn_daemon(args, log);
+    assert_true(pid > 0);
+    bool ok = false;
+    for (int i = 0; i < 500 && !ok; i++) {
+        ok = sim_streams_are(port, 8);
+        if (!ok)
+            usleep(20000);
+    }
+    if (!ok) {
+        kill(pid, SIGKILL);
+        kft_cli_wait(pid, 5000);
+        fail_msg("daemon did not subscribe 8 streams (has %zu)", state.nstreams);
+    }
+    const char *want[] = {"aaausdt@kline_1m", "aaausdt@kline_5m", "cccusdt@kline_1m",
+                          "cccusdt@kline_5m", "fffusdt@kline_1m", "fffusdt@kline_5m",
+                          "bbbusdt@kline_1m", "bbbusdt@kline_5m"};
+    for (size_t i = 0; i < 8; i++)
+        assert_int_equal(kft_sim_state_count(&state, want[i]), 1);
+    kill(pid, SIGTERM);
+    assert_int_equal(kft_cli_wait(pid, 20000), 0);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shard_of_pinned),
         cmocka_unit_test(test_shard_config),
         cmocka_unit_test_teardown(test_three_shards_cover_once, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_exchange_symbols, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_daemon_all, kft_sim_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
