@@ -235,6 +235,68 @@ static void test_daemon_all(void **st)
     free(dir);
 }
 
+static bool has_updates(void *c)
+{
+    kf_kline k[2];
+    size_t n = 2;
+    return kf_recent(c, "NEWUSDT", "1m", k, &n) == KF_OK && n > 0;
+}
+
+/* The simulator's run-time listing: /sim/list makes a TRADING perpetual whose candles start at
+ * the current minute (REST and truth agree, onboardDate says so) and whose streams deliver;
+ * /sim/delist makes it SETTLING and silent. */
+static void test_sim_list_delist(void **st)
+{
+    (void)st;
+    kft_sim *sim = kft_sim_run("--speed", "60", "--symbols", "AAAUSDT", NULL);
+    int port = kft_sim_port(sim);
+    static char body[KFT_HTTP_BUF];
+    assert_int_equal(kft_http_get(port, "/sim/delist?symbol=NEWUSDT", body, sizeof body), 400);
+    assert_int_equal(kft_http_get(port, "/sim/list?symbol=new", body, sizeof body), 400);
+    assert_int_equal(kft_http_get(port, "/sim/list?symbol=NEWUSDT", body, sizeof body), 200);
+    const char *ob = strstr(body, "\"onboardDate\":");
+    assert_non_null(ob);
+    long long onboard = atoll(ob + 14);
+    assert_true(onboard > 0 && onboard % 60000 == 0);
+
+    kf_config *cfg = kft_sim_config(port, "AAAUSDT", "1m", NULL);
+    kf_config_set_log(cfg, NULL, NULL, KF_LOG_OFF);
+    size_t added = 0;
+    assert_int_equal(kf_config_add_exchange_symbols(cfg, &added), KF_OK);
+    assert_int_equal(added, 1);
+    kf_config_set_backfill(cfg, false);
+    kf_collector *c = kf_create(cfg, NULL, 0);
+    kf_config_free(cfg);
+    assert_int_equal(kf_start(c), KF_OK);
+    assert_int_equal(kf_wait_connected(c, 10000), KF_OK);
+    assert_true(kft_wait(has_updates, c, 10000));
+    kf_kline k[4];
+    size_t n = 4;
+    assert_int_equal(kf_recent(c, "NEWUSDT", "1m", k, &n), KF_OK);
+    assert_true(k[0].open_time >= onboard);
+    /* REST: the first candle opens at the listing */
+    char path[160];
+    snprintf(path, sizeof path, "/fapi/v1/klines?symbol=NEWUSDT&interval=1m&startTime=0&limit=1");
+    assert_int_equal(kft_http_get(port, path, body, sizeof body), 200);
+    assert_int_equal(atoll(body + 2), onboard);
+
+    assert_int_equal(kft_http_get(port, "/sim/delist?symbol=NEWUSDT", body, sizeof body), 200);
+    assert_non_null(strstr(body, "SETTLING"));
+    usleep(300000); /* what was in flight */
+    kf_stats a, b;
+    n = 4;
+    kf_recent(c, "NEWUSDT", "1m", k, &n);
+    int64_t last = n ? k[n - 1].event_time : 0;
+    kf_stats_get(c, &a, sizeof a);
+    usleep(1500000); /* 90 simulated seconds */
+    kf_stats_get(c, &b, sizeof b);
+    assert_true(b.updates > a.updates); /* AAAUSDT goes on */
+    n = 4;
+    kf_recent(c, "NEWUSDT", "1m", k, &n);
+    assert_int_equal(n ? k[n - 1].event_time : 0, last); /* NEWUSDT is silent */
+    kf_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +305,7 @@ int main(void)
         cmocka_unit_test_teardown(test_three_shards_cover_once, kft_sim_teardown),
         cmocka_unit_test_teardown(test_exchange_symbols, kft_sim_teardown),
         cmocka_unit_test_teardown(test_daemon_all, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_sim_list_delist, kft_sim_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
