@@ -250,11 +250,39 @@ const char *kf_config_errmsg(const kf_config *cfg);
  * bytes. A repeated symbol is ignored. sym is copied.
  */
 kf_err kf_config_add_symbol(kf_config *cfg, const char *sym);
+/*
+ * Adds every USDT-M perpetual the exchange trades now: each symbol of GET
+ * /fapi/v1/exchangeInfo (cfg's REST base, CA file, TLS verification, connect timeout, state
+ * directory's REST pauses; logged to cfg's log) with contractType PERPETUAL, quoteAsset USDT and
+ * status TRADING, in the exchange's order, after those already added; what `--symbols ALL`
+ * does. *added (may be NULL) is how many were new. Blocking (at most the connect timeout), on
+ * the caller's thread; cfg as for its setters. KF_OK; KF_ERR_REST, KF_ERR_TLS, ... when the
+ * exchange could not be asked or its answer is malformed, with kf_config_errmsg() naming the URL
+ * and the cause (cfg keeps what it had). The set is read once: a listing after the call is not
+ * collected, a delisting makes kf_start() refuse the symbol (validation) until it is removed.
+ */
+kf_err kf_config_add_exchange_symbols(kf_config *cfg, size_t *added);
 /* Adds one of the 15 intervals ("1m" ... "1M"); anything else is KF_ERR_CONFIG. */
 kf_err kf_config_add_interval(kf_config *cfg, const char *interval);
 /* Adds a comma-separated list ("BTCUSDT,ETHUSDT"; "1m,5m"); stops at the first bad item. */
 kf_err kf_config_add_symbols(kf_config *cfg, const char *csv);
 kf_err kf_config_add_intervals(kf_config *cfg, const char *csv);
+
+/*
+ * Work shared by N collectors: this one keeps only the symbols whose shard is k,
+ * kf_shard_of(symbol, n) == k, so N collectors given the same symbols and shards 1/N .. N/N
+ * cover every stream exactly once. 1 <= k <= n <= 1000000; (0, 0) removes the sharding.
+ * Applied by kf_create() and kf_history_new() to the configured symbols; a shard left without
+ * a symbol is KF_ERR_CONFIG there, naming the shard. A bad k or n is KF_ERR_CONFIG here.
+ */
+kf_err kf_config_set_shard(kf_config *cfg, unsigned k, unsigned n);
+/*
+ * The shard (1..n) of a symbol among n: FNV-1a 64 (offset basis 14695981039346656037, prime
+ * 1099511628211) over the bytes of the symbol with ASCII letters in uppercase, mod n, plus 1.
+ * Fixed by this definition: the same on every machine, in every process and every version
+ * (no per-process seed). 0 when symbol is NULL or n is 0. Pure; any thread.
+ */
+unsigned kf_shard_of(const char *symbol, unsigned n);
 
 /* Testnet endpoints instead of mainnet. An explicit URL override still wins. */
 kf_err kf_config_set_testnet(kf_config *cfg, bool testnet);

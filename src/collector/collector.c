@@ -91,6 +91,11 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
         errbuf_set(errbuf, errlen, "out of memory");
         return NULL;
     }
+    if (kf__config_apply_shard(c->cfg, errbuf, errlen) != KF_OK) {
+        kf_config_free(c->cfg);
+        kf__free(c);
+        return NULL;
+    }
     kf__logger_init(&c->log, cfg->log_fn, cfg->log_userdata, cfg->log_level);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
@@ -119,6 +124,10 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
     if (!kf__fetch_state_path(cfg->state_dir, c->rest_base, c->rest_state, sizeof c->rest_state))
         c->rest_state[0] = 0;
 
+    cfg = c->cfg; /* the shard's symbols from here on */
+    if (cfg->shard_n)
+        kf__log(&c->log, KF_LOG_INFO, "msg=\"shard\" shard=%u/%u symbols=%zu", cfg->shard_k,
+                cfg->shard_n, cfg->nsymbols);
     c->nstreams = cfg->nsymbols * nint;
     c->streams = kf__calloc(c->nstreams, sizeof *c->streams);
     c->last_update = kf__calloc(c->nstreams, sizeof *c->last_update);
