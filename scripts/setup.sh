@@ -10,6 +10,7 @@ PKGS=(
   libuv1-dev                         # event loop, timers, signals, wake-ups
   libcurl4-openssl-dev               # REST
   libsqlite3-dev sqlite3             # the embedded default store (+ CLI for inspection)
+  libpq-dev postgresql               # the PostgreSQL store (libpq) and a server for its tests
   libcmocka-dev                      # test framework
   valgrind                           # leak checks of the integration tests
   curl                               # scripts/soak.sh reads the simulator's /sim/state

@@ -98,22 +98,27 @@ kf__writer *kf__writer_open(const char *spec, size_t queue_cap, kf__logger *lg, 
     const kf__sink_ops *ops = kf__sink_lookup(spec, &target);
     if (!ops) {
         snprintf(err, errlen,
-                 "%s: unknown sink (expected sqlite:PATH, jsonl:PATH, jsonl:-, csv:PATH or "
-                 "csv:-)",
+                 "%s: unknown sink (expected sqlite:PATH, jsonl:PATH, jsonl:-, csv:PATH, "
+                 "csv:- or postgres:CONNINFO)",
                  spec ? spec : "(null)");
         return NULL;
     }
     if (queue_cap == 0) {
-        snprintf(err, errlen, "%s: queue capacity must be at least 1", spec);
+        char shown[1024];
+        kf__sink_mask(spec, shown, sizeof shown);
+        snprintf(err, errlen, "%s: queue capacity must be at least 1", shown);
         return NULL;
     }
     kf__writer *w = kf__calloc(1, sizeof *w);
     if (w) {
-        w->spec = kf__strdup(spec);
+        char shown[1024]; /* what every log line and error names: no password */
+        kf__sink_mask(spec, shown, sizeof shown);
+        w->spec = kf__strdup(shown);
         w->ring = kf__calloc(queue_cap, sizeof *w->ring);
     }
     if (!w || !w->spec || !w->ring) {
-        snprintf(err, errlen, "%s: out of memory for a queue of %zu rows", spec, queue_cap);
+        snprintf(err, errlen, "%s: out of memory for a queue of %zu rows",
+                 w && w->spec ? w->spec : "sink", queue_cap);
         if (w) {
             kf__free(w->spec);
             kf__free(w->ring);
@@ -138,6 +143,8 @@ kf__writer *kf__writer_open(const char *spec, size_t queue_cap, kf__logger *lg, 
         kf__writer_free(w);
         return NULL;
     }
+    if (ops->version >= 3 && ops->set_log)
+        ops->set_log(w->state, lg);
     return w;
 }
 
