@@ -40,7 +40,7 @@ typedef struct pg {
 } pg;
 
 #define PG_COLS                                                                                    \
-    "symbol, interval, open_time, close_time, open, high, low, close, volume, quote_volume, "    \
+    "symbol, interval, open_time, close_time, open, high, low, close, volume, quote_volume, "      \
     "trades, taker_buy_base, taker_buy_quote, closed"
 
 static const char PG_CREATE[] =
@@ -64,7 +64,7 @@ static const char PG_CREATE[] =
     "quote_volume = excluded.quote_volume, trades = excluded.trades, "                             \
     "taker_buy_base = excluded.taker_buy_base, taker_buy_quote = excluded.taker_buy_quote, "       \
     "closed = excluded.closed "                                                                    \
-    "WHERE excluded.closed >= klines.closed AND (klines.*)::text IS DISTINCT FROM "               \
+    "WHERE excluded.closed >= klines.closed AND (klines.*)::text IS DISTINCT FROM "                \
     "(excluded.*)::text"
 
 /* The staged batch, one row per key: its last closed row, else its last row (what applying
@@ -79,11 +79,20 @@ static const char PG_UPSERT1[] =
 static const struct {
     const char *name, *type;
 } pg_columns[] = {
-    {"symbol", "text"},          {"interval", "text"},       {"open_time", "bigint"},
-    {"close_time", "bigint"},    {"open", "numeric"},        {"high", "numeric"},
-    {"low", "numeric"},          {"close", "numeric"},       {"volume", "numeric"},
-    {"quote_volume", "numeric"}, {"trades", "bigint"},       {"taker_buy_base", "numeric"},
-    {"taker_buy_quote", "numeric"}, {"closed", "boolean"},
+    {"symbol", "text"},
+    {"interval", "text"},
+    {"open_time", "bigint"},
+    {"close_time", "bigint"},
+    {"open", "numeric"},
+    {"high", "numeric"},
+    {"low", "numeric"},
+    {"close", "numeric"},
+    {"volume", "numeric"},
+    {"quote_volume", "numeric"},
+    {"trades", "bigint"},
+    {"taker_buy_base", "numeric"},
+    {"taker_buy_quote", "numeric"},
+    {"closed", "boolean"},
 };
 #define PG_NCOLS (sizeof pg_columns / sizeof pg_columns[0])
 
@@ -218,8 +227,9 @@ static kf_err pg_exec(pg *s, const char *sql, const char *what, char *err, size_
 {
     PGresult *r = PQexec(s->conn, sql);
     ExecStatusType st = PQresultStatus(r);
-    kf_err rc = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? KF_OK
-                                                                  : pg_fail(s, what, r, err, errlen);
+    kf_err rc = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+                    ? KF_OK
+                    : pg_fail(s, what, r, err, errlen);
     PQclear(r);
     return rc;
 }
@@ -280,8 +290,8 @@ static kf_err pg_schema(pg *s, char *err, size_t errlen)
 {
     kf_err rc = pg_exec(s, "BEGIN", "BEGIN", err, errlen);
     if (!rc)
-        rc = pg_exec(s, "SELECT pg_advisory_xact_lock(7146524351836275042)", "advisory lock",
-                     err, errlen);
+        rc = pg_exec(s, "SELECT pg_advisory_xact_lock(7146524351836275042)", "advisory lock", err,
+                     errlen);
     if (!rc)
         rc = pg_exec(s, PG_CREATE, "CREATE TABLE klines", err, errlen);
     if (!rc)
@@ -332,10 +342,14 @@ static kf_err pg_session(pg *s, char *err, size_t errlen)
         PQfinish(s->conn);
     /* Ours first, so that the conninfo's own settings win: a dead server is noticed in
      * seconds, not after the kernel's TCP timeouts (minutes). */
-    static const char *const keys[] = {"connect_timeout", "keepalives_idle",
-                                       "keepalives_interval", "keepalives_count",
-                                       "tcp_user_timeout", "application_name",
-                                       "dbname", NULL};
+    static const char *const keys[] = {"connect_timeout",
+                                       "keepalives_idle",
+                                       "keepalives_interval",
+                                       "keepalives_count",
+                                       "tcp_user_timeout",
+                                       "application_name",
+                                       "dbname",
+                                       NULL};
     const char *vals[] = {"10", "10", "5", "3", "20000", "klinefeed", s->conninfo, NULL};
     s->conn = PQconnectdbParams(keys, vals, 1);
     if (!s->conn) {
@@ -440,8 +454,9 @@ static size_t copy_text(char *b, size_t o, const char *s)
 /* The 8 decimals of k as text; false when one cannot be formatted. */
 static bool row_decs(const kf_kline *k, char d[8][KF_DEC_MAXLEN])
 {
-    const kf_dec v[8] = {k->open,   k->high,         k->low,           k->close,
-                         k->volume, k->quote_volume, k->taker_buy_base, k->taker_buy_quote};
+    const kf_dec v[8] = {k->open,           k->high,           k->low,
+                         k->close,          k->volume,         k->quote_volume,
+                         k->taker_buy_base, k->taker_buy_quote};
     for (int i = 0; i < 8; i++)
         if (!kf_dec_format(v[i], d[i], KF_DEC_MAXLEN))
             return false;
@@ -501,8 +516,8 @@ static kf_err pg_write_rows(pg *s, const kf_kline *rows, size_t n, char *err, si
         snprintf(ot, sizeof ot, "%" PRId64, k->open_time);
         snprintf(ct, sizeof ct, "%" PRId64, k->close_time);
         snprintf(tr, sizeof tr, "%" PRId64, (int64_t)k->trades);
-        const char *v[14] = {k->symbol, k->interval, ot,   ct,   d[0], d[1], d[2],
-                             d[3],      d[4],        d[5], tr,   d[6], d[7], k->closed ? "t" : "f"};
+        const char *v[14] = {k->symbol, k->interval, ot,   ct, d[0], d[1], d[2],
+                             d[3],      d[4],        d[5], tr, d[6], d[7], k->closed ? "t" : "f"};
         rc = pg_exec(s, "SAVEPOINT kf_row", "SAVEPOINT", err, errlen);
         if (rc)
             break;
@@ -659,8 +674,7 @@ static kf_err pg_get_cover(void *state, const char *symbol, const char *interval
     pg *s = state;
     PGresult *r;
     *found = 0;
-    kf_err rc =
-        pg_query(s, "kf_get_cover", 2, (const char *[]){symbol, interval}, &r, err, errlen);
+    kf_err rc = pg_query(s, "kf_get_cover", 2, (const char *[]){symbol, interval}, &r, err, errlen);
     if (rc)
         return rc;
     if (PQntuples(r) == 1) {

@@ -123,8 +123,8 @@ kft_pg *kft_pg_start(void)
     }
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
-             "'%s/initdb' -D '%s/data' -U klinefeed -A trust -E UTF8 --locale=C.UTF-8 -N",
-             pg->bin, pg->dir);
+             "'%s/initdb' -D '%s/data' -U klinefeed -A trust -E UTF8 --locale=C.UTF-8 -N", pg->bin,
+             pg->dir);
     int tries = 0;
     if (run_as_owner(pg, cmd) != 0) {
         fprintf(stderr, "pg_proc: initdb failed (see %s/cmd.log)\n", pg->dir);

@@ -9,10 +9,10 @@
 #include <stddef.h>
 
 typedef struct kft_pg {
-    char dir[512];       /* the cluster's data directory lives in dir/data, its socket in dir */
-    char bin[256];       /* where initdb and pg_ctl are */
+    char dir[512]; /* the cluster's data directory lives in dir/data, its socket in dir */
+    char bin[256]; /* where initdb and pg_ctl are */
     int port;
-    char conninfo[640];  /* host=127.0.0.1 port=P user=klinefeed dbname=postgres */
+    char conninfo[640]; /* host=127.0.0.1 port=P user=klinefeed dbname=postgres */
 } kft_pg;
 
 /* True when the server binaries are there; otherwise why (for a cmocka skip). */

@@ -213,22 +213,21 @@ static void test_pg_stored_and_cover(void **st)
     assert_int_equal(v[2], 300000);
     int64_t t = 0, f = 0;
     int found = -1;
-    assert_int_equal(kf__sink_postgres.last_closed(s, "ADAUSDT", "1m", &t, &found, g_err,
-                                                   sizeof g_err),
-                     KF_OK);
+    assert_int_equal(
+        kf__sink_postgres.last_closed(s, "ADAUSDT", "1m", &t, &found, g_err, sizeof g_err), KF_OK);
     assert_int_equal(found, 1);
     assert_int_equal(t, 300000);
-    assert_int_equal(kf__sink_postgres.get_cover(s, "ADAUSDT", "1m", &f, &t, &found, g_err,
-                                                 sizeof g_err),
-                     KF_OK);
+    assert_int_equal(
+        kf__sink_postgres.get_cover(s, "ADAUSDT", "1m", &f, &t, &found, g_err, sizeof g_err),
+        KF_OK);
     assert_int_equal(found, 0);
     kf__cover c = {.symbol = "ADAUSDT", .interval = "1m", .from = 60000, .to = 60000};
     assert_int_equal(kf__sink_postgres.put_cover(s, &c, 1, g_err, sizeof g_err), KF_OK);
     c.to = 300000;
     assert_int_equal(kf__sink_postgres.put_cover(s, &c, 1, g_err, sizeof g_err), KF_OK);
-    assert_int_equal(kf__sink_postgres.get_cover(s, "ADAUSDT", "1m", &f, &t, &found, g_err,
-                                                 sizeof g_err),
-                     KF_OK);
+    assert_int_equal(
+        kf__sink_postgres.get_cover(s, "ADAUSDT", "1m", &f, &t, &found, g_err, sizeof g_err),
+        KF_OK);
     assert_int_equal(found, 1);
     assert_int_equal(f, 60000);
     assert_int_equal(t, 300000);
