@@ -48,11 +48,11 @@ static pid_t spawn_collector(int port, const char *log)
     snprintf(ws, sizeof ws, "ws://127.0.0.1:%d/market", port);
     snprintf(rest, sizeof rest, "http://127.0.0.1:%d", port);
     snprintf(from, sizeof from, "%lld", START_MS);
-    g_daemon = kft_spawn_daemon(
-        (const char *const[]){"run", "--symbols", SYMBOLS, "--intervals", "1m,3m,5m,15m",
-                              "--ws-url", ws, "--rest-url", rest, "--sink", g_store,
-                              "--backfill-from", from, "--sink-queue", "64", NULL},
-        log);
+    g_daemon = kft_spawn_daemon((const char *const[]){"run", "--symbols", SYMBOLS, "--intervals",
+                                                      "1m,3m,5m,15m", "--ws-url", ws, "--rest-url",
+                                                      rest, "--sink", g_store, "--backfill-from",
+                                                      from, "--sink-queue", "64", NULL},
+                                log);
     return g_daemon;
 }
 
