@@ -234,11 +234,16 @@ static kf_err pg_exec(pg *s, const char *sql, const char *what, char *err, size_
     return rc;
 }
 
+/* Ends a failed transaction. A connection left in any other state (broken, or stuck in a COPY
+ * the server never answered) is dropped: the next call reconnects. */
 static void pg_rollback(pg *s)
 {
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK &&
         PQtransactionStatus(s->conn) != PQTRANS_IDLE)
         PQclear(PQexec(s->conn, "ROLLBACK"));
+    if (!s->conn || PQstatus(s->conn) != CONNECTION_OK ||
+        PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+        s->ready = false;
 }
 
 static void pg_quiet(void *arg, const char *message)
