@@ -40,10 +40,10 @@ static kf_dec D(const char *s)
 static kf_kline *make_rows(size_t n)
 {
     kf_kline *v = calloc(n, sizeof *v);
-    static const char *const syms[] = {"BTCUSDT",  "ETHUSDT",  "BNBUSDT",  "SOLUSDT",  "XRPUSDT",
-                                       "DOGEUSDT", "ADAUSDT",  "AVAXUSDT", "LINKUSDT", "DOTUSDT",
-                                       "TRXUSDT",  "LTCUSDT",  "BCHUSDT",  "NEARUSDT", "UNIUSDT",
-                                       "APTUSDT",  "ARBUSDT",  "OPUSDT",   "FILUSDT",  "ATOMUSDT"};
+    static const char *const syms[] = {"BTCUSDT",  "ETHUSDT", "BNBUSDT",  "SOLUSDT",  "XRPUSDT",
+                                       "DOGEUSDT", "ADAUSDT", "AVAXUSDT", "LINKUSDT", "DOTUSDT",
+                                       "TRXUSDT",  "LTCUSDT", "BCHUSDT",  "NEARUSDT", "UNIUSDT",
+                                       "APTUSDT",  "ARBUSDT", "OPUSDT",   "FILUSDT",  "ATOMUSDT"};
     for (size_t i = 0; v && i < n; i++) {
         kf_kline *k = &v[i];
         char p[32];
