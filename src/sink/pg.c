@@ -25,6 +25,10 @@
 #define PG_SCHEMA_VERSION 1
 /* A row of the COPY text: 15 fields, none longer than KF_DEC_MAXLEN or an escaped symbol. */
 #define PG_ROW_MAX 1024
+/* Rows per write() (the writer's batches): a transaction's fixed cost (BEGIN, COPY, the merge,
+ * COMMIT and its WAL flush) spread over more rows; 4096 rows write about 1.7 times as fast as
+ * 1024 (bench/pg.sh). */
+#define PG_BATCH 4096
 /* Bad rows logged per batch (all are counted). */
 #define PG_LOG_BAD_MAX 5
 
@@ -745,4 +749,5 @@ const kf__sink_ops kf__sink_postgres = {
     .put_cover = pg_put_cover,
     .discard = NULL, /* a database is never removed: open() creates tables, not the store */
     .set_log = pg_set_log,
+    .max_batch = PG_BATCH,
 };

@@ -66,6 +66,9 @@ typedef struct kf__sink_ops {
     /* Optional: the logger the sink may write to from its writer thread (rows a server
      * refused, left out of their batch). Called once after open(). */
     void (*set_log)(void *state, kf__logger *lg);
+    /* Optional (0: the writer's default, 1024): the most rows the writer passes to one write().
+     * A server store amortises its per-transaction cost over larger batches. */
+    size_t max_batch;
 } kf__sink_ops;
 
 extern const kf__sink_ops kf__sink_sqlite;

@@ -422,8 +422,9 @@ static kf_err wr_run(kf__writer *w)
         size_t slot = h % w->cap, n = t - h;
         if (n > w->cap - slot)
             n = w->cap - slot; /* contiguous part; the rest is the next batch */
-        if (n > WR_BATCH)
-            n = WR_BATCH;
+        size_t most = w->ops->version >= 3 && w->ops->max_batch ? w->ops->max_batch : WR_BATCH;
+        if (n > most)
+            n = most;
         if (wr_until_ok(w, WR_WRITE, &w->ring[slot], n) != 0)
             return wr_give_up(w, h, dirty, 1);
         atomic_fetch_add_explicit(&w->rows, n, memory_order_relaxed);
