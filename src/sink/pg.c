@@ -204,7 +204,7 @@ static const char *pg_msg(const PGresult *res, PGconn *conn, char *buf, size_t c
         m = conn ? PQerrorMessage(conn) : "no connection";
     snprintf(buf, cap, "%s", m && *m ? m : "unknown error");
     for (char *c = buf; *c; c++)
-        if (*c == '\n' || *c == '\r' || *c == '"')
+        if (*c == '\n' || *c == '\r' || *c == '\t' || *c == '"')
             *c = *c == '"' ? '\'' : ' ';
     size_t n = strlen(buf);
     while (n && buf[n - 1] == ' ')
