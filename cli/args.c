@@ -139,7 +139,8 @@ static const cli_option run_opts[] = {
      "comma-separated intervals from 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M\n"
      "(required; repeatable)"},
     {"sink", NULL, CLI_SINKS, RUN(sinks), NOG, 0, 0, "SPEC",
-     "sqlite:PATH | jsonl:PATH | jsonl:- (stdout) | csv:PATH | csv:- (stdout);\n"
+     "sqlite:PATH | jsonl:PATH | jsonl:- (stdout) | csv:PATH | csv:- (stdout) |\n"
+     "postgres:CONNINFO (libpq key=value pairs or a postgresql:// URI);\n"
      "repeatable; default sqlite:klines.db"},
     {"all-updates", NULL, CLI_FLAG, RUN(all_updates), NOG, 0, 0, NULL,
      "send every update to the sinks (upserted), not only closed candles"},

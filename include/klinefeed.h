@@ -372,7 +372,9 @@ kf_err kf_config_on_raw(kf_config *cfg, kf_raw_fn fn, void *userdata);
 
 /*
  * Adds a store by spec: "sqlite:PATH", "jsonl:PATH", "jsonl:-" (stdout),
- * "csv:PATH", "csv:-" (stdout). The sink is opened by kf_start() and written on its own writer
+ * "csv:PATH", "csv:-" (stdout), "postgres:CONNINFO" (a PostgreSQL database: anything libpq's
+ * PQconnectdb accepts, key=value pairs or a postgresql:// URI; its password is masked in every
+ * log line and error). The sink is opened by kf_start() and written on its own writer
  * thread "kf-sink-N", so a slow disk never stalls the socket. A spec given twice is
  * KF_ERR_CONFIG (it would store every row twice). A start that fails removes a store it
  * created and stored nothing in.
@@ -380,9 +382,9 @@ kf_err kf_config_on_raw(kf_config *cfg, kf_raw_fn fn, void *userdata);
 kf_err kf_config_add_sink(kf_config *cfg, const char *spec);
 /*
  * Checks a sink spec without opening anything: KF_OK for "sqlite:PATH", "jsonl:PATH",
- * "jsonl:-", "csv:PATH", "csv:-" (a scheme klinefeed knows and a non-empty target), else
- * KF_ERR_CONFIG with a message naming the spec and the forms accepted in err (when not NULL).
- * Pure; any thread. kf_config_add_sink() checks the same way.
+ * "jsonl:-", "csv:PATH", "csv:-", "postgres:CONNINFO" (a scheme klinefeed knows and a non-empty
+ * target), else KF_ERR_CONFIG with a message naming the spec and the forms accepted in err (when
+ * not NULL). Pure; any thread. kf_config_add_sink() checks the same way.
  */
 kf_err kf_sink_spec_check(const char *spec, char *err, size_t errlen);
 /* Send every update to the sinks, not only closed candles (upserted). Default false. */

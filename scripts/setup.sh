@@ -12,6 +12,7 @@ PKGS=(
   libsqlite3-dev sqlite3             # the embedded default store (+ CLI for inspection)
   libmicrohttpd-dev                  # the daemon's HTTP server (--http: /metrics, /healthz, /readyz)
   prometheus                         # test_http: promtool check metrics, and a real scrape
+  libpq-dev postgresql               # the PostgreSQL store (libpq) and a server for its tests
   libcmocka-dev                      # test framework
   valgrind                           # leak checks of the integration tests
   curl                               # scripts/soak.sh reads the simulator's /sim/state

@@ -493,9 +493,13 @@ kf_err kf_config_add_sink(kf_config *cfg, const char *spec)
         return KF_ERR_INVALID_ARG;
     if (kf_sink_spec_check(spec, cfg->errmsg, sizeof cfg->errmsg) != KF_OK)
         return KF_ERR_CONFIG;
-    for (size_t i = 0; i < cfg->nsinks; i++) /* twice would store every row twice */
-        if (strcmp(cfg->sinks[i], spec) == 0)
-            return cfg_fail(cfg, "sink \"%.200s\" is given twice", spec);
+    for (size_t i = 0; i < cfg->nsinks; i++) { /* twice would store every row twice */
+        if (strcmp(cfg->sinks[i], spec) == 0) {
+            char shown[256]; /* a conninfo's password masked */
+            kf__sink_mask(spec, shown, sizeof shown);
+            return cfg_fail(cfg, "sink \"%.200s\" is given twice", shown);
+        }
+    }
     char **p = kf__realloc(cfg->sinks, (cfg->nsinks + 1) * sizeof *p);
     if (!p)
         return KF_ERR_NOMEM;

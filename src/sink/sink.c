@@ -10,14 +10,16 @@ kf_err kf_sink_spec_check(const char *spec, char *err, size_t errlen)
         return KF_OK;
     if (err && errlen)
         snprintf(err, errlen,
-                 "\"%.200s\" is not a sink (sqlite:PATH, jsonl:PATH, jsonl:-, csv:PATH, csv:-)",
+                 "\"%.200s\" is not a sink (sqlite:PATH, jsonl:PATH, jsonl:-, csv:PATH, csv:-, "
+                 "postgres:CONNINFO)",
                  spec ? spec : "(null)");
     return KF_ERR_CONFIG;
 }
 
 const kf__sink_ops *kf__sink_lookup(const char *spec, const char **target)
 {
-    static const kf__sink_ops *const all[] = {&kf__sink_sqlite, &kf__sink_jsonl, &kf__sink_csv};
+    static const kf__sink_ops *const all[] = {&kf__sink_sqlite, &kf__sink_jsonl, &kf__sink_csv,
+                                              &kf__sink_postgres};
     if (!spec)
         return NULL;
     const char *colon = strchr(spec, ':');
@@ -32,4 +34,16 @@ const kf__sink_ops *kf__sink_lookup(const char *spec, const char **target)
         }
     }
     return NULL;
+}
+
+void kf__sink_mask(const char *spec, char *out, size_t cap)
+{
+    if (!cap)
+        return;
+    if (spec && strncmp(spec, "postgres:", 9) == 0 && cap > 9) {
+        memcpy(out, spec, 9);
+        kf__pg_mask(spec + 9, out + 9, cap - 9);
+    } else {
+        snprintf(out, cap, "%s", spec ? spec : "(null)");
+    }
 }
