@@ -82,7 +82,7 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)      # libc6, libcurl4, libssl3, libuv1, 
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON) # DEBIAN/shlibs for libklinefeed.so
 # only to build programs against the library with pkg-config or CMake (Requires.private)
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS
-  "pkg-config, libuv1-dev, libssl-dev, libcurl4-openssl-dev | libcurl-dev, libsqlite3-dev")
+  "pkg-config, libuv1-dev, libssl-dev, libcurl4-openssl-dev | libcurl-dev, libsqlite3-dev, libnats-dev")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
 set(_kf_deb ${CMAKE_BINARY_DIR}/packaging/debian)
 if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")

@@ -10,6 +10,8 @@ PKGS=(
   libuv1-dev                         # event loop, timers, signals, wake-ups
   libcurl4-openssl-dev               # REST
   libsqlite3-dev sqlite3             # the embedded default store (+ CLI for inspection)
+  libnats-dev                        # the nats:// JetStream store (nats.c)
+  nats-server                        # a real JetStream server for its tests
   libcmocka-dev                      # test framework
   valgrind                           # leak checks of the integration tests
   curl                               # scripts/soak.sh reads the simulator's /sim/state

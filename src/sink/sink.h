@@ -67,6 +67,11 @@ typedef struct kf__sink_ops {
 extern const kf__sink_ops kf__sink_sqlite;
 extern const kf__sink_ops kf__sink_jsonl;
 extern const kf__sink_ops kf__sink_csv;
+extern const kf__sink_ops kf__sink_nats;
+
+/* spec with its secrets masked (a nats URL's USER:PASS@ or TOKEN@, and any user=, pass=,
+ * password= or token= option value shown as ***), for logs and messages. */
+void kf__sink_mask(const char *spec, char *out, size_t cap);
 
 /* Finds the ops for "scheme:target"; *target points into spec. NULL when unknown scheme or
  * empty target. */

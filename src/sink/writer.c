@@ -96,24 +96,26 @@ kf__writer *kf__writer_open(const char *spec, size_t queue_cap, kf__logger *lg, 
 {
     const char *target = NULL;
     const kf__sink_ops *ops = kf__sink_lookup(spec, &target);
+    char shown[512]; /* what is logged and named: secrets masked */
+    kf__sink_mask(spec, shown, sizeof shown);
     if (!ops) {
         snprintf(err, errlen,
-                 "%s: unknown sink (expected sqlite:PATH, jsonl:PATH, jsonl:-, csv:PATH or "
-                 "csv:-)",
-                 spec ? spec : "(null)");
+                 "%s: unknown sink (expected sqlite:PATH, jsonl:PATH, jsonl:-, csv:PATH, csv:- or "
+                 "nats://HOST:PORT[?options])",
+                 shown);
         return NULL;
     }
     if (queue_cap == 0) {
-        snprintf(err, errlen, "%s: queue capacity must be at least 1", spec);
+        snprintf(err, errlen, "%s: queue capacity must be at least 1", shown);
         return NULL;
     }
     kf__writer *w = kf__calloc(1, sizeof *w);
     if (w) {
-        w->spec = kf__strdup(spec);
+        w->spec = kf__strdup(shown);
         w->ring = kf__calloc(queue_cap, sizeof *w->ring);
     }
     if (!w || !w->spec || !w->ring) {
-        snprintf(err, errlen, "%s: out of memory for a queue of %zu rows", spec, queue_cap);
+        snprintf(err, errlen, "%s: out of memory for a queue of %zu rows", shown, queue_cap);
         if (w) {
             kf__free(w->spec);
             kf__free(w->ring);
