@@ -78,7 +78,7 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER "klinefeed maintainers <klinefeed@localhost>" CACHE STRING
   "Maintainer field of the .deb")
-set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)      # libc6, libcurl4, libssl3, libuv1, libsqlite3-0
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)      # libc6, libcurl4, libssl3, libuv1, libsqlite3-0, libnats3.4
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON) # DEBIAN/shlibs for libklinefeed.so
 # only to build programs against the library with pkg-config or CMake (Requires.private)
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS
