@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <nats/nats.h>
 
 #include "cli_proc.h"
 #include "compare.h"
@@ -122,21 +123,66 @@ static pid_t spawn_collector(int port, int nport, const char *log)
     snprintf(ws, sizeof ws, "ws://127.0.0.1:%d/market", port);
     snprintf(rest, sizeof rest, "http://127.0.0.1:%d", port);
     snprintf(sink, sizeof sink,
-             "nats://127.0.0.1:%d?stream=" STREAM "&prefix=" PREFIX "&timeout=3s", nport);
+             "nats://127.0.0.1:%d?stream=" STREAM "&prefix=" PREFIX "&timeout=3s&live=1", nport);
     snprintf(from, sizeof from, "%lld", START_MS);
-    return kft_spawn_daemon((const char *const[]){"run",      "--symbols",
-                                                  SYMBOLS,    "--intervals",
-                                                  "1m,3m,5m", "--ws-url",
-                                                  ws,         "--rest-url",
-                                                  rest,       "--sink",
-                                                  sink,       "--backfill-from",
-                                                  from,       "--ping-interval-ms",
-                                                  "300",      "--liveness-timeout-ms",
-                                                  "1200",     "--reconnect-initial-ms",
-                                                  "100",      "--reconnect-max-ms",
-                                                  "1000",     "--connect-timeout-ms",
-                                                  "3000",     NULL},
+    return kft_spawn_daemon((const char *const[]){"run",
+                                                  "--symbols",
+                                                  SYMBOLS,
+                                                  "--intervals",
+                                                  "1m,3m,5m",
+                                                  "--ws-url",
+                                                  ws,
+                                                  "--rest-url",
+                                                  rest,
+                                                  "--sink",
+                                                  sink,
+                                                  "--backfill-from",
+                                                  from,
+                                                  "--all-updates",
+                                                  "--ping-interval-ms",
+                                                  "300",
+                                                  "--liveness-timeout-ms",
+                                                  "1200",
+                                                  "--reconnect-initial-ms",
+                                                  "100",
+                                                  "--reconnect-max-ms",
+                                                  "1000",
+                                                  "--connect-timeout-ms",
+                                                  "3000",
+                                                  NULL},
                             log);
+}
+
+/* The live feed (live=1 with --all-updates): core NATS messages on PREFIX.live.SYM.IV for
+ * ms, open candles among them; counts open and closed ones. */
+static void live_count(int nport, int ms, size_t *open, size_t *closed, size_t *bad)
+{
+    char url[64];
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", nport);
+    natsConnection *nc = NULL;
+    natsSubscription *sub = NULL;
+    assert_int_equal(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    assert_int_equal(natsConnection_SubscribeSync(&sub, nc, PREFIX ".live.>"), NATS_OK);
+    *open = *closed = *bad = 0;
+    int64_t end = kft_now_ms() + ms;
+    while (kft_now_ms() < end) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, sub, 200) != NATS_OK)
+            continue;
+        const char *d = natsMsg_GetData(m);
+        const char *subj = natsMsg_GetSubject(m);
+        if (!d || strncmp(subj, PREFIX ".live.", strlen(PREFIX ".live.")) != 0 || d[0] != '{')
+            (*bad)++;
+        else if (strstr(d, "\"closed\":false"))
+            (*open)++;
+        else if (strstr(d, "\"closed\":true"))
+            (*closed)++;
+        else
+            (*bad)++;
+        natsMsg_Destroy(m);
+    }
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
 }
 
 /* Reads the whole stream with a fresh pull consumer into dir/read-N.db and compares it with the
@@ -225,6 +271,13 @@ static void test_nats_store_server_and_daemon_killed(void **state)
     kill(daemon_pid, SIGKILL);
     assert_int_equal(kft_cli_wait(daemon_pid, 10000), 128 + SIGKILL);
     daemon_pid = spawn_collector(port, nport, log);
+
+    /* the live feed: open updates too, best effort beside the stream */
+    size_t lopen, lclosed, lbad;
+    live_count(nport, 3000, &lopen, &lclosed, &lbad);
+    printf("live feed in 3 s: open=%zu closed=%zu bad=%zu\n", lopen, lclosed, lbad);
+    assert_true(lopen > 0);
+    assert_int_equal(lbad, 0);
 
     /* 3. calm (the faults stop at 30 s): wait until the stream equals the truth */
     kft_nats_read rd;
