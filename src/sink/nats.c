@@ -360,6 +360,13 @@ static void ns_drop_pending(ns *s)
 static kf_err ns_write(void *state, const kf_kline *rows, size_t n, char *err, size_t errlen)
 {
     ns *s = state;
+    /* Not while libnats reconnects: what it would publish now waits in its reconnect buffer and
+     * goes out on reconnect, one copy per retry of the batch (the server drops all but one, within
+     * the duplicate window, but the copies cost). The writer retries after a backoff. */
+    if (natsConnection_Status(s->nc) != NATS_CONN_STATUS_CONNECTED) {
+        snprintf(err, errlen, "nats %s: not connected (reconnecting)", s->shown);
+        return KF_ERR_SINK;
+    }
     atomic_store(&s->ack_errors, 0);
     jsPubOptions po;
     jsPubOptions_Init(&po);
