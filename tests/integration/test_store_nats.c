@@ -11,7 +11,7 @@
  *     message, and must see each closed candle exactly once (no second message for a key), with
  *     the Nats-Msg-Id and subject of its key, equal to the simulator's truth.
  * Skipped (with the reason) only when nats-server is not installed; scripts/setup.sh installs it.
- * The server is stopped at the end whatever happens (teardown).
+ * The server is stopped at the end whatever happens (teardown; and it dies with the test process).
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -93,6 +94,7 @@ static void server_start(int port, const char *dir)
     server_pid = fork();
     assert_true(server_pid >= 0);
     if (server_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test killed (ctest's timeout) takes it along */
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
