@@ -78,11 +78,11 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER "klinefeed maintainers <klinefeed@localhost>" CACHE STRING
   "Maintainer field of the .deb")
-set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)      # libc6, libcurl4, libssl3, libuv1, libsqlite3-0, libpq5, libmicrohttpd12
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)      # libc6, libcurl4, libssl3, libuv1, libsqlite3-0, libpq5, libnats3.4, libmicrohttpd12
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON) # DEBIAN/shlibs for libklinefeed.so
 # only to build programs against the library with pkg-config or CMake (Requires.private)
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS
-  "pkg-config, libuv1-dev, libssl-dev, libcurl4-openssl-dev | libcurl-dev, libsqlite3-dev, libpq-dev")
+  "pkg-config, libuv1-dev, libssl-dev, libcurl4-openssl-dev | libcurl-dev, libsqlite3-dev, libpq-dev, libnats-dev")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
 set(_kf_deb ${CMAKE_BINARY_DIR}/packaging/debian)
 if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")

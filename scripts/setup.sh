@@ -13,6 +13,8 @@ PKGS=(
   libmicrohttpd-dev                  # the daemon's HTTP server (--http: /metrics, /healthz, /readyz)
   prometheus                         # test_http: promtool check metrics, and a real scrape
   libpq-dev postgresql               # the PostgreSQL store (libpq) and a server for its tests
+  libnats-dev                        # the nats:// JetStream store (nats.c)
+  nats-server                        # a real JetStream server for its tests
   libcmocka-dev                      # test framework
   valgrind                           # leak checks of the integration tests
   curl                               # scripts/soak.sh reads the simulator's /sim/state

@@ -75,12 +75,16 @@ extern const kf__sink_ops kf__sink_sqlite;
 extern const kf__sink_ops kf__sink_jsonl;
 extern const kf__sink_ops kf__sink_csv;
 extern const kf__sink_ops kf__sink_postgres;
+extern const kf__sink_ops kf__sink_nats;
 
-/* spec as it may be logged: a postgres conninfo's password replaced by "***" (key=value
- * pairs and postgresql:// URIs); other specs unchanged. Cut to fit cap. */
+/* spec as it may be logged, its secrets masked: a postgres conninfo's password (key=value
+ * pairs and postgresql:// URIs), a nats URL's USER:PASS@ or TOKEN@ and any user=, pass=,
+ * password= or token= option, each shown as "***"; other specs unchanged. Cut to fit cap. */
 void kf__sink_mask(const char *spec, char *out, size_t cap);
 /* The conninfo part of the above (pg.c). */
 void kf__pg_mask(const char *conninfo, char *out, size_t cap);
+/* A whole nats:// spec, masked (nats.c). */
+void kf__nats_mask(const char *spec, char *out, size_t cap);
 /* Rows the postgres sink refused and left out so far (pg.c; state from kf__writer_ops). */
 uint64_t kf__pg_rejected(void *state);
 

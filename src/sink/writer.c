@@ -96,29 +96,26 @@ kf__writer *kf__writer_open(const char *spec, size_t queue_cap, kf__logger *lg, 
 {
     const char *target = NULL;
     const kf__sink_ops *ops = kf__sink_lookup(spec, &target);
+    char shown[1024]; /* what is logged and named: secrets masked */
+    kf__sink_mask(spec, shown, sizeof shown);
     if (!ops) {
         snprintf(err, errlen,
-                 "%s: unknown sink (expected sqlite:PATH, jsonl:PATH, jsonl:-, csv:PATH, "
-                 "csv:- or postgres:CONNINFO)",
-                 spec ? spec : "(null)");
+                 "%s: unknown sink (expected sqlite:PATH, jsonl:PATH, jsonl:-, csv:PATH, csv:-, "
+                 "postgres:CONNINFO or nats://HOST:PORT[?options])",
+                 shown);
         return NULL;
     }
     if (queue_cap == 0) {
-        char shown[1024];
-        kf__sink_mask(spec, shown, sizeof shown);
         snprintf(err, errlen, "%s: queue capacity must be at least 1", shown);
         return NULL;
     }
     kf__writer *w = kf__calloc(1, sizeof *w);
     if (w) {
-        char shown[1024]; /* what every log line and error names: no password */
-        kf__sink_mask(spec, shown, sizeof shown);
         w->spec = kf__strdup(shown);
         w->ring = kf__calloc(queue_cap, sizeof *w->ring);
     }
     if (!w || !w->spec || !w->ring) {
-        snprintf(err, errlen, "%s: out of memory for a queue of %zu rows",
-                 w && w->spec ? w->spec : "sink", queue_cap);
+        snprintf(err, errlen, "%s: out of memory for a queue of %zu rows", shown, queue_cap);
         if (w) {
             kf__free(w->spec);
             kf__free(w->ring);
