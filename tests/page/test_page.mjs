@@ -129,7 +129,9 @@ async function main() {
   const lastClosed = closed[closed.length - 1].t;
 
   // the chart's candles equal the store's: same open times, exact decimals
-  await sleep(1000); // the store's writer commits batches: let it take the last one
+  // (the store's writer commits in batches, on its own thread: wait for the last one)
+  await waitFor("the store to hold the chart's last closed candle", () =>
+    store("ETHUSDT", "1m", lastClosed, lastClosed).length === 1, 10000);
   const want = store("ETHUSDT", "1m", closed[0].t, lastClosed);
   check(want.length === closed.length,
     `store has ${want.length} closed candles in the chart's range, chart ${closed.length}`);
@@ -147,7 +149,6 @@ async function main() {
     check(b.time * 1000 === k.t && b.open === +k.o && b.high === +k.h && b.low === +k.l &&
       b.close === +k.c, `chart bar ${i} ${JSON.stringify(b)} != candle ${JSON.stringify(k)}`);
   });
-  // the first closed candle of the store is the chart's
   console.log(`chart = store: ${closed.length} closed candles of ${STREAM}, ` +
     `${closed[0].t}..${lastClosed}`);
 
@@ -162,10 +163,8 @@ async function main() {
   check(await page.evaluate(() => window.__sameDocument === true), "the page was reloaded");
   const navs = requests.filter((u) => !u.includes("/api/"));
   check(navs.length === 1, `the page loaded ${navs.length} documents or scripts: ${navs}`);
-  const w2 = store("ETHUSDT", "1m", later, later);
-  await sleep(500);
-  check(store("ETHUSDT", "1m", later, later).length === 1 || w2.length === 1,
-    `the new closed candle ${later} is not in the store`);
+  await waitFor(`the new closed candle ${later} in the store`, () =>
+    store("ETHUSDT", "1m", later, later).length === 1, 10000);
   console.log(`new closed candle ${later} appeared without a reload`);
 
   // attribution on the page, no request outside the daemon
