@@ -31,9 +31,8 @@ static const struct {
     const char *path;
     http_handler fn;
 } routes[] = {
-    {"/metrics", http_metrics},
-    {"/healthz", http_healthz},
-    {"/readyz", http_readyz},
+    {"/metrics", http_metrics}, {"/healthz", http_healthz},         {"/readyz", http_readyz},
+    {"/", http_page},           {"/api/streams", http_api_streams},
 };
 
 struct cli_http {
@@ -96,6 +95,29 @@ void http_buf_printf(http_buf *b, const char *fmt, ...)
 
 /* ---- requests ---- */
 
+/* The query string again ("a=1&b=x%26y"): libmicrohttpd hands the arguments decoded; each is
+ * appended with '%', '&', '=', '+', '#' and bytes outside printable ASCII percent-encoded. */
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    (void)kind;
+    http_buf *q = cls;
+    const char *parts[2] = {key, value ? value : ""};
+    if (q->len)
+        http_buf_put(q, "&", 1);
+    for (int k = 0; k < 2; k++) {
+        if (k)
+            http_buf_put(q, "=", 1);
+        for (const unsigned char *p = (const unsigned char *)parts[k]; *p; p++) {
+            if (*p <= 0x20 || *p >= 0x7f || strchr("%&=+#", *p))
+                http_buf_printf(q, "%%%02X", *p);
+            else
+                http_buf_put(q, (const char *)p, 1);
+        }
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result send_reply(struct MHD_Connection *conn, http_reply *r)
 {
     if (r->body.oom) {
@@ -152,7 +174,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         http_buf_printf(&r.body, "{\"error\":\"method %s not allowed: GET or HEAD\"}\n",
                         strlen(method) < 16 ? method : "?");
     } else {
-        routes[i].fn(h->c, "", &r);
+        http_buf q = {0};
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_arg, &q);
+        if (q.oom)
+            r.body.oom = true; /* a 500 */
+        else
+            routes[i].fn(h->c, q.p ? q.p : "", &r);
+        free(q.p);
     }
     enum MHD_Result ret = send_reply(conn, &r);
     return ret;

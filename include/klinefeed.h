@@ -644,6 +644,9 @@ typedef struct kf_stream_info {
     int64_t last_update_age_ms;    /* ms since the last WebSocket update of the stream was
                                       received (local monotonic clock), -1 none yet */
     uint64_t missing;              /* closed candles known missing now (asked of REST) */
+    /* appended after 0.2.0: */
+    uint64_t gaps;     /* closed candles found missing since kf_create (gaps, the stores' holes) */
+    uint64_t repaired; /* closed candles stored from REST since kf_create (the gaps repaired) */
 } kf_stream_info;
 
 /* Stream i (0 <= i < kf_stream_count(c), kf_stream_name's order) into *out. */

@@ -49,6 +49,10 @@ foreach(page klinefeed.1 klinefeed-sim.1 libklinefeed.3)
     DESTINATION ${CMAKE_INSTALL_MANDIR}/man${_section})
 endforeach()
 install(FILES README.md docs/cli.md docs/schema.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+# The live page embeds lightweight-charts (Apache-2.0): its NOTICE and licence go with the program.
+install(FILES web/NOTICE-lightweight-charts
+        ${CMAKE_BINARY_DIR}/web/node_modules/lightweight-charts/LICENSE
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/lightweight-charts)
 
 # ---- files that name installed paths (klinefeed.pc, klinefeed.service) and the settings file:
 #      written at install time for the prefix actually installed to (cmake --install --prefix,

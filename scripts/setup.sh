@@ -22,7 +22,14 @@ PKGS=(
   groff-base man-db                  # the man pages are checked with groff and man (test_man)
   python3-dev python3-setuptools python3-pip    # the Python package (python/): C extension, pip
   python3-pytest python3-pytest-asyncio         # its tests
+  chromium                           # test_page: the live page in headless Chromium
 )
+# The live page embeds the npm package lightweight-charts (web/package-lock.json), installed at
+# build time by `npm ci`; its test drives Chromium with playwright-core from the same lockfile.
+# nodejs and npm from Debian, unless a node and npm are already there (e.g. NodeSource's
+# nodejs, which brings its own npm and conflicts with Debian's npm package).
+command -v node >/dev/null || PKGS+=(nodejs)
+command -v npm >/dev/null || PKGS+=(npm)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -130,7 +130,11 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
                 cfg->shard_n, cfg->nsymbols);
     c->nstreams = cfg->nsymbols * nint;
     c->streams = kf__calloc(c->nstreams, sizeof *c->streams);
-    c->last_update = kf__calloc(c->nstreams, sizeof *c->last_update);
+    c->last_update = kf__calloc(c->nstreams * 3, sizeof *c->last_update);
+    if (c->last_update) {
+        c->stream_gaps = c->last_update + c->nstreams;
+        c->stream_repaired = c->last_update + 2 * c->nstreams;
+    }
     size_t per = cfg->streams_per_connection;
     c->nshards = (c->nstreams + per - 1) / per;
     c->shards = kf__calloc(c->nshards, sizeof *c->shards);
@@ -281,7 +285,9 @@ static void collector_deliver_ws(void *owner, size_t si, const kf_kline *k)
     if (r == KF__APPLY_CLOSED) {
         collector_store(c, si, k, gap.filled);
         if (gap.from <= gap.to) {
-            KF__STAT_ADD(c, gaps, kf__interval_count(s->interval, gap.from, gap.to));
+            uint64_t ng = kf__interval_count(s->interval, gap.from, gap.to);
+            KF__STAT_ADD(c, gaps, ng);
+            atomic_fetch_add_explicit(&c->stream_gaps[si], ng, memory_order_relaxed);
             kf__log(&c->log, KF_LOG_WARN,
                     "msg=\"gap: closed candles missing\" stream=%s from=%lld to=%lld%s", s->name,
                     (long long)gap.from, (long long)gap.to,
@@ -307,6 +313,7 @@ static void collector_deliver_rest(void *owner, size_t si, const kf_kline *k)
     kf__apply r = kf__stream_apply(s, k, &gap);
     if (r == KF__APPLY_CLOSED) {
         KF__STAT_INC(c, backfilled);
+        atomic_fetch_add_explicit(&c->stream_repaired[si], 1, memory_order_relaxed);
         kf__shard_close_arrived(&c->shards[s->shard], si, k->open_time);
         collector_store(c, si, k, gap.filled);
     } else if (r == KF__APPLY_DUPLICATE) {
@@ -872,6 +879,7 @@ static kf_err collector_resume(kf_collector *c, char *err, size_t errlen)
                     s->name, (unsigned long long)m, (long long)h.from);
         with_holes++;
         missing += m;
+        atomic_fetch_add_explicit(&c->stream_gaps[si], m, memory_order_relaxed);
     }
     kf__free(c->scan_holes);
     c->scan_holes = NULL;
@@ -1475,6 +1483,8 @@ kf_err kf_stream_info_get(const kf_collector *c, size_t i, kf_stream_info *out, 
     info.missing = kf__stream_missing(s);
     uint64_t last = atomic_load_explicit(&c->last_update[i], memory_order_relaxed);
     info.last_update_age_ms = last ? age_since(loop_clock_ms(), last) : -1;
+    info.gaps = atomic_load_explicit(&c->stream_gaps[i], memory_order_relaxed);
+    info.repaired = atomic_load_explicit(&c->stream_repaired[i], memory_order_relaxed);
     bool up = false, subscribed = false;
     uint64_t opened_at = 0;
     if (atomic_load(&c->running))

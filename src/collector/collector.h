@@ -37,8 +37,11 @@ struct kf_collector {
 
     kf__stream *streams;
     size_t nstreams;
-    _Atomic uint64_t *last_update; /* per stream: loop ms of its last WebSocket update, 0 none
-                                      (written by the I/O thread, read by kf_stream_info_get) */
+    _Atomic uint64_t *last_update;     /* per stream: loop ms of its last WebSocket update, 0 none
+                                          (written by the I/O thread, read by kf_stream_info_get) */
+    _Atomic uint64_t *stream_gaps;     /* per stream: closed candles found missing (in the
+                                          allocation of last_update, I/O thread writes) */
+    _Atomic uint64_t *stream_repaired; /* per stream: closed candles stored from REST (same) */
     kf__candle *rings; /* every stream's ring, one zeroed arena touched only as candles arrive */
     kf__stream_index index;
     kf__shard *shards;
