@@ -51,7 +51,8 @@ bool http_query_param(const char *query, const char *name, char *out, size_t cap
         const char *end = strchr(p, '&');
         if (!end)
             end = p + strlen(p);
-        if ((size_t)(end - p) >= nl && strncmp(p, name, nl) == 0 && (p[nl] == '=' || p + nl == end)) {
+        if ((size_t)(end - p) >= nl && strncmp(p, name, nl) == 0 &&
+            (p[nl] == '=' || p + nl == end)) {
             const char *v = p + nl + (p + nl < end);
             size_t n = 0;
             while (v < end) {
@@ -164,7 +165,8 @@ void http_api_streams(kf_collector *c, const char *query, http_reply *r)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     http_buf *b = &r->body;
-    http_buf_printf(b, "{\"now\":%lld,\"streams\":[", (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    http_buf_printf(b, "{\"now\":%lld,\"streams\":[",
+                    (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     size_t ns = kf_stream_count(c);
     for (size_t i = 0; i < ns; i++) {
         kf_stream_info si;
@@ -179,8 +181,8 @@ void http_api_streams(kf_collector *c, const char *query, http_reply *r)
                         ",\"last_closed_open_time\":%" PRId64 ",\"gaps\":%" PRIu64
                         ",\"repaired\":%" PRIu64 ",\"missing\":%" PRIu64 ",\"last\":",
                         si.interval, state_name(si.state), si.last_update_age_ms,
-                        si.has_closed ? si.last_closed_open_time : (int64_t)-1, si.gaps, si.repaired,
-                        si.missing);
+                        si.has_closed ? si.last_closed_open_time : (int64_t)-1, si.gaps,
+                        si.repaired, si.missing);
         kf_kline last;
         size_t one_n = 1;
         if (kf_recent(c, si.symbol, si.interval, &last, &one_n) == KF_OK && one_n == 1)
