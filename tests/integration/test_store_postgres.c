@@ -64,21 +64,6 @@ static int stop_collector(int timeout_ms)
     return code;
 }
 
-static long long final_counter(const char *log, const char *key)
-{
-    FILE *f = fopen(log, "r");
-    char line[8192], last[8192] = "";
-    while (f && fgets(line, sizeof line, f))
-        if (strstr(line, "msg=\"exiting\""))
-            snprintf(last, sizeof last, "%s", line);
-    if (f)
-        fclose(f);
-    char pat[64];
-    snprintf(pat, sizeof pat, " %s=", key);
-    const char *p = strstr(last, pat);
-    return p ? atoll(p + strlen(pat)) : -1;
-}
-
 static size_t log_count(const char *log, const char *needle)
 {
     FILE *f = fopen(log, "r");
@@ -157,8 +142,8 @@ static void test_store_postgres_faults(void **state)
     assert_int_equal(cmp.streams, NSTREAMS);
     assert_int_equal(cmp.missing + cmp.extra + cmp.differing, 0);
     assert_int_equal(stop_collector(20000), 0);
-    long long dropped = final_counter(log, "store_dropped");
-    long long reconnects = final_counter(log, "reconnects");
+    long long dropped = kft_log_final_counter(log, "store_dropped");
+    long long reconnects = kft_log_final_counter(log, "reconnects");
     size_t failed = log_count(log, "failed, retrying");
     printf("postgres killed 12 s: store_dropped=%lld (fetched again) reconnects=%lld "
            "logged_failures=%zu exit=0\n",
