@@ -106,7 +106,10 @@ static void put_candle(http_buf *b, const kf_kline *k)
 
 static const char *state_name(kf_stream_state s)
 {
-    return s == KF_STREAM_LIVE ? "live" : s == KF_STREAM_WAITING ? "waiting" : "down";
+    return s == KF_STREAM_LIVE       ? "live"
+           : s == KF_STREAM_WAITING  ? "waiting"
+           : s == KF_STREAM_DELISTED ? "delisted"
+                                     : "down";
 }
 
 static void bad(http_reply *r, unsigned status, const char *what, const char *value)

@@ -196,7 +196,7 @@ static owner *owner_new(int port)
         assert_int_equal(kf__stream_init(&o->streams[i], SYMBOLS[i], iv, o->rings[i], 16), KF_OK);
         o->streams[i].shard = i < FIRST ? 0 : SHARD_INDEX;
     }
-    assert_int_equal(kf__stream_index_build(&o->index, o->streams, NSTREAMS), KF_OK);
+    assert_int_equal(kf__stream_index_build(&o->index, o->streams, NSTREAMS, NSTREAMS), KF_OK);
     assert_int_equal(kf__conn_budget_init(&o->budget, 10, 10000), KF_OK);
     kf__rng_seed(&o->rng, o);
     o->next_id = 1;
@@ -233,7 +233,7 @@ static owner *owner_new(int port)
         .ops = &OPS,
         .owner = o,
     };
-    assert_int_equal(kf__shard_init(&o->sh, &env, SHARD_INDEX, FIRST, COUNT), KF_OK);
+    assert_int_equal(kf__shard_init(&o->sh, &env, SHARD_INDEX, FIRST, COUNT, COUNT), KF_OK);
     return o;
 }
 
