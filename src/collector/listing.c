@@ -22,7 +22,7 @@ static const kf__held *find_held(const kf__held *held, size_t n, const char *sym
 }
 
 kf_err kf__listing_compare(const kf__listed *ans, size_t nans, const kf__held *held, size_t nheld,
-                        unsigned shard_k, unsigned shard_n, kf__listing_diff *out)
+                           unsigned shard_k, unsigned shard_n, kf__listing_diff *out)
 {
     memset(out, 0, sizeof *out);
     size_t trading = 0;

@@ -33,10 +33,10 @@ typedef struct kf__listing_diff {
     size_t nadd;
     kf__held *drop; /* held, not delisted, and not TRADING in the answer (or not in it) */
     size_t ndrop;
-    size_t active;        /* held symbols not delisted, before the change */
-    bool drops_refused;   /* the answer looks wrong: drop holds what it would delist, and none
-                             of it is to be applied */
-    const char *why;      /* why drops_refused, static text */
+    size_t active;      /* held symbols not delisted, before the change */
+    bool drops_refused; /* the answer looks wrong: drop holds what it would delist, and none
+                           of it is to be applied */
+    const char *why;    /* why drops_refused, static text */
 } kf__listing_diff;
 
 /*
@@ -48,7 +48,7 @@ typedef struct kf__listing_diff {
  * *out is owned by the caller (kf__listing_diff_free). KF_ERR_NOMEM when out of memory.
  */
 kf_err kf__listing_compare(const kf__listed *ans, size_t nans, const kf__held *held, size_t nheld,
-                        unsigned shard_k, unsigned shard_n, kf__listing_diff *out);
+                           unsigned shard_k, unsigned shard_n, kf__listing_diff *out);
 void kf__listing_diff_free(kf__listing_diff *d);
 
 #endif
