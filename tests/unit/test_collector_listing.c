@@ -39,7 +39,7 @@ static void test_adds_and_filters(void **st)
 {
     (void)st;
     kf__listed ans[] = {
-        L("AAAUSDT", true, true, 1),  L("NEWUSDT", true, true, 7),
+        L("AAAUSDT", true, true, 1),         L("NEWUSDT", true, true, 7),
         L("QQQUSDT_261225", true, false, 1), /* a quarterly: not ALL */
         L("PENDUSDT", false, true, 9),       /* not TRADING yet */
         L("NEWUSDT", true, true, 7),         /* listed twice: added once */
