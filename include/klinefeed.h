@@ -290,9 +290,10 @@ kf_err kf_config_set_symbol_refresh(kf_config *cfg, unsigned ms);
  * Room for symbols added while running (kf_config_set_symbol_refresh): kf_create reserves
  * streams, per-stream state, connections and ring space for this many more symbols (times the
  * intervals). Default 256, 0..100000. The ring space is address space only: its pages are
- * touched as candles arrive (each reserved symbol x interval costs about 0.5 KB of memory
- * until used). A listing past the reserve is refused: logged as an error naming the symbol
- * (once per symbol) and counted (symbols_refused); a restart collects it.
+ * touched as candles arrive (measured: about 70 bytes of memory per reserved symbol x
+ * interval until used, for 0.5 KB of address space plus its ring). A listing past the reserve
+ * is refused: logged as an error naming the symbol (once per symbol) and counted
+ * (symbols_refused); a restart collects it.
  */
 kf_err kf_config_set_symbol_reserve(kf_config *cfg, size_t symbols);
 /* Adds one of the 15 intervals ("1m" ... "1M"); anything else is KF_ERR_CONFIG. */

@@ -161,8 +161,8 @@ static bool store_complete(void *arg)
 static void test_daemon_listing(void **st)
 {
     (void)st;
-    kft_sim *sim = kft_sim_run("--speed", "60", "--symbols", "AAAUSDT,BBBUSDT,CCCUSDT,DDDUSDT,EEEUSDT",
-                               NULL);
+    kft_sim *sim =
+        kft_sim_run("--speed", "60", "--symbols", "AAAUSDT,BBBUSDT,CCCUSDT,DDDUSDT,EEEUSDT", NULL);
     int port = kft_sim_port(sim);
     char *dir = kft_tmpdir();
     char ws[64], rest[64], sink[300], db[300], log[300];
@@ -171,14 +171,17 @@ static void test_daemon_listing(void **st)
     snprintf(db, sizeof db, "%s/k.db", dir);
     snprintf(sink, sizeof sink, "sqlite:%s", db);
     snprintf(log, sizeof log, "%s/daemon.log", dir);
-    const char *args[] = {"run",         "--symbols",   "ALL",
-                          "--intervals", "1m,5m",       "--symbols-refresh",
-                          "3s",          "--streams-per-connection", "4",
-                          "--ws-url",    ws,            "--rest-url",
-                          rest,          "--sink",      sink,
-                          "--state-dir", "none",        "--validate",
-                          "required",    "--status-every", "0",
-                          NULL};
+    const char *args[] = {"run",      "--symbols",
+                          "ALL",      "--intervals",
+                          "1m,5m",    "--symbols-refresh",
+                          "3s",       "--streams-per-connection",
+                          "4",        "--ws-url",
+                          ws,         "--rest-url",
+                          rest,       "--sink",
+                          sink,       "--state-dir",
+                          "none",     "--validate",
+                          "required", "--status-every",
+                          "0",        NULL};
     pid_t pid = kft_spawn_daemon(args, log);
     assert_true(pid > 0);
     wait_sim_stream(port, "eeeusdt@kline_5m", 1, pid);
@@ -214,7 +217,10 @@ static void test_daemon_listing(void **st)
 
     /* the new symbols' closed candles from their listing, as the exchange has them */
     static const char *const fresh[] = {"NEWUSDT", "NXTUSDT", NULL};
-    cmp_wait w = {.port = port, .db = db, .symbols = fresh, .from = onboard1 < onboard2 ? onboard1 : onboard2};
+    cmp_wait w = {.port = port,
+                  .db = db,
+                  .symbols = fresh,
+                  .from = onboard1 < onboard2 ? onboard1 : onboard2};
     if (!kft_wait(store_complete, &w, slow(60000))) {
         kill(pid, SIGKILL);
         kft_cli_wait(pid, 5000);
@@ -273,11 +279,17 @@ static void test_daemon_reserve_spent(void **st)
     snprintf(rest, sizeof rest, "http://127.0.0.1:%d", port);
     snprintf(sink, sizeof sink, "sqlite:%s/k.db", dir);
     snprintf(log, sizeof log, "%s/daemon.log", dir);
-    const char *args[] = {"run",         "--symbols",   "ALL",  "--intervals",      "1m",
-                          "--symbols-refresh", "1s",    "--symbols-reserve", "1", "--ws-url",
-                          ws,            "--rest-url",  rest,   "--sink",           sink,
-                          "--state-dir", "none",        "--status-every", "0", "--log-level",
-                          "debug",       NULL};
+    const char *args[] = {"run",   "--symbols",
+                          "ALL",   "--intervals",
+                          "1m",    "--symbols-refresh",
+                          "1s",    "--symbols-reserve",
+                          "1",     "--ws-url",
+                          ws,      "--rest-url",
+                          rest,    "--sink",
+                          sink,    "--state-dir",
+                          "none",  "--status-every",
+                          "0",     "--log-level",
+                          "debug", NULL};
     pid_t pid = kft_spawn_daemon(args, log);
     assert_true(pid > 0);
     wait_sim_stream(port, "bbbusdt@kline_1m", 1, pid);
