@@ -1862,8 +1862,11 @@ kf_err kf_connection_info_get(const kf_collector *c, size_t i, kf_connection_inf
     kf_connection_info info;
     memset(&info, 0, sizeof info);
     size_t per = c->cfg->streams_per_connection;
+    size_t ns = c->nstreams; /* (read once: it grows while running, after nshards) */
     info.first_stream = i * per;
-    info.streams = c->nstreams - info.first_stream < per ? c->nstreams - info.first_stream : per;
+    info.streams = ns < info.first_stream         ? 0 /* its streams not published yet */
+                   : ns - info.first_stream < per ? ns - info.first_stream
+                                                  : per;
     uint64_t opened_at = 0;
     if (atomic_load(&c->running))
         kf__shard_status(&c->shards[i], &info.connected, &info.subscribed, &opened_at);
