@@ -137,6 +137,11 @@ static void wait_log(const char *log, const char *needle, size_t times, pid_t da
 
 /* ---- 1. the daemon: listings, a delisting, the store, no reconnect ---- */
 
+static bool http_ready(void *arg)
+{
+    return kft_http_get(*(int *)arg, "/readyz", body, sizeof body) == 200;
+}
+
 typedef struct cmp_wait {
     int port;
     const char *db;
@@ -171,20 +176,39 @@ static void test_daemon_listing(void **st)
     snprintf(db, sizeof db, "%s/k.db", dir);
     snprintf(sink, sizeof sink, "sqlite:%s", db);
     snprintf(log, sizeof log, "%s/daemon.log", dir);
-    const char *args[] = {"run",      "--symbols",
-                          "ALL",      "--intervals",
-                          "1m,5m",    "--symbols-refresh",
-                          "3s",       "--streams-per-connection",
-                          "4",        "--ws-url",
-                          ws,         "--rest-url",
-                          rest,       "--sink",
-                          sink,       "--state-dir",
-                          "none",     "--validate",
-                          "required", "--status-every",
-                          "0",        NULL};
+    const char *args[] = {"run",
+                          "--symbols",
+                          "ALL",
+                          "--intervals",
+                          "1m,5m",
+                          "--symbols-refresh",
+                          "3s",
+                          "--streams-per-connection",
+                          "4",
+                          "--ws-url",
+                          ws,
+                          "--rest-url",
+                          rest,
+                          "--sink",
+                          sink,
+                          "--state-dir",
+                          "none",
+                          "--validate",
+                          "required",
+                          "--status-every",
+                          "0",
+                          "--http",
+                          "127.0.0.1:0",
+                          NULL};
     pid_t pid = kft_spawn_daemon(args, log);
     assert_true(pid > 0);
     wait_sim_stream(port, "eeeusdt@kline_5m", 1, pid);
+    wait_log(log, "msg=\"http listening\"", 1, pid);
+    char *text = slurp(log);
+    const char *hp = strstr(strstr(text, "msg=\"http listening\""), " port=");
+    assert_non_null(hp);
+    int http_port = atoi(hp + 6);
+    free(text);
     wait_log(log, "msg=\"all streams subscribed\" streams=10 connections=3", 1, pid);
     assert_true(kft_sim_state_get(port, &state));
     long total0 = state.connections_total;
@@ -214,6 +238,16 @@ static void test_daemon_listing(void **st)
     assert_true(kft_sim_state_get(port, &state));
     assert_int_equal(state.connections_total, total0 + 1);
     assert_int_equal(state.nstreams, 14 - 2);
+
+    /* /metrics: the counters and the delisted streams; /readyz: ready (the delisted streams
+     * are not expected to deliver) */
+    assert_int_equal(kft_http_get(http_port, "/metrics", body, sizeof body), 200);
+    assert_non_null(strstr(body, "klinefeed_symbols_listed_total 2"));
+    assert_non_null(strstr(body, "klinefeed_symbols_delisted_total 1"));
+    assert_non_null(strstr(body, "klinefeed_stream_delisted{stream=\"bbbusdt@kline_1m\"} 1"));
+    assert_non_null(strstr(body, "klinefeed_stream_delisted{stream=\"newusdt@kline_1m\"} 0"));
+    assert_non_null(strstr(body, "klinefeed_connections 4"));
+    assert_true(kft_wait(http_ready, &http_port, slow(30000)));
 
     /* the new symbols' closed candles from their listing, as the exchange has them */
     static const char *const fresh[] = {"NEWUSDT", "NXTUSDT", NULL};
