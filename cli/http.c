@@ -34,6 +34,10 @@ static const struct {
     {"/metrics", http_metrics},
     {"/healthz", http_healthz},
     {"/readyz", http_readyz},
+    {"/fapi/v1/klines", http_gw_klines},
+    {"/fapi/v1/time", http_gw_time},
+    {"/fapi/v1/ping", http_gw_ping},
+    {"/fapi/v1/exchangeInfo", http_gw_exchange_info},
 };
 
 struct cli_http {
@@ -96,6 +100,33 @@ void http_buf_printf(http_buf *b, const char *fmt, ...)
 
 /* ---- requests ---- */
 
+/* The query's arguments (decoded by libmicrohttpd) back into "k=v&k=v", with '%', '&' and '='
+ * of a key or value escaped as %XX: what a handler's query is. */
+static void query_put(http_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '%' || *s == '&' || *s == '=')
+            http_buf_printf(b, "%%%02X", (unsigned)(unsigned char)*s);
+        else
+            http_buf_put(b, s, 1);
+    }
+}
+
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    http_buf *b = cls;
+    (void)kind;
+    if (b->len)
+        http_buf_put(b, "&", 1);
+    query_put(b, key);
+    if (value) {
+        http_buf_put(b, "=", 1);
+        query_put(b, value);
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result send_reply(struct MHD_Connection *conn, http_reply *r)
 {
     if (r->body.oom) {
@@ -152,7 +183,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         http_buf_printf(&r.body, "{\"error\":\"method %s not allowed: GET or HEAD\"}\n",
                         strlen(method) < 16 ? method : "?");
     } else {
-        routes[i].fn(h->c, "", &r);
+        http_buf q = {0};
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_arg, &q);
+        if (q.oom)
+            r.body.oom = true;
+        else
+            routes[i].fn(h->c, q.p ? q.p : "", &r);
+        free(q.p);
     }
     enum MHD_Result ret = send_reply(conn, &r);
     return ret;

@@ -33,13 +33,19 @@ typedef struct http_reply {
     http_buf body;
 } http_reply;
 
-/* A route's handler: the collector (never NULL), the query string ("" when none). */
+/* A route's handler: the collector (never NULL), the query string ("" when none): its
+ * arguments as "k=v&k=v", decoded but for '%', '&' and '=', which stay %XX-escaped. */
 typedef void (*http_handler)(kf_collector *c, const char *query, http_reply *r);
 
 /* Handlers (http_metrics.c, http_health.c). */
 void http_metrics(kf_collector *c, const char *query, http_reply *r);
 void http_healthz(kf_collector *c, const char *query, http_reply *r);
 void http_readyz(kf_collector *c, const char *query, http_reply *r);
+/* The Binance-compatible gateway's REST (http_gateway.c). */
+void http_gw_klines(kf_collector *c, const char *query, http_reply *r);
+void http_gw_time(kf_collector *c, const char *query, http_reply *r);
+void http_gw_ping(kf_collector *c, const char *query, http_reply *r);
+void http_gw_exchange_info(kf_collector *c, const char *query, http_reply *r);
 
 /*
  * Parses "ADDR:PORT" ("127.0.0.1:9100", "[::1]:9100", "0.0.0.0:0"; a numeric address, port

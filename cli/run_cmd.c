@@ -396,8 +396,8 @@ static int run_collector(kf_collector *c, const cli_run_opts *o)
             return CLI_EXIT_RUNTIME;
         }
         cli_log(KF_LOG_INFO,
-                "msg=\"http listening\" addr=%s port=%u paths=/metrics,/healthz,/readyz", o->http,
-                port);
+                "msg=\"http listening\" addr=%s port=%u paths=/metrics,/healthz,/readyz,/fapi/v1/*",
+                o->http, port);
     }
     int started = start_collector(c, retry_start);
     if (started != 0) {
