@@ -19,7 +19,11 @@ PKGS=(
   groff-base man-db                  # the man pages are checked with groff and man (test_man)
   python3-dev python3-setuptools python3-pip    # the Python package (python/): C extension, pip
   python3-pytest python3-pytest-asyncio         # its tests
+  nodejs                             # test_gateway: a real Binance client (npm ccxt) on the gateway
 )
+# npm: Debian's package, unless npm is there already (NodeSource's nodejs bundles its own, and
+# Debian's npm would not install beside it)
+command -v npm >/dev/null || PKGS+=(npm)
 
 missing=()
 for p in "${PKGS[@]}"; do
