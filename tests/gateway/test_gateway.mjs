@@ -168,6 +168,15 @@ async function main() {
   check(Math.abs(t - Date.now()) < 5000, `fetchTime (GET /fapi/v1/time): ${t}`);
   const p = await fetch(`${base}/fapi/v1/ping`);
   check(p.status === 200 && (await p.text()) === '{}', 'GET /fapi/v1/ping: 200 {}');
+
+  // the daemon stops cleanly (in the sanitizer build: no report, no leak)
+  const daemon = children[1];
+  const exited = new Promise((res) => daemon.on('exit', (code, sig) => res([code, sig])));
+  daemon.kill('SIGTERM');
+  const [code, sig] = await Promise.race([exited, sleep(30000).then(() => ['timeout', null])]);
+  const text = fs.readFileSync(dlog, 'utf8');
+  check(code === 0 && !/Sanitizer|runtime error/.test(text),
+    `the daemon exits 0 on SIGTERM (exit ${code}, signal ${sig})`);
 }
 
 main().then(() => {
