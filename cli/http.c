@@ -40,6 +40,10 @@ static const struct {
     {"/fapi/v1/exchangeInfo", http_gw_exchange_info},
 };
 
+/* http_ws.c */
+bool ws_is_path(const char *url);
+enum MHD_Result ws_upgrade(struct MHD_Connection *conn, const char *url);
+
 struct cli_http {
     struct MHD_Daemon *d;
     kf_collector *c;
@@ -168,6 +172,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (get && ws_is_path(url))
+        return ws_upgrade(conn, url);
     size_t i = 0;
     for (; i < sizeof routes / sizeof routes[0]; i++)
         if (strcmp(url, routes[i].path) == 0)
@@ -285,7 +291,8 @@ cli_http *cli_http_start(const char *spec, kf_collector *c, unsigned *port, char
         return NULL;
     }
     h->c = c;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    ws_hub_set_collector(c);
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
     if (sa.sa.sa_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* the server's threads must not take the stop signals: block them while they are made */
@@ -319,6 +326,7 @@ void cli_http_stop(cli_http *h)
 {
     if (!h)
         return;
+    ws_hub_stop(); /* its clients' threads close their upgraded sockets through the daemon */
     MHD_stop_daemon(h->d);
     free(h);
 }

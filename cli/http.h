@@ -47,6 +47,13 @@ void http_gw_time(kf_collector *c, const char *query, http_reply *r);
 void http_gw_ping(kf_collector *c, const char *query, http_reply *r);
 void http_gw_exchange_info(kf_collector *c, const char *query, http_reply *r);
 
+/* The gateway's WebSocket side (http_ws.c): the library's on_kline callback (register it with
+ * kf_config_on_kline before kf_create; userdata unused), the collector it serves (set by
+ * cli_http_start), and the stop of every client (cli_http_stop). */
+void ws_hub_on_kline(void *userdata, const kf_kline *k);
+void ws_hub_set_collector(kf_collector *c);
+void ws_hub_stop(void);
+
 /*
  * Parses "ADDR:PORT" ("127.0.0.1:9100", "[::1]:9100", "0.0.0.0:0"; a numeric address, port
  * 0..65535, 0: any free port). false with err naming the value otherwise.

@@ -169,11 +169,52 @@ async function main() {
   const p = await fetch(`${base}/fapi/v1/ping`);
   check(p.status === 200 && (await p.text()) === '{}', 'GET /fapi/v1/ping: 200 {}');
 
+  // WebSocket: the live events, combined (/market/stream?streams=) and raw (/market/ws with a
+  // live SUBSCRIBE), in Binance's format; every closed candle equals the store's row
+  const WebSocket = require('ws');
+  const wsBase = `ws://127.0.0.1:${port}`;
+  const comb = new WebSocket(`${wsBase}/market/stream?streams=btcusdt@kline_1m/ethusdt@kline_5m`);
+  const rawWs = new WebSocket(`${wsBase}/market/ws`);
+  const combined = [], rawMsgs = [];
+  comb.on('message', (m) => combined.push(JSON.parse(m.toString())));
+  rawWs.on('message', (m) => rawMsgs.push(JSON.parse(m.toString())));
+  await new Promise((res, rej) => { rawWs.on('open', res); rawWs.on('error', rej); });
+  rawWs.send(JSON.stringify({ method: 'SUBSCRIBE', params: ['ethusdt@kline_1m', 'btcusdt@kline_5m'], id: 1 }));
+  rawWs.send(JSON.stringify({ method: 'UNSUBSCRIBE', params: ['btcusdt@kline_5m'], id: 2 }));
+  rawWs.send(JSON.stringify({ method: 'LIST_SUBSCRIPTIONS', id: 3 }));
+  await sleep(4000); // 4 candles of 1m at 60x
+  comb.close();
+  const replies = rawMsgs.filter((m) => 'id' in m);
+  check(JSON.stringify(replies) === JSON.stringify([{ result: null, id: 1 }, { result: null, id: 2 },
+    { result: ['ethusdt@kline_1m'], id: 3 }]),
+  `SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS: Binance's replies ${JSON.stringify(replies)}`);
+  const rawEv = rawMsgs.filter((m) => m.e === 'kline');
+  check(rawEv.length > 10 && rawEv.every((m) => m.s === 'ETHUSDT' && m.k.i === '1m'),
+    `/market/ws: ${rawEv.length} raw events, all of the one stream subscribed`);
+  const streams = new Set(combined.map((m) => m.stream));
+  check(combined.length > 10 && streams.size === 2 && streams.has('btcusdt@kline_1m') &&
+    combined.every((m) => m.data.e === 'kline' &&
+      m.stream === `${m.data.s.toLowerCase()}@kline_${m.data.k.i}`),
+  `/market/stream: ${combined.length} combined events of ${[...streams].join(', ')}`);
+  const closedEv = combined.filter((m) => m.stream === 'btcusdt@kline_1m' && m.data.k.x);
+  await sleep(500); // their rows reach the store
+  const stored = new Map(storeRows('BTCUSDT', '1m').map((r) => [r[0], JSON.stringify(r)]));
+  const asRow = (k) => JSON.stringify([k.t, k.o, k.h, k.l, k.c, k.v, k.T, k.q, k.n, k.V, k.Q, '0']);
+  check(closedEv.length >= 2 && closedEv.every((m) => stored.get(m.data.k.t) === asRow(m.data.k)),
+    `the ${closedEv.length} closed candles streamed equal the store's rows`);
+  const btc = combined.filter((m) => m.stream === 'btcusdt@kline_1m');
+  let ordered = true;
+  for (let i = 1; i < btc.length; i++) ordered &&= btc[i].data.E >= btc[i - 1].data.E;
+  check(ordered, `a stream's ${btc.length} event times never go back`);
+  const rawClosed = new Promise((res) => rawWs.on('close', (code) => res(code)));
+
   // the daemon stops cleanly (in the sanitizer build: no report, no leak)
   const daemon = children[1];
   const exited = new Promise((res) => daemon.on('exit', (code, sig) => res([code, sig])));
   daemon.kill('SIGTERM');
   const [code, sig] = await Promise.race([exited, sleep(30000).then(() => ['timeout', null])]);
+  const closeCode = await Promise.race([rawClosed, sleep(5000).then(() => 'none')]);
+  check(closeCode === 1001, `a WebSocket client is closed 1001 (going away) at the stop: ${closeCode}`);
   const text = fs.readFileSync(dlog, 'utf8');
   check(code === 0 && !/Sanitizer|runtime error/.test(text),
     `the daemon exits 0 on SIGTERM (exit ${code}, signal ${sig})`);
