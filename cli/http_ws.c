@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "http.h"
 
 /* Bytes a client may have queued; a client that lets this fill is dropped. */
@@ -401,8 +402,14 @@ static void *client_main(void *arg)
             break;
     }
     pthread_mutex_lock(&hub.mu);
-    bool going_away = hub.stopping;
+    bool going_away = hub.stopping, dropped = w->dropped;
+    size_t nsubs = w->nsubs;
     pthread_mutex_unlock(&hub.mu);
+    if (dropped)
+        cli_log(KF_LOG_WARN,
+                "msg=\"gateway client dropped\" why=\"it did not read: its queue (%u bytes) is "
+                "full\" streams=%zu dropped_total=%" PRIu64,
+                WS_QUEUE_BYTES, nsubs, (uint64_t)atomic_load(&hub.dropped));
     if (going_away) /* 1001: going away */
         send_control(w, 0x8, (const unsigned char *)"\x03\xe9", 2);
     free(tmp);

@@ -4,6 +4,7 @@
 // startTime/endTime/limit semantics and error replies are checked on the raw wire.
 // Usage: node test_gateway.mjs KLINEFEED KLINEFEED_SIM NPM_DIR
 import { spawn, execFileSync } from 'node:child_process';
+import net from 'node:net';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -207,6 +208,24 @@ async function main() {
   for (let i = 1; i < btc.length; i++) ordered &&= btc[i].data.E >= btc[i - 1].data.E;
   check(ordered, `a stream's ${btc.length} event times never go back`);
   const rawClosed = new Promise((res) => rawWs.on('close', (code) => res(code)));
+
+  // a client that does not read is dropped (its queue fills), not the collector nor the others
+  const slow = net.connect(Number(port), '127.0.0.1');
+  await new Promise((res) => slow.on('connect', res));
+  slow.write('GET /market/stream?streams=btcusdt@kline_1m/btcusdt@kline_5m/ethusdt@kline_1m/' +
+    'ethusdt@kline_5m HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  slow.pause();
+  const dropped = await waitFor(dlog, /gateway client dropped/, 90000).then(() => true, () => false);
+  let slowBytes = 0;
+  const slowEnd = new Promise((res) => { slow.on('end', () => res(true)); slow.on('error', () => res(true)); });
+  slow.on('data', (d) => { slowBytes += d.length; });
+  slow.resume();
+  const ended = await Promise.race([slowEnd, sleep(10000).then(() => false)]);
+  check(dropped && ended, `a client that does not read is dropped and closed (${slowBytes} bytes had reached it)`);
+  const before2 = rawMsgs.length;
+  await sleep(1000);
+  check(rawMsgs.length > before2, 'the other client still receives');
 
   // the daemon stops cleanly (in the sanitizer build: no report, no leak)
   const daemon = children[1];
