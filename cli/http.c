@@ -328,5 +328,6 @@ void cli_http_stop(cli_http *h)
         return;
     ws_hub_stop(); /* its clients' threads close their upgraded sockets through the daemon */
     MHD_stop_daemon(h->d);
+    ws_hub_free_pending();
     free(h);
 }

@@ -53,6 +53,8 @@ void http_gw_exchange_info(kf_collector *c, const char *query, http_reply *r);
 void ws_hub_on_kline(void *userdata, const kf_kline *k);
 void ws_hub_set_collector(kf_collector *c);
 void ws_hub_stop(void);
+/* After the server has stopped: frees the requests whose upgrade never came. */
+void ws_hub_free_pending(void);
 
 /*
  * Parses "ADDR:PORT" ("127.0.0.1:9100", "[::1]:9100", "0.0.0.0:0"; a numeric address, port

@@ -47,12 +47,23 @@ typedef struct ws_client {
     int subs[WS_MAX_SUBS]; /* stream indexes (kf_stream_name order) */
 } ws_client;
 
+/* A client's request between the 101 answer and libmicrohttpd's upgrade callback (which is not
+ * called when the client goes away in between: the hub frees what is left at the stop). */
+typedef struct ws_req {
+    struct ws_req *prev, *next;
+    bool combined;
+    size_t n;
+    int subs[WS_MAX_SUBS];
+} ws_req;
+
 static struct {
     pthread_mutex_t mu;
+    ws_req *pending;
     pthread_cond_t gone;
     kf_collector *c;
     bool stopping;
     size_t n;
+    size_t threads; /* client threads not finished (still using libmicrohttpd's handle) */
     ws_client *v[WS_MAX_CLIENTS];
     atomic_size_t live; /* n, read without the lock by the callback's fast exit */
     atomic_uint_fast64_t dropped;
@@ -414,29 +425,26 @@ static void *client_main(void *arg)
         send_control(w, 0x8, (const unsigned char *)"\x03\xe9", 2);
     free(tmp);
     free(in);
-    pthread_mutex_lock(&hub.mu);
+    pthread_mutex_lock(&hub.mu); /* out of the hub first: the callback no longer sees it */
     for (size_t i = 0; i < hub.n; i++)
         if (hub.v[i] == w) {
             hub.v[i] = hub.v[--hub.n];
             atomic_store(&hub.live, hub.n);
             break;
         }
-    pthread_cond_broadcast(&hub.gone);
     pthread_mutex_unlock(&hub.mu);
     MHD_upgrade_action(w->urh, MHD_UPGRADE_ACTION_CLOSE);
     close(w->wake);
     free(w->q);
     free(w);
+    pthread_mutex_lock(&hub.mu); /* then done with the server: its stop may go on */
+    hub.threads--;
+    pthread_cond_broadcast(&hub.gone);
+    pthread_mutex_unlock(&hub.mu);
     return NULL;
 }
 
 /* ---- the upgrade ---- */
-
-typedef struct ws_req {
-    bool combined;
-    size_t n;
-    int subs[WS_MAX_SUBS];
-} ws_req;
 
 static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra,
                        size_t extra_in, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
@@ -446,13 +454,36 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
     (void)extra;
     (void)extra_in;
     ws_req *rq = cls;
+    pthread_mutex_lock(&hub.mu);
+    if (rq->prev)
+        rq->prev->next = rq->next;
+    else
+        hub.pending = rq->next;
+    if (rq->next)
+        rq->next->prev = rq->prev;
+    pthread_mutex_unlock(&hub.mu);
     ws_client *w = calloc(1, sizeof *w);
     unsigned char *q = malloc(WS_QUEUE_BYTES);
     int wk = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    pthread_mutex_lock(&hub.mu);
-    bool room = hub.n < WS_MAX_CLIENTS && !hub.stopping;
-    pthread_mutex_unlock(&hub.mu);
-    if (!w || !q || wk < 0 || !room) {
+    bool room = false;
+    if (w && q && wk >= 0) {
+        w->fd = sock;
+        w->wake = wk;
+        w->urh = urh;
+        w->q = q;
+        w->combined = rq->combined;
+        w->nsubs = rq->n;
+        memcpy(w->subs, rq->subs, rq->n * sizeof rq->subs[0]);
+        pthread_mutex_lock(&hub.mu); /* checked and added at once: two server threads upgrade */
+        room = hub.n < WS_MAX_CLIENTS && !hub.stopping;
+        if (room) {
+            hub.v[hub.n++] = w;
+            hub.threads++;
+            atomic_store(&hub.live, hub.n);
+        }
+        pthread_mutex_unlock(&hub.mu);
+    }
+    if (!room) {
         free(w);
         free(q);
         if (wk >= 0)
@@ -461,26 +492,21 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
         MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
         return;
     }
-    w->fd = sock;
-    w->wake = wk;
-    w->urh = urh;
-    w->q = q;
-    w->combined = rq->combined;
-    w->nsubs = rq->n;
-    memcpy(w->subs, rq->subs, rq->n * sizeof rq->subs[0]);
     free(rq);
-    pthread_mutex_lock(&hub.mu);
-    hub.v[hub.n++] = w;
-    atomic_store(&hub.live, hub.n);
-    pthread_mutex_unlock(&hub.mu);
     pthread_t t;
     pthread_attr_t at;
     pthread_attr_init(&at);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
     if (pthread_create(&t, &at, client_main, w) != 0) {
         pthread_mutex_lock(&hub.mu);
-        hub.n--;
+        for (size_t i = 0; i < hub.n; i++)
+            if (hub.v[i] == w) {
+                hub.v[i] = hub.v[--hub.n];
+                break;
+            }
+        hub.threads--;
         atomic_store(&hub.live, hub.n);
+        pthread_cond_broadcast(&hub.gone);
         pthread_mutex_unlock(&hub.mu);
         MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
         close(wk);
@@ -569,6 +595,12 @@ enum MHD_Result ws_upgrade(struct MHD_Connection *conn, const char *url)
         free(rq);
         return MHD_NO;
     }
+    pthread_mutex_lock(&hub.mu);
+    rq->next = hub.pending;
+    if (rq->next)
+        rq->next->prev = rq;
+    hub.pending = rq;
+    pthread_mutex_unlock(&hub.mu);
     MHD_add_response_header(r, MHD_HTTP_HEADER_UPGRADE, "websocket");
     MHD_add_response_header(r, "Sec-WebSocket-Accept", acc);
     enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, r);
@@ -582,7 +614,18 @@ void ws_hub_stop(void)
     hub.stopping = true;
     for (size_t i = 0; i < hub.n; i++)
         wake(hub.v[i]);
-    while (hub.n)
+    while (hub.threads)
         pthread_cond_wait(&hub.gone, &hub.mu);
+    pthread_mutex_unlock(&hub.mu);
+}
+
+void ws_hub_free_pending(void)
+{
+    pthread_mutex_lock(&hub.mu);
+    while (hub.pending) {
+        ws_req *rq = hub.pending;
+        hub.pending = rq->next;
+        free(rq);
+    }
     pthread_mutex_unlock(&hub.mu);
 }
