@@ -126,9 +126,16 @@ static bool enqueue(ws_client *w, const char *a, size_t alen, const char *b, siz
     const unsigned char *parts[4] = {hdr, (const unsigned char *)a, (const unsigned char *)b,
                                      (const unsigned char *)z};
     size_t lens[4] = {hl, alen, blen, zlen};
-    for (int p = 0; p < 4; p++)
-        for (size_t i = 0; i < lens[p]; i++)
-            w->q[(w->head + w->len++) % WS_QUEUE_BYTES] = parts[p][i];
+    for (int p = 0; p < 4; p++) {
+        size_t at = (w->head + w->len) % WS_QUEUE_BYTES, n1 = lens[p];
+        if (n1 > WS_QUEUE_BYTES - at)
+            n1 = WS_QUEUE_BYTES - at;
+        if (n1)
+            memcpy(w->q + at, parts[p], n1);
+        if (lens[p] > n1)
+            memcpy(w->q, parts[p] + n1, lens[p] - n1);
+        w->len += lens[p];
+    }
     return true;
 }
 
@@ -179,13 +186,16 @@ void ws_hub_on_kline(void *userdata, const kf_kline *k)
         ws_client *w = hub.v[i];
         if (w->dropped || !has_sub(w, idx))
             continue;
+        /* its thread drains the queue to empty after a wake: wake it only when it was empty */
+        bool was_empty = w->len == 0;
         bool ok = w->combined ? enqueue(w, wrap, (size_t)wl, ev, (size_t)n, "}", 1)
                               : enqueue(w, ev, (size_t)n, NULL, 0, NULL, 0);
         if (!ok) {
             w->dropped = true;
             atomic_fetch_add(&hub.dropped, 1);
         }
-        wake(w);
+        if (was_empty || !ok)
+            wake(w);
     }
     pthread_mutex_unlock(&hub.mu);
 }
@@ -216,8 +226,9 @@ static bool flush(ws_client *w, unsigned char *tmp, size_t cap)
     for (;;) {
         pthread_mutex_lock(&hub.mu);
         size_t n = w->len < cap ? w->len : cap;
-        for (size_t i = 0; i < n; i++)
-            tmp[i] = w->q[(w->head + i) % WS_QUEUE_BYTES];
+        size_t n1 = n < WS_QUEUE_BYTES - w->head ? n : WS_QUEUE_BYTES - w->head;
+        memcpy(tmp, w->q + w->head, n1);
+        memcpy(tmp + n1, w->q, n - n1);
         w->head = (w->head + n) % WS_QUEUE_BYTES;
         w->len -= n;
         bool dropped = w->dropped;
