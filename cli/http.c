@@ -291,7 +291,6 @@ cli_http *cli_http_start(const char *spec, kf_collector *c, unsigned *port, char
         return NULL;
     }
     h->c = c;
-    ws_hub_set_collector(c);
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
     if (sa.sa.sa_family == AF_INET6)
         flags |= MHD_USE_IPv6;
@@ -302,6 +301,7 @@ cli_http *cli_http_start(const char *spec, kf_collector *c, unsigned *port, char
     sigaddset(&stop_set, SIGTERM);
     sigaddset(&stop_set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_set, &old_set);
+    ws_hub_set_collector(c); /* its dispatcher thread, too, leaves the signals to the main one */
     errno = 0;
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa.sa,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,

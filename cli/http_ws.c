@@ -43,6 +43,7 @@ typedef struct ws_client {
     unsigned char *q;
     size_t head, len; /* ring: bytes [head, head+len) mod WS_QUEUE_BYTES */
     bool dropped;
+    bool kick; /* the dispatcher is to wake its thread */
     size_t nsubs;
     int subs[WS_MAX_SUBS]; /* stream indexes (kf_stream_name order) */
 } ws_client;
@@ -66,13 +67,50 @@ static struct {
     size_t threads; /* client threads not finished (still using libmicrohttpd's handle) */
     ws_client *v[WS_MAX_CLIENTS];
     atomic_size_t live; /* n, read without the lock by the callback's fast exit */
+    /* the dispatcher: the callback writes its eventfd once per batch (one system call on the
+     * collector's I/O thread however many clients), it wakes the clients' threads */
+    int kick;
+    bool kicked, dispatching;
+    pthread_t dispatcher;
     atomic_uint_fast64_t dropped;
 } hub = {.mu = PTHREAD_MUTEX_INITIALIZER, .gone = PTHREAD_COND_INITIALIZER};
+
+static void wake(ws_client *w);
+
+static void *dispatch_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        uint64_t x;
+        ssize_t r = read(hub.kick, &x, sizeof x);
+        (void)r;
+        pthread_mutex_lock(&hub.mu);
+        hub.kicked = false;
+        bool stop = hub.stopping;
+        for (size_t i = 0; i < hub.n; i++)
+            if (hub.v[i]->kick) {
+                hub.v[i]->kick = false;
+                wake(hub.v[i]);
+            }
+        pthread_mutex_unlock(&hub.mu);
+        if (stop)
+            return NULL;
+    }
+}
 
 void ws_hub_set_collector(kf_collector *c)
 {
     pthread_mutex_lock(&hub.mu);
     hub.c = c;
+    if (!hub.dispatching) {
+        hub.kick = eventfd(0, EFD_CLOEXEC);
+        hub.dispatching =
+            hub.kick >= 0 && pthread_create(&hub.dispatcher, NULL, dispatch_main, NULL) == 0;
+        if (!hub.dispatching && hub.kick >= 0) {
+            close(hub.kick);
+            hub.kick = -1;
+        }
+    }
     pthread_mutex_unlock(&hub.mu);
 }
 
@@ -182,6 +220,7 @@ void ws_hub_on_kline(void *userdata, const kf_kline *k)
     int wl = snprintf(wrap, sizeof wrap, "{\"stream\":\"%s\",\"data\":", name);
     pthread_mutex_lock(&hub.mu);
     int idx = stream_index(name, (size_t)nl);
+    bool any = false;
     for (size_t i = 0; idx >= 0 && i < hub.n; i++) {
         ws_client *w = hub.v[i];
         if (w->dropped || !has_sub(w, idx))
@@ -194,8 +233,25 @@ void ws_hub_on_kline(void *userdata, const kf_kline *k)
             w->dropped = true;
             atomic_fetch_add(&hub.dropped, 1);
         }
-        if (was_empty || !ok)
-            wake(w);
+        if (was_empty || !ok) {
+            w->kick = true;
+            any = true;
+        }
+    }
+    if (any && !hub.kicked) {
+        hub.kicked = true;
+        if (hub.dispatching) {
+            uint64_t one = 1;
+            ssize_t r = write(hub.kick, &one, sizeof one);
+            (void)r;
+        } else { /* no dispatcher thread (it could not be made): wake them from here */
+            for (size_t i = 0; i < hub.n; i++)
+                if (hub.v[i]->kick) {
+                    hub.v[i]->kick = false;
+                    wake(hub.v[i]);
+                }
+            hub.kicked = false;
+        }
     }
     pthread_mutex_unlock(&hub.mu);
 }
@@ -627,7 +683,17 @@ void ws_hub_stop(void)
         wake(hub.v[i]);
     while (hub.threads)
         pthread_cond_wait(&hub.gone, &hub.mu);
+    bool dispatching = hub.dispatching;
+    hub.dispatching = false;
     pthread_mutex_unlock(&hub.mu);
+    if (dispatching) {
+        uint64_t one = 1;
+        ssize_t r = write(hub.kick, &one, sizeof one);
+        (void)r;
+        pthread_join(hub.dispatcher, NULL);
+        close(hub.kick);
+        hub.kick = -1;
+    }
 }
 
 void ws_hub_free_pending(void)
