@@ -133,12 +133,14 @@ bad:
 
 static const cli_option run_opts[] = {
     {"symbols", NULL, CLI_LIST, RUN(symbols), NOG, 0, 0, "LIST",
-     "comma-separated symbols, e.g. BTCUSDT,ETHUSDT (required; repeatable)"},
+     "comma-separated symbols, e.g. BTCUSDT,ETHUSDT (required; repeatable); ALL:\n"
+     "every TRADING USDT perpetual of exchangeInfo at start (read once)"},
     {"intervals", NULL, CLI_LIST, RUN(intervals), NOG, 0, 0, "LIST",
      "comma-separated intervals from 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M\n"
      "(required; repeatable)"},
     {"sink", NULL, CLI_SINKS, RUN(sinks), NOG, 0, 0, "SPEC",
-     "sqlite:PATH | jsonl:PATH | jsonl:- (stdout) | csv:PATH | csv:- (stdout);\n"
+     "sqlite:PATH | jsonl:PATH | jsonl:- (stdout) | csv:PATH | csv:- (stdout) |\n"
+     "postgres:CONNINFO (libpq key=value pairs or a postgresql:// URI);\n"
      "repeatable; default sqlite:klines.db"},
     {"all-updates", NULL, CLI_FLAG, RUN(all_updates), NOG, 0, 0, NULL,
      "send every update to the sinks (upserted), not only closed candles"},
@@ -148,6 +150,10 @@ static const cli_option run_opts[] = {
      "(default wss://fstream.binance.com/market)"},
     {"rest-url", NULL, CLI_STRING, RUN(rest_url), NOG, 0, 0, "URL",
      "REST base, http:// or https:// (default https://fapi.binance.com)"},
+    {"shard", NULL, CLI_STRING, RUN(shard), NOG, 0, 0, "K/N",
+     "collect only the symbols of shard K of N (1 <= K <= N): FNV-1a 64 of the\n"
+     "uppercase symbol mod N, plus 1; N collectors with shards 1/N..N/N and the\n"
+     "same symbols cover each stream exactly once"},
     {"validate", NULL, CLI_VALIDATE, RUN(validate), NOG, 0, 0, "MODE",
      "check symbols against exchangeInfo: if-reachable (default) | required | off"},
     {"streams-per-connection", NULL, CLI_UINT, RUN(streams_per_connection),
@@ -205,6 +211,7 @@ static const cli_option backfill_opts[] = {
      "as for run; repeatable; default sqlite:klines.db"},
     {"testnet", NULL, CLI_FLAG, BF(testnet), NOG, 0, 0, NULL, "use the testnet endpoints"},
     {"rest-url", NULL, CLI_STRING, BF(rest_url), NOG, 0, 0, "URL", "as for run"},
+    {"shard", NULL, CLI_STRING, BF(shard), NOG, 0, 0, "K/N", "as for run"},
     {"ca-file", NULL, CLI_STRING, BF(ca_file), NOG, 0, 0, "PATH", "as for run"},
     {"rest-weight-budget", "weight-budget", CLI_UINT, BF(rest_weight_budget), NOG, 10, 1000000, "N",
      "REST weight per UTC minute (2400; a lower published limit wins)"},

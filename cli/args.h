@@ -113,7 +113,7 @@ typedef enum cli_validate_mode {
 typedef struct cli_run_opts {
     bool help;
     cli_list symbols, intervals, sinks;
-    const char *ws_url, *rest_url, *ca_file, *state_dir, *config;
+    const char *ws_url, *rest_url, *ca_file, *state_dir, *config, *shard;
     const char *http; /* --http ADDR:PORT, NULL: no HTTP server */
     bool testnet, all_updates, no_backfill, retry_start;
     int log_level; /* kf_log_level; KF_LOG_INFO unless given */
@@ -134,7 +134,7 @@ typedef struct cli_run_opts {
 typedef struct cli_backfill_opts {
     bool help;
     cli_list symbols, intervals, sinks;
-    const char *rest_url, *ca_file, *state_dir, *config;
+    const char *rest_url, *ca_file, *state_dir, *config, *shard;
     bool testnet;
     int log_level;
     bool has_from, has_to;

@@ -110,6 +110,11 @@ static int bf_build_config(kf_config *cfg, const cli_backfill_opts *o)
         CLI_SET(kf_config_add_sink(cfg, o->sinks.v[i]), "--sink", o->sinks.v[i]);
     if (o->sinks.n == 0)
         CLI_SET(kf_config_add_sink(cfg, DEFAULT_SINK), "--sink", DEFAULT_SINK);
+    if (o->shard) {
+        int rc = cli_set_shard(cfg, o->shard);
+        if (rc != CLI_EXIT_OK)
+            return rc;
+    }
     if (o->ca_file) {
         int rc = cli_set_ca_file(cfg, o->ca_file);
         if (rc != CLI_EXIT_OK)

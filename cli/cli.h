@@ -31,6 +31,8 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_setter_failed(const kf_config *cfg, const char *flag, const char *value, kf_err e);
 /* --ca-file: the file must be readable, then kf_config_set_ca_file. A CLI_EXIT_* code. */
 int cli_set_ca_file(kf_config *cfg, const char *path);
+/* --shard K/N: parsed and given to kf_config_set_shard; CLI_EXIT_USAGE naming the value. */
+int cli_set_shard(kf_config *cfg, const char *spec);
 /* --state-dir: where REST pauses are kept across processes. flag_value NULL: the default,
  * $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/klinefeed, else ~/.local/state/klinefeed
  * (created; when it cannot be, a warning and none); "none": none. A given directory is created

@@ -7,6 +7,7 @@
 #include "cli.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -34,6 +35,8 @@ static const struct {
     {"/metrics", http_metrics},
     {"/healthz", http_healthz},
     {"/readyz", http_readyz},
+    {"/", http_page},
+    {"/api/streams", http_api_streams},
     {"/fapi/v1/klines", http_gw_klines},
     {"/fapi/v1/time", http_gw_time},
     {"/fapi/v1/ping", http_gw_ping},
@@ -104,31 +107,66 @@ void http_buf_printf(http_buf *b, const char *fmt, ...)
 
 /* ---- requests ---- */
 
-/* The query's arguments (decoded by libmicrohttpd) back into "k=v&k=v", with '%', '&' and '='
- * of a key or value escaped as %XX: what a handler's query is. */
-static void query_put(http_buf *b, const char *s)
-{
-    for (; *s; s++) {
-        if (*s == '%' || *s == '&' || *s == '=')
-            http_buf_printf(b, "%%%02X", (unsigned)(unsigned char)*s);
-        else
-            http_buf_put(b, s, 1);
-    }
-}
-
+/* The query string again ("a=1&b=x%26y"): libmicrohttpd hands the arguments decoded; each is
+ * appended with '%', '&', '=', '+', '#' and bytes outside printable ASCII percent-encoded. */
 static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                  const char *value)
 {
-    http_buf *b = cls;
     (void)kind;
-    if (b->len)
-        http_buf_put(b, "&", 1);
-    query_put(b, key);
-    if (value) {
-        http_buf_put(b, "=", 1);
-        query_put(b, value);
+    http_buf *q = cls;
+    const char *parts[2] = {key, value ? value : ""};
+    if (q->len)
+        http_buf_put(q, "&", 1);
+    for (int k = 0; k < 2; k++) {
+        if (k)
+            http_buf_put(q, "=", 1);
+        for (const unsigned char *p = (const unsigned char *)parts[k]; *p; p++) {
+            if (*p <= 0x20 || *p >= 0x7f || strchr("%&=+#", *p))
+                http_buf_printf(q, "%%%02X", *p);
+            else
+                http_buf_put(q, (const char *)p, 1);
+        }
     }
     return MHD_YES;
+}
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = tolower(ch);
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+bool http_query_param(const char *query, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    for (const char *p = query; p && *p;) {
+        const char *end = strchr(p, '&');
+        if (!end)
+            end = p + strlen(p);
+        if ((size_t)(end - p) >= nl && strncmp(p, name, nl) == 0 &&
+            (p[nl] == '=' || p + nl == end)) {
+            const char *v = p + nl + (p + nl < end);
+            size_t n = 0;
+            while (v < end) {
+                int ch = (unsigned char)*v++;
+                if (ch == '+') {
+                    ch = ' ';
+                } else if (ch == '%' && end - v >= 2 && hexval(v[0]) >= 0 && hexval(v[1]) >= 0) {
+                    ch = hexval(v[0]) * 16 + hexval(v[1]);
+                    v += 2;
+                }
+                if (n + 1 >= cap)
+                    return false;
+                out[n++] = (char)ch;
+            }
+            out[n] = 0;
+            return true;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return false;
 }
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, http_reply *r)
@@ -192,7 +230,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         http_buf q = {0};
         MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_arg, &q);
         if (q.oom)
-            r.body.oom = true;
+            r.body.oom = true; /* a 500 */
         else
             routes[i].fn(h->c, q.p ? q.p : "", &r);
         free(q.p);

@@ -41,6 +41,14 @@ typedef void (*http_handler)(kf_collector *c, const char *query, http_reply *r);
 void http_metrics(kf_collector *c, const char *query, http_reply *r);
 void http_healthz(kf_collector *c, const char *query, http_reply *r);
 void http_readyz(kf_collector *c, const char *query, http_reply *r);
+/* The live page (http_page.c): the page, and its JSON (every stream; the candles of one). */
+void http_page(kf_collector *c, const char *query, http_reply *r);
+void http_api_streams(kf_collector *c, const char *query, http_reply *r);
+
+/* Query parameter name of query ("a=1&b=2", percent-encoded) decoded into out (NUL-terminated):
+ * true when present and it fits in cap. */
+bool http_query_param(const char *query, const char *name, char *out, size_t cap);
+
 /* The Binance-compatible gateway's REST (http_gateway.c). */
 void http_gw_klines(kf_collector *c, const char *query, http_reply *r);
 void http_gw_time(kf_collector *c, const char *query, http_reply *r);

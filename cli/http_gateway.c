@@ -40,51 +40,6 @@ static void gw_error(http_reply *r, unsigned status, int code, const char *msg)
     http_buf_printf(&r->body, "{\"code\":%d,\"msg\":\"%s\"}", code, msg);
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* The value of name in query (http.c's "k=v&k=v", '%', '&' and '=' of a value escaped) into
- * buf, decoded; NULL when absent (or longer than buf). */
-static const char *qparam(const char *query, const char *name, char *buf, size_t cap)
-{
-    size_t nl = strlen(name);
-    for (const char *p = query; *p;) {
-        const char *amp = strchr(p, '&');
-        size_t len = amp ? (size_t)(amp - p) : strlen(p);
-        if (len > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
-            size_t o = 0;
-            for (size_t i = nl + 1; i < len; i++) {
-                char ch = p[i];
-                if (ch == '%' && i + 2 < len + 1 && hexval(p[i + 1]) >= 0 &&
-                    hexval(p[i + 2]) >= 0) {
-                    ch = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
-                    i += 2;
-                }
-                if (o + 1 >= cap)
-                    return NULL;
-                buf[o++] = ch;
-            }
-            buf[o] = 0;
-            return buf;
-        } else if (len == nl && strncmp(p, name, nl) == 0) {
-            buf[0] = 0;
-            return buf;
-        }
-        if (!amp)
-            break;
-        p = amp + 1;
-    }
-    return NULL;
-}
-
 static bool parse_i64(const char *s, int64_t *out)
 {
     const char *p = s;
@@ -285,30 +240,30 @@ static bool store_rows(kf_collector *c, const char *sym, const char *iv, int64_t
 void http_gw_klines(kf_collector *c, const char *query, http_reply *r)
 {
     char sym[KF_SYMBOL_MAX + 8], ivs[16], tmp[64];
-    if (!qparam(query, "symbol", sym, sizeof sym) || !*sym) {
+    if (!http_query_param(query, "symbol", sym, sizeof sym) || !*sym) {
         gw_error(r, 400, -1102,
                  "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.");
         return;
     }
-    if (!qparam(query, "interval", ivs, sizeof ivs) || !*ivs) {
+    if (!http_query_param(query, "interval", ivs, sizeof ivs) || !*ivs) {
         gw_error(r, 400, -1102,
                  "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.");
         return;
     }
     int64_t limit = GW_LIMIT_DEFAULT, st = 0, en = 0;
-    if (qparam(query, "limit", tmp, sizeof tmp) &&
+    if (http_query_param(query, "limit", tmp, sizeof tmp) &&
         (!parse_i64(tmp, &limit) || limit < 1 || limit > GW_LIMIT_MAX)) {
         gw_error(r, 400, -1130, "Data sent for parameter 'limit' is not valid.");
         return;
     }
-    bool has_st = qparam(query, "startTime", tmp, sizeof tmp) != NULL;
+    bool has_st = http_query_param(query, "startTime", tmp, sizeof tmp);
     if (has_st && !parse_i64(tmp, &st)) {
         gw_error(r, 400, -1100,
                  "Illegal characters found in parameter 'startTime'; legal range is "
                  "'^-?[0-9]{1,20}$'.");
         return;
     }
-    bool has_en = qparam(query, "endTime", tmp, sizeof tmp) != NULL;
+    bool has_en = http_query_param(query, "endTime", tmp, sizeof tmp);
     if (has_en && !parse_i64(tmp, &en)) {
         gw_error(r, 400, -1100,
                  "Illegal characters found in parameter 'endTime'; legal range is "

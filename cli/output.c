@@ -126,6 +126,25 @@ int cli_set_ca_file(kf_config *cfg, const char *path)
     return CLI_EXIT_OK;
 }
 
+int cli_set_shard(kf_config *cfg, const char *spec)
+{
+    unsigned long k = 0, n = 0;
+    char *end = NULL;
+    const char *p = spec;
+    if (*p >= '0' && *p <= '9')
+        k = strtoul(p, &end, 10);
+    if (end && *end == '/' && end[1] >= '0' && end[1] <= '9')
+        n = strtoul(end + 1, &end, 10);
+    else
+        end = NULL;
+    if (!end || *end || k == 0 || n == 0 || k > n || n > 1000000) {
+        cli_error("--shard: \"%s\" is not K/N with 1 <= K <= N <= 1000000 (e.g. 2/3)", spec);
+        return CLI_EXIT_USAGE;
+    }
+    CLI_SET(kf_config_set_shard(cfg, (unsigned)k, (unsigned)n), "--shard", spec);
+    return CLI_EXIT_OK;
+}
+
 /* mkdir -p with mode 0700 for the directories it creates; 0 or -1 (errno set). */
 static int mkdir_p(const char *path)
 {

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,8 +29,12 @@
 static int build_config(kf_config *cfg, const cli_run_opts *o)
 {
     char num[32];
+    bool all = false;
     for (size_t i = 0; i < o->symbols.n; i++)
-        CLI_SET(kf_config_add_symbols(cfg, o->symbols.v[i]), "--symbols", o->symbols.v[i]);
+        if (strcasecmp(o->symbols.v[i], "ALL") == 0)
+            all = true; /* after the REST settings below */
+        else
+            CLI_SET(kf_config_add_symbols(cfg, o->symbols.v[i]), "--symbols", o->symbols.v[i]);
     for (size_t i = 0; i < o->intervals.n; i++)
         CLI_SET(kf_config_add_intervals(cfg, o->intervals.v[i]), "--intervals", o->intervals.v[i]);
     if (o->testnet)
@@ -96,6 +101,11 @@ static int build_config(kf_config *cfg, const cli_run_opts *o)
         snprintf(num, sizeof num, "%" PRId64, o->backfill_from);
         CLI_SET(kf_config_set_backfill_from(cfg, o->backfill_from), "--backfill-from", num);
     }
+    if (o->shard) {
+        int rc = cli_set_shard(cfg, o->shard);
+        if (rc != CLI_EXIT_OK)
+            return rc;
+    }
     if (o->ca_file) {
         int rc = cli_set_ca_file(cfg, o->ca_file);
         if (rc != CLI_EXIT_OK)
@@ -113,6 +123,10 @@ static int build_config(kf_config *cfg, const cli_run_opts *o)
         CLI_SET(kf_config_set_state_dir(cfg, dir), "--state-dir", dir);
     CLI_SET(kf_config_set_log(cfg, cli_log_line, NULL, (kf_log_level)o->log_level), "--log-level",
             "");
+    if (all && kf_config_add_exchange_symbols(cfg, NULL) != KF_OK) {
+        cli_error("--symbols ALL: %s", kf_config_errmsg(cfg));
+        return CLI_EXIT_RUNTIME;
+    }
 
     /* Credentials only from the environment; never echoed, even on failure. */
     const char *key = getenv("BINANCE_API_KEY");
@@ -398,7 +412,8 @@ static int run_collector(kf_collector *c, const cli_run_opts *o)
             return CLI_EXIT_RUNTIME;
         }
         cli_log(KF_LOG_INFO,
-                "msg=\"http listening\" addr=%s port=%u paths=/metrics,/healthz,/readyz,/fapi/v1/*",
+                "msg=\"http listening\" addr=%s port=%u "
+                "paths=/,/api/streams,/metrics,/healthz,/readyz,/fapi/v1/*,/market/ws*",
                 o->http, port);
     }
     int started = start_collector(c, retry_start);

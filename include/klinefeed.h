@@ -250,11 +250,39 @@ const char *kf_config_errmsg(const kf_config *cfg);
  * bytes. A repeated symbol is ignored. sym is copied.
  */
 kf_err kf_config_add_symbol(kf_config *cfg, const char *sym);
+/*
+ * Adds every USDT-M perpetual the exchange trades now: each symbol of GET
+ * /fapi/v1/exchangeInfo (cfg's REST base, CA file, TLS verification, connect timeout, state
+ * directory's REST pauses; logged to cfg's log) with contractType PERPETUAL, quoteAsset USDT and
+ * status TRADING, in the exchange's order, after those already added; what `--symbols ALL`
+ * does. *added (may be NULL) is how many were new. Blocking (at most the connect timeout), on
+ * the caller's thread; cfg as for its setters. KF_OK; KF_ERR_REST, KF_ERR_TLS, ... when the
+ * exchange could not be asked or its answer is malformed, with kf_config_errmsg() naming the URL
+ * and the cause (cfg keeps what it had). The set is read once: a listing after the call is not
+ * collected, a delisting makes kf_start() refuse the symbol (validation) until it is removed.
+ */
+kf_err kf_config_add_exchange_symbols(kf_config *cfg, size_t *added);
 /* Adds one of the 15 intervals ("1m" ... "1M"); anything else is KF_ERR_CONFIG. */
 kf_err kf_config_add_interval(kf_config *cfg, const char *interval);
 /* Adds a comma-separated list ("BTCUSDT,ETHUSDT"; "1m,5m"); stops at the first bad item. */
 kf_err kf_config_add_symbols(kf_config *cfg, const char *csv);
 kf_err kf_config_add_intervals(kf_config *cfg, const char *csv);
+
+/*
+ * Work shared by N collectors: this one keeps only the symbols whose shard is k,
+ * kf_shard_of(symbol, n) == k, so N collectors given the same symbols and shards 1/N .. N/N
+ * cover every stream exactly once. 1 <= k <= n <= 1000000; (0, 0) removes the sharding.
+ * Applied by kf_create() and kf_history_new() to the configured symbols; a shard left without
+ * a symbol is KF_ERR_CONFIG there, naming the shard. A bad k or n is KF_ERR_CONFIG here.
+ */
+kf_err kf_config_set_shard(kf_config *cfg, unsigned k, unsigned n);
+/*
+ * The shard (1..n) of a symbol among n: FNV-1a 64 (offset basis 14695981039346656037, prime
+ * 1099511628211) over the bytes of the symbol with ASCII letters in uppercase, mod n, plus 1.
+ * Fixed by this definition: the same on every machine, in every process and every version
+ * (no per-process seed). 0 when symbol is NULL or n is 0. Pure; any thread.
+ */
+unsigned kf_shard_of(const char *symbol, unsigned n);
 
 /* Testnet endpoints instead of mainnet. An explicit URL override still wins. */
 kf_err kf_config_set_testnet(kf_config *cfg, bool testnet);
@@ -344,7 +372,9 @@ kf_err kf_config_on_raw(kf_config *cfg, kf_raw_fn fn, void *userdata);
 
 /*
  * Adds a store by spec: "sqlite:PATH", "jsonl:PATH", "jsonl:-" (stdout),
- * "csv:PATH", "csv:-" (stdout). The sink is opened by kf_start() and written on its own writer
+ * "csv:PATH", "csv:-" (stdout), "postgres:CONNINFO" (a PostgreSQL database: anything libpq's
+ * PQconnectdb accepts, key=value pairs or a postgresql:// URI; its password is masked in every
+ * log line and error). The sink is opened by kf_start() and written on its own writer
  * thread "kf-sink-N", so a slow disk never stalls the socket. A spec given twice is
  * KF_ERR_CONFIG (it would store every row twice). A start that fails removes a store it
  * created and stored nothing in.
@@ -352,9 +382,9 @@ kf_err kf_config_on_raw(kf_config *cfg, kf_raw_fn fn, void *userdata);
 kf_err kf_config_add_sink(kf_config *cfg, const char *spec);
 /*
  * Checks a sink spec without opening anything: KF_OK for "sqlite:PATH", "jsonl:PATH",
- * "jsonl:-", "csv:PATH", "csv:-" (a scheme klinefeed knows and a non-empty target), else
- * KF_ERR_CONFIG with a message naming the spec and the forms accepted in err (when not NULL).
- * Pure; any thread. kf_config_add_sink() checks the same way.
+ * "jsonl:-", "csv:PATH", "csv:-", "postgres:CONNINFO" (a scheme klinefeed knows and a non-empty
+ * target), else KF_ERR_CONFIG with a message naming the spec and the forms accepted in err (when
+ * not NULL). Pure; any thread. kf_config_add_sink() checks the same way.
  */
 kf_err kf_sink_spec_check(const char *spec, char *err, size_t errlen);
 /* Send every update to the sinks, not only closed candles (upserted). Default false. */
@@ -614,6 +644,9 @@ typedef struct kf_stream_info {
     int64_t last_update_age_ms;    /* ms since the last WebSocket update of the stream was
                                       received (local monotonic clock), -1 none yet */
     uint64_t missing;              /* closed candles known missing now (asked of REST) */
+    /* appended after 0.2.0: */
+    uint64_t gaps;     /* closed candles found missing since kf_create (gaps, the stores' holes) */
+    uint64_t repaired; /* closed candles stored from REST since kf_create (the gaps repaired) */
 } kf_stream_info;
 
 /* Stream i (0 <= i < kf_stream_count(c), kf_stream_name's order) into *out. */

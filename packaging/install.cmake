@@ -49,6 +49,10 @@ foreach(page klinefeed.1 klinefeed-sim.1 libklinefeed.3)
     DESTINATION ${CMAKE_INSTALL_MANDIR}/man${_section})
 endforeach()
 install(FILES README.md docs/cli.md docs/schema.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+# The live page embeds lightweight-charts (Apache-2.0): its NOTICE and licence go with the program.
+install(FILES web/NOTICE-lightweight-charts
+        ${CMAKE_BINARY_DIR}/web/node_modules/lightweight-charts/LICENSE
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/lightweight-charts)
 
 # ---- files that name installed paths (klinefeed.pc, klinefeed.service) and the settings file:
 #      written at install time for the prefix actually installed to (cmake --install --prefix,
@@ -78,11 +82,11 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER "klinefeed maintainers <klinefeed@localhost>" CACHE STRING
   "Maintainer field of the .deb")
-set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)      # libc6, libcurl4, libssl3, libuv1, libsqlite3-0, libmicrohttpd12
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)      # libc6, libcurl4, libssl3, libuv1, libsqlite3-0, libpq5, libnats3.4, libmicrohttpd12
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON) # DEBIAN/shlibs for libklinefeed.so
 # only to build programs against the library with pkg-config or CMake (Requires.private)
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS
-  "pkg-config, libuv1-dev, libssl-dev, libcurl4-openssl-dev | libcurl-dev, libsqlite3-dev")
+  "pkg-config, libuv1-dev, libssl-dev, libcurl4-openssl-dev | libcurl-dev, libsqlite3-dev, libpq-dev, libnats-dev")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
 set(_kf_deb ${CMAKE_BINARY_DIR}/packaging/debian)
 if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")

@@ -16,7 +16,7 @@ import subprocess
 from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEPS = ["-luv", "-lssl", "-lcrypto", "-lcurl", "-lsqlite3", "-pthread", "-lm"]
+DEPS = ["-luv", "-lssl", "-lcrypto", "-lcurl", "-lsqlite3", "-lpq", "-lnats", "-pthread", "-lm"]
 
 
 def pkg_config(*args):

@@ -5,7 +5,7 @@
 #   - a build configured for /usr (build-deb/, tests off), then cpack -G DEB (dpkg-shlibdeps
 #     computes Depends);
 #   - dpkg-deb: the control fields (Depends names libuv1, libssl3, libcurl4, libsqlite3-0,
-#     libmicrohttpd12: the daemon's --http) and
+#     libpq5, libnats3.4, libmicrohttpd12: the daemon's --http) and
 #     the file list (paths, modes, the soname links, the conffile);
 #   - as root: dpkg --root into an empty directory (maintainer scripts run without chroot),
 #     the installed `klinefeed --version` and a program linked against the installed
@@ -37,7 +37,7 @@ version=$(dpkg-deb -f "$deb" Version)
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "Package: $(dpkg-deb -f "$deb" Package) $version $(dpkg-deb -f "$deb" Architecture)"
 echo "Depends: $depends"
-for d in libuv1 libssl3 libcurl4 libsqlite3-0 libmicrohttpd12 libc6; do
+for d in libuv1 libssl3 libcurl4 libsqlite3-0 libpq5 libnats3.4 libmicrohttpd12 libc6; do
   echo "$depends" | grep -Eq "(^|, )$d( |,|$)" || fail "Depends lacks $d"
 done
 dpkg-deb -c "$deb" >"$out/deb-contents.txt"

@@ -12,6 +12,9 @@ PKGS=(
   libsqlite3-dev sqlite3             # the embedded default store (+ CLI for inspection)
   libmicrohttpd-dev                  # the daemon's HTTP server (--http: /metrics, /healthz, /readyz)
   prometheus                         # test_http: promtool check metrics, and a real scrape
+  libpq-dev postgresql               # the PostgreSQL store (libpq) and a server for its tests
+  libnats-dev                        # the nats:// JetStream store (nats.c)
+  nats-server                        # a real JetStream server for its tests
   libcmocka-dev                      # test framework
   valgrind                           # leak checks of the integration tests
   curl                               # scripts/soak.sh reads the simulator's /sim/state
@@ -19,10 +22,14 @@ PKGS=(
   groff-base man-db                  # the man pages are checked with groff and man (test_man)
   python3-dev python3-setuptools python3-pip    # the Python package (python/): C extension, pip
   python3-pytest python3-pytest-asyncio         # its tests
-  nodejs                             # test_gateway: a real Binance client (npm ccxt) on the gateway
+  chromium                           # test_page: the live page in headless Chromium
 )
-# npm: Debian's package, unless npm is there already (NodeSource's nodejs bundles its own, and
-# Debian's npm would not install beside it)
+# test_gateway drives the gateway with a real Binance client (npm ccxt, tests/gateway).
+# The live page embeds the npm package lightweight-charts (web/package-lock.json), installed at
+# build time by `npm ci`; its test drives Chromium with playwright-core from the same lockfile.
+# nodejs and npm from Debian, unless a node and npm are already there (e.g. NodeSource's
+# nodejs, which brings its own npm and conflicts with Debian's npm package).
+command -v node >/dev/null || PKGS+=(nodejs)
 command -v npm >/dev/null || PKGS+=(npm)
 
 missing=()

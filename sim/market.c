@@ -196,6 +196,12 @@ int64_t market_listing_ms(void)
     return alt < l ? alt : l;
 }
 
+int64_t market_symbol_listing(int sym)
+{
+    int64_t l = market_listing_ms();
+    return g_syms[sym].listed_ms > l ? g_syms[sym].listed_ms : l;
+}
+
 /* ---- aggregate cache: open addressing, keyed by level/symbol/index, wiped when full */
 typedef struct mc_ent {
     sim_agg a;

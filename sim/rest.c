@@ -133,7 +133,7 @@ static void klines(sim_conn *c, const char *query, int64_t used)
     if (!find_stream(c, used, sym, ivs, &s, &iv))
         return;
     int64_t now = sim_now();
-    int64_t listing = market_listing_ms();
+    int64_t listing = market_symbol_listing(s);
     int64_t last_open = interval_open(iv, now);
     int64_t *opens = sim_xmalloc(sizeof(int64_t) * (size_t)limit);
     int n = 0;
@@ -192,7 +192,7 @@ static void truth(sim_conn *c, const char *query)
     if (!find_stream(c, used, sym, ivs, &s, &iv))
         return;
     int64_t now = sim_now();
-    int64_t listing = market_listing_ms();
+    int64_t listing = market_symbol_listing(s);
     int64_t from = has_st && st > listing ? st : listing;
     int64_t t = interval_open(iv, from);
     if (t < from)
@@ -308,6 +308,46 @@ static bool rest_fault(sim_conn *c, int64_t rnow)
     return false;
 }
 
+/* GET /sim/list?symbol=X: X is listed now (TRADING; a new symbol's first candle opens at the
+ * current minute: no kline of it opens before, onboardDate says so). GET /sim/delist?symbol=X:
+ * X is SETTLING, its streams go silent (subscriptions stay until the client drops them). */
+static void list_delist(sim_conn *c, const char *query, bool list)
+{
+    char sym[64];
+    const char *bad = NULL;
+    if (!qparam(query, "symbol", sym, sizeof sym) || !sym[0] || strlen(sym) > 32)
+        bad = "symbol=X (1..32 of A-Z 0-9 _) is required";
+    for (const char *p = sym; !bad && *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_'))
+            bad = "symbol=X (1..32 of A-Z 0-9 _) is required";
+    int idx = bad ? -1 : market_find(sym, strlen(sym));
+    if (!bad && !list && idx < 0)
+        bad = "no such symbol";
+    if (bad) {
+        sbuf e = {0};
+        sb_puts(&e, "{\"error\":");
+        sb_json_str(&e, bad, strlen(bad));
+        sb_puts(&e, "}");
+        server_http_reply(c, 400, "Bad Request", NULL, e.p, e.len);
+        sb_free(&e);
+        return;
+    }
+    if (list && idx < 0) {
+        market_add_symbol(sym, true);
+        idx = market_find(sym, strlen(sym));
+        g_syms[idx].listed_ms = sim_now() / 60000 * 60000;
+    } else {
+        g_syms[idx].trading = list;
+    }
+    sbuf b = {0};
+    sb_puts(&b, "{\"symbol\":");
+    sb_json_str(&b, sym, strlen(sym));
+    sb_printf(&b, ",\"status\":\"%s\",\"onboardDate\":%lld}", list ? "TRADING" : "SETTLING",
+              (long long)market_symbol_listing(idx));
+    server_http_reply(c, 200, "OK", NULL, b.p, b.len);
+    sb_free(&b);
+}
+
 static void exchange_info(sim_conn *c, int64_t used)
 {
     sbuf b = {0};
@@ -321,25 +361,30 @@ static void exchange_info(sim_conn *c, int64_t used)
     for (int i = 0; i < g_nsyms; i++) {
         const sim_symbol *s = &g_syms[i];
         size_t nl = strlen(s->name);
+        /* PROTOCOL.md: quarterlies are BTCUSDT_261225; USDC-margined pairs end in USDC */
+        const char *us = strchr(s->name, '_');
+        size_t pl = us ? (size_t)(us - s->name) : nl; /* the pair */
+        const char *quote = pl > 4 && strncmp(s->name + pl - 4, "USDC", 4) == 0 ? "USDC" : "USDT";
         const char *base_end =
-            nl > 4 && strcmp(s->name + nl - 4, "USDT") == 0 ? s->name + nl - 4 : s->name + nl;
+            pl > 4 && strncmp(s->name + pl - 4, quote, 4) == 0 ? s->name + pl - 4 : s->name + pl;
         if (i)
             sb_puts(&b, ",");
         sb_puts(&b, "{\"symbol\":");
         sb_json_str(&b, s->name, nl);
         sb_puts(&b, ",\"pair\":");
-        sb_json_str(&b, s->name, nl);
+        sb_json_str(&b, s->name, pl);
         sb_printf(&b,
-                  ",\"contractType\":\"PERPETUAL\",\"deliveryDate\":4133404800000,"
+                  ",\"contractType\":\"%s\",\"deliveryDate\":4133404800000,"
                   "\"onboardDate\":%lld,\"status\":\"%s\",\"baseAsset\":",
-                  (long long)market_listing_ms(), s->trading ? "TRADING" : "SETTLING");
+                  us ? "CURRENT_QUARTER" : "PERPETUAL", (long long)market_symbol_listing(i),
+                  s->trading ? "TRADING" : "SETTLING");
         sb_json_str(&b, s->name, (size_t)(base_end - s->name));
         sb_printf(&b,
-                  ",\"quoteAsset\":\"USDT\",\"marginAsset\":\"USDT\",\"pricePrecision\":%d,"
+                  ",\"quoteAsset\":\"%s\",\"marginAsset\":\"%s\",\"pricePrecision\":%d,"
                   "\"quantityPrecision\":%d,\"baseAssetPrecision\":8,\"quotePrecision\":8,"
                   "\"underlyingType\":\"COIN\",\"filters\":[{\"filterType\":\"PRICE_FILTER\","
                   "\"tickSize\":\"",
-                  s->pp, s->qp);
+                  quote, quote, s->pp, s->qp);
         sb_dec(&b, 1, s->pp);
         sb_puts(&b, "\",\"minPrice\":\"");
         sb_dec(&b, 1, s->pp);
@@ -398,6 +443,10 @@ void rest_handle(sim_conn *c, const char *target)
     }
     if (strcmp(path, "/sim/truth") == 0) { /* ground truth: free, not counted, no faults */
         truth(c, query);
+        return;
+    }
+    if (strcmp(path, "/sim/list") == 0 || strcmp(path, "/sim/delist") == 0) { /* admin: free */
+        list_delist(c, query, strcmp(path, "/sim/list") == 0);
         return;
     }
     g_stats.rest_requests++;

@@ -80,6 +80,7 @@ typedef struct sim_symbol {
     int act;            /* tick activity threshold out of 256 */
     int64_t qmax;       /* max qty per trade, units of 10^-qp */
     uint64_t h;         /* per-symbol hash */
+    int64_t listed_ms;  /* listed at run time (/sim/list): no candle opens before; 0 none */
 } sim_symbol;
 
 typedef struct sim_agg {
@@ -100,6 +101,8 @@ const char *interval_name(int iv);
 int64_t interval_open(int iv, int64_t t);
 int64_t interval_next(int iv, int64_t open);
 int64_t market_listing_ms(void); /* candles opening before this are not served */
+/* The listing of symbol sym: market_listing_ms(), or its /sim/list time if later. */
+int64_t market_symbol_listing(int sym);
 /* State of candle (sym, iv, open) with the ticks that started at or before now. */
 void market_candle(int sym, int iv, int64_t open, int64_t now, sim_agg *out);
 void market_cleanup(void);

@@ -564,7 +564,7 @@ void ws_tick(sim_conn *c, int64_t now)
         return;
     for (int i = 0; i < c->nsubs; i++) {
         sim_sub *s = &c->subs[i];
-        if (!s->valid)
+        if (!s->valid || !g_syms[s->sym].trading) /* delisted: silent */
             continue;
         for (;;) {
             int64_t next = interval_next(s->iv, s->cur_open);

@@ -91,6 +91,11 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
         errbuf_set(errbuf, errlen, "out of memory");
         return NULL;
     }
+    if (kf__config_apply_shard(c->cfg, errbuf, errlen) != KF_OK) {
+        kf_config_free(c->cfg);
+        kf__free(c);
+        return NULL;
+    }
     kf__logger_init(&c->log, cfg->log_fn, cfg->log_userdata, cfg->log_level);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
@@ -119,9 +124,17 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
     if (!kf__fetch_state_path(cfg->state_dir, c->rest_base, c->rest_state, sizeof c->rest_state))
         c->rest_state[0] = 0;
 
+    cfg = c->cfg; /* the shard's symbols from here on */
+    if (cfg->shard_n)
+        kf__log(&c->log, KF_LOG_INFO, "msg=\"shard\" shard=%u/%u symbols=%zu", cfg->shard_k,
+                cfg->shard_n, cfg->nsymbols);
     c->nstreams = cfg->nsymbols * nint;
     c->streams = kf__calloc(c->nstreams, sizeof *c->streams);
-    c->last_update = kf__calloc(c->nstreams, sizeof *c->last_update);
+    c->last_update = kf__calloc(c->nstreams * 3, sizeof *c->last_update);
+    if (c->last_update) {
+        c->stream_gaps = c->last_update + c->nstreams;
+        c->stream_repaired = c->last_update + 2 * c->nstreams;
+    }
     size_t per = cfg->streams_per_connection;
     c->nshards = (c->nstreams + per - 1) / per;
     c->shards = kf__calloc(c->nshards, sizeof *c->shards);
@@ -272,7 +285,9 @@ static void collector_deliver_ws(void *owner, size_t si, const kf_kline *k)
     if (r == KF__APPLY_CLOSED) {
         collector_store(c, si, k, gap.filled);
         if (gap.from <= gap.to) {
-            KF__STAT_ADD(c, gaps, kf__interval_count(s->interval, gap.from, gap.to));
+            uint64_t ng = kf__interval_count(s->interval, gap.from, gap.to);
+            KF__STAT_ADD(c, gaps, ng);
+            atomic_fetch_add_explicit(&c->stream_gaps[si], ng, memory_order_relaxed);
             kf__log(&c->log, KF_LOG_WARN,
                     "msg=\"gap: closed candles missing\" stream=%s from=%lld to=%lld%s", s->name,
                     (long long)gap.from, (long long)gap.to,
@@ -298,6 +313,7 @@ static void collector_deliver_rest(void *owner, size_t si, const kf_kline *k)
     kf__apply r = kf__stream_apply(s, k, &gap);
     if (r == KF__APPLY_CLOSED) {
         KF__STAT_INC(c, backfilled);
+        atomic_fetch_add_explicit(&c->stream_repaired[si], 1, memory_order_relaxed);
         kf__shard_close_arrived(&c->shards[s->shard], si, k->open_time);
         collector_store(c, si, k, gap.filled);
     } else if (r == KF__APPLY_DUPLICATE) {
@@ -863,6 +879,7 @@ static kf_err collector_resume(kf_collector *c, char *err, size_t errlen)
                     s->name, (unsigned long long)m, (long long)h.from);
         with_holes++;
         missing += m;
+        atomic_fetch_add_explicit(&c->stream_gaps[si], m, memory_order_relaxed);
     }
     kf__free(c->scan_holes);
     c->scan_holes = NULL;
@@ -931,6 +948,7 @@ static kf_err collector_start(kf_collector *c)
         return KF_ERR_ALREADY_RUNNING;
     }
     char err[1024] = "";
+    atomic_store(&c->unreceived, 0);
     kf__log(&c->log, KF_LOG_INFO,
             "msg=\"starting\" version=%s streams=%zu connections=%zu ws=%s rest=%s sinks=%zu",
             KF_VERSION_STRING, c->nstreams, c->nshards, c->ws_base, c->rest_base, c->cfg->nsinks);
@@ -1106,12 +1124,63 @@ kf_err kf_start(kf_collector *c)
 }
 
 /* kf_stop's work, on one thread at a time (kf_stop). */
+/* A closing update still on its way is not counted missing at a stop: the exchange sends it at
+ * the candle's close, and within one connection an update carrying a later time comes after it. */
+#define KF__STOP_GRACE_MS 2000
+
+/*
+ * At a stop, after the I/O thread ended: the closed candles the exchange had closed before the
+ * stop that never arrived here (a connection down, a reconnect whose REST tail is not fetched
+ * yet, a closing update lost): each stream expects every candle closed by its connection's
+ * newest exchange time (less KF__STOP_GRACE_MS), or, for a connection that was down, by the
+ * newest exchange time any connection saw. They are not stored, so they count as missing (the
+ * daemon exits 4, not 0); they come after each stream's newest stored candle, so the next start
+ * fetches them.
+ */
+static void collector_count_unreceived(kf_collector *c)
+{
+    int64_t newest = 0;
+    for (size_t i = 0; i < c->nshards; i++) {
+        int64_t t = kf__shard_exchange_time(&c->shards[i]);
+        if (t > newest)
+            newest = t;
+    }
+    uint64_t n = 0;
+    size_t streams = 0;
+    const kf__stream *first = NULL;
+    int64_t first_from = 0;
+    for (size_t si = 0; si < c->nstreams; si++) {
+        kf__stream *s = &c->streams[si];
+        const kf__shard *sh = &c->shards[s->shard];
+        int64_t now = kf__shard_was_down(sh) ? newest : kf__shard_exchange_time(sh);
+        if (!s->has_closed || now <= KF__STOP_GRACE_MS)
+            continue;
+        int64_t expected = kf__interval_prev(
+            s->interval, kf__interval_floor(s->interval, now - KF__STOP_GRACE_MS));
+        if (expected <= s->last_closed)
+            continue;
+        int64_t from = kf__interval_next(s->interval, s->last_closed);
+        n += kf__interval_count(s->interval, from, expected);
+        if (!streams++) {
+            first = s;
+            first_from = from;
+        }
+    }
+    atomic_store(&c->unreceived, n);
+    if (n)
+        kf__log(&c->log, KF_LOG_WARN,
+                "msg=\"stopped before closed candles arrived: not stored, the next start fetches "
+                "them\" candles=%llu streams=%zu first_stream=%s first_from=%lld",
+                (unsigned long long)n, streams, first->name, (long long)first_from);
+}
+
 static kf_err collector_stop(kf_collector *c)
 {
     if (!c->io_started && !atomic_load(&c->running))
         return KF_OK;
     collector_close_repair_thread(c);
-    collector_stop_io(c);       /* applies the rows the REST worker fetched, then closes */
+    collector_stop_io(c); /* applies the rows the REST worker fetched, then closes */
+    collector_count_unreceived(c);
     collector_record_covers(c); /* behind the last rows: the next start checks only after */
     kf_err e = collector_close_writers(c); /* one deadline for all of them */
     collector_close_repair(c);
@@ -1337,6 +1406,7 @@ static void collector_stats(kf_collector *c, kf_stats *out)
     out->updates_dropped = LOAD(updates_dropped);
     for (size_t i = 0; i < c->nstreams; i++)
         out->missing += kf__stream_missing(&c->streams[i]);
+    out->missing += atomic_load_explicit(&c->unreceived, memory_order_relaxed);
     pthread_mutex_lock(&c->mu);
     kf__fetch_stats fs;
     kf__repair_get_stats(c->repair, &fs);
@@ -1413,6 +1483,8 @@ kf_err kf_stream_info_get(const kf_collector *c, size_t i, kf_stream_info *out, 
     info.missing = kf__stream_missing(s);
     uint64_t last = atomic_load_explicit(&c->last_update[i], memory_order_relaxed);
     info.last_update_age_ms = last ? age_since(loop_clock_ms(), last) : -1;
+    info.gaps = atomic_load_explicit(&c->stream_gaps[i], memory_order_relaxed);
+    info.repaired = atomic_load_explicit(&c->stream_repaired[i], memory_order_relaxed);
     bool up = false, subscribed = false;
     uint64_t opened_at = 0;
     if (atomic_load(&c->running))

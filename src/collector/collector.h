@@ -37,8 +37,11 @@ struct kf_collector {
 
     kf__stream *streams;
     size_t nstreams;
-    _Atomic uint64_t *last_update; /* per stream: loop ms of its last WebSocket update, 0 none
-                                      (written by the I/O thread, read by kf_stream_info_get) */
+    _Atomic uint64_t *last_update;     /* per stream: loop ms of its last WebSocket update, 0 none
+                                          (written by the I/O thread, read by kf_stream_info_get) */
+    _Atomic uint64_t *stream_gaps;     /* per stream: closed candles found missing (in the
+                                          allocation of last_update, I/O thread writes) */
+    _Atomic uint64_t *stream_repaired; /* per stream: closed candles stored from REST (same) */
     kf__candle *rings; /* every stream's ring, one zeroed arena touched only as candles arrive */
     kf__stream_index index;
     kf__shard *shards;
@@ -49,9 +52,10 @@ struct kf_collector {
     kf__writer **writers;      /* guarded by mu (stats readers) */
     size_t nwriters;
     uint64_t sink_rows_done, sink_errors_done, sink_unstored_done; /* of writers already closed */
-    char rest_state[1200];  /* file keeping REST pauses across processes, "" none */
-    kf__cover *covers;      /* complete ranges being recorded (one per stream), I/O thread */
-    uv_timer_t cover_timer; /* records the complete ranges every KF__COVER_EVERY_MS */
+    _Atomic uint64_t unreceived; /* at the last stop: closed candles that never arrived (missing) */
+    char rest_state[1200];       /* file keeping REST pauses across processes, "" none */
+    kf__cover *covers;           /* complete ranges being recorded (one per stream), I/O thread */
+    uv_timer_t cover_timer;      /* records the complete ranges every KF__COVER_EVERY_MS */
     bool cover_timer_init;
     uv_timer_t drain_timer; /* applies waiting REST rows again once the stores have room */
     bool drain_timer_init;

@@ -279,6 +279,69 @@ RANGE_SETTER(kf_config_set_connect_timeout_ms, connect_timeout_ms, unsigned, 100
 RANGE_SETTER(kf_config_set_max_message_size, max_message_size, size_t, 4096, 64u << 20,
              "max message size")
 
+/* FNV-1a 64 (offset basis 14695981039346656037, prime 1099511628211) over the symbol's bytes
+ * as given: fixed by its definition, the same on every machine and in every version. */
+static uint64_t fnv1a64(const char *s)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+unsigned kf_shard_of(const char *symbol, unsigned n)
+{
+    if (!symbol || !n)
+        return 0;
+    char up[KF_SYMBOL_MAX + 1];
+    size_t i = 0;
+    for (; symbol[i] && i < KF_SYMBOL_MAX; i++)
+        up[i] = symbol[i] >= 'a' && symbol[i] <= 'z' ? (char)(symbol[i] - 'a' + 'A') : symbol[i];
+    up[i] = 0;
+    return (unsigned)(fnv1a64(up) % n) + 1;
+}
+
+kf_err kf_config_set_shard(kf_config *cfg, unsigned k, unsigned n)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    if (n == 0 && k == 0) {
+        cfg->shard_k = cfg->shard_n = 0;
+        return KF_OK;
+    }
+    if (n < 1 || n > 1000000)
+        return cfg_fail(cfg, "shard count %u is out of range 1..1000000", n);
+    if (k < 1 || k > n)
+        return cfg_fail(cfg, "shard %u/%u: K is out of range 1..%u", k, n, n);
+    cfg->shard_k = k;
+    cfg->shard_n = n;
+    return KF_OK;
+}
+
+kf_err kf__config_apply_shard(kf_config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->shard_n)
+        return KF_OK;
+    size_t kept = 0, total = cfg->nsymbols;
+    for (size_t i = 0; i < total; i++)
+        if (kf_shard_of(cfg->symbols[i], cfg->shard_n) == cfg->shard_k) {
+            if (kept != i)
+                memcpy(cfg->symbols[kept], cfg->symbols[i], sizeof cfg->symbols[kept]);
+            kept++;
+        }
+    cfg->nsymbols = kept;
+    if (kept)
+        return KF_OK;
+    if (err && errlen)
+        snprintf(err, errlen,
+                 "shard %u/%u holds none of the %zu configured symbols (kf_shard_of: FNV-1a 64 "
+                 "of the uppercase symbol mod %u, plus 1)",
+                 cfg->shard_k, cfg->shard_n, total, cfg->shard_n);
+    return KF_ERR_CONFIG;
+}
+
 kf_err kf_config_set_reconnect_backoff(kf_config *cfg, unsigned initial_ms, unsigned max_ms)
 {
     if (!cfg)
@@ -430,9 +493,13 @@ kf_err kf_config_add_sink(kf_config *cfg, const char *spec)
         return KF_ERR_INVALID_ARG;
     if (kf_sink_spec_check(spec, cfg->errmsg, sizeof cfg->errmsg) != KF_OK)
         return KF_ERR_CONFIG;
-    for (size_t i = 0; i < cfg->nsinks; i++) /* twice would store every row twice */
-        if (strcmp(cfg->sinks[i], spec) == 0)
-            return cfg_fail(cfg, "sink \"%.200s\" is given twice", spec);
+    for (size_t i = 0; i < cfg->nsinks; i++) { /* twice would store every row twice */
+        if (strcmp(cfg->sinks[i], spec) == 0) {
+            char shown[256]; /* a conninfo's password masked */
+            kf__sink_mask(spec, shown, sizeof shown);
+            return cfg_fail(cfg, "sink \"%.200s\" is given twice", shown);
+        }
+    }
     char **p = kf__realloc(cfg->sinks, (cfg->nsinks + 1) * sizeof *p);
     if (!p)
         return KF_ERR_NOMEM;

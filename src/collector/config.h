@@ -41,11 +41,16 @@ struct kf_config {
     size_t nsinks;
     bool sink_all_updates;
     size_t sink_queue_rows;
-    char *state_dir; /* NULL: nothing kept across processes */
+    char *state_dir;           /* NULL: nothing kept across processes */
+    unsigned shard_k, shard_n; /* this collector's share: kf_shard_of(sym, n) == k; 0/0 all */
     char errmsg[256];
 };
 
 /* Deep copy (NULL on out of memory). */
 kf_config *kf__config_dup(const kf_config *src);
+
+/* Keeps only the symbols of cfg's shard (kf_config_set_shard), in order; nothing without one.
+ * KF_ERR_CONFIG with a message in err naming the shard when none of the symbols is its. */
+kf_err kf__config_apply_shard(kf_config *cfg, char *err, size_t errlen);
 
 #endif

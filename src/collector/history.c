@@ -92,6 +92,13 @@ kf_history *kf_history_new(const kf_config *cfg, char *err, size_t errlen)
     kf_history *h = kf__calloc(1, sizeof *h);
     if (h)
         h->cfg = kf__config_dup(cfg);
+    if (h && h->cfg && kf__config_apply_shard(h->cfg, err, errlen) != KF_OK) {
+        kf_config_free(h->cfg);
+        kf__free(h);
+        return NULL;
+    }
+    if (h && h->cfg)
+        cfg = h->cfg; /* the shard's symbols from here on */
     if (h && h->cfg)
         h->streams = kf__calloc(cfg->nsymbols * nint, sizeof *h->streams);
     if (!h || !h->cfg || !h->streams) {

@@ -143,6 +143,20 @@ static void shard_publish(kf__shard *sh)
     atomic_store_explicit(&sh->pub_subscribed, up && l->subscribed, memory_order_relaxed);
 }
 
+int64_t kf__shard_exchange_time(const kf__shard *sh)
+{
+    int64_t t = 0;
+    for (size_t i = 0; i < sh->count; i++)
+        if (sh->last_event[i] > t)
+            t = sh->last_event[i];
+    return t;
+}
+
+bool kf__shard_was_down(const kf__shard *sh)
+{
+    return sh->lost || sh->down_since != 0;
+}
+
 void kf__shard_status(const kf__shard *sh, bool *up, bool *subscribed, uint64_t *opened_at)
 {
     *up = atomic_load_explicit(&sh->pub_up, memory_order_relaxed);
@@ -637,7 +651,7 @@ static void shard_on_tick(uv_timer_t *t)
         }
         /* a replacement that does not deliver is no replacement: give up, retry later */
         if (r->conn && now - r->opened_at > cfg->dead_after_ms + cfg->connect_timeout_ms &&
-            !r->delivered) {
+            !r->delivered && !kf__conn_rx_pending(r->conn)) { /* (bytes waiting: we were late) */
             r->dead = true;
             kf__conn_abort(r->conn, KF_ERR_TIMEOUT, "replacement connection did not deliver");
         }

@@ -163,6 +163,12 @@ void kf__shard_close_arrived(kf__shard *sh, size_t si, int64_t open_time);
  * jitter in [0, min(max, initial * 2^(attempt-1))] ms, drawn from env.rng. */
 uint64_t kf__shard_retry_delay(kf__shard *sh);
 
+/* For a stop (after the I/O thread ended): the newest exchange time (E, ms) an update of the
+ * shard's streams carried (0 none), and whether the shard was without a subscribed connection
+ * when the stop came (lost and not subscribed again). */
+int64_t kf__shard_exchange_time(const kf__shard *sh);
+bool kf__shard_was_down(const kf__shard *sh);
+
 /* The active connection's state, for a reader on any thread: upgraded, subscribed, and the
  * loop time (ms, uv_now's clock: CLOCK_MONOTONIC) it opened at (0 when down). Atomics only. */
 void kf__shard_status(const kf__shard *sh, bool *up, bool *subscribed, uint64_t *opened_at);

@@ -32,4 +32,13 @@ typedef struct kf__validate_opts {
  */
 kf_err kf__validate_symbols(const kf__validate_opts *o, char *err, size_t errlen);
 
+/*
+ * Lists every USDT-M perpetual that is TRADING (contractType PERPETUAL, quoteAsset USDT, status
+ * TRADING) in GET /fapi/v1/exchangeInfo (vo's REST base, TLS, timeout, pause file, cancel; its
+ * mode and symbols are ignored): add(ud, symbol) for each, *count of those add took (KF_OK).
+ * KF_OK, or the REST error with err naming the URL and the cause. Blocking, caller's thread.
+ */
+kf_err kf__exchange_perpetuals(const kf__validate_opts *vo, kf_err (*add)(void *, const char *),
+                               void *ud, size_t *count, char *err, size_t errlen);
+
 #endif

@@ -14,7 +14,7 @@
 #include "klinefeed.h"
 #include "sink/format.h"
 
-#define KF__SINK_OPS_VERSION 2
+#define KF__SINK_OPS_VERSION 3
 
 /* A range of one stream a store holds complete: every candle the exchange has with an open time
  * in [from, to] is stored (klinefeed checked, and asked the exchange about what it lacked). */
@@ -29,7 +29,7 @@ typedef int (*kf__stored_fn)(void *ud, int64_t open_time);
 
 typedef struct kf__sink_ops {
     int version;        /* KF__SINK_OPS_VERSION */
-    const char *scheme; /* "sqlite", "jsonl", "csv" */
+    const char *scheme; /* "sqlite", "jsonl", "csv", "postgres" */
     /* Opens target (the spec after "scheme:"); *state owned by the sink. Error text in err. */
     kf_err (*open)(const char *target, void **state, char *err, size_t errlen);
     /* Stores n rows atomically (one transaction where the store has them). Upsert on
@@ -62,11 +62,31 @@ typedef struct kf__sink_ops {
      * it (a start that failed must not leave an empty store behind). Never removes a store that
      * existed before open(). */
     void (*discard)(void *state);
+    /* ---- version 3 ---- */
+    /* Optional: the logger the sink may write to from its writer thread (rows a server
+     * refused, left out of their batch). Called once after open(). */
+    void (*set_log)(void *state, kf__logger *lg);
+    /* Optional (0: the writer's default, 1024): the most rows the writer passes to one write().
+     * A server store amortises its per-transaction cost over larger batches. */
+    size_t max_batch;
 } kf__sink_ops;
 
 extern const kf__sink_ops kf__sink_sqlite;
 extern const kf__sink_ops kf__sink_jsonl;
 extern const kf__sink_ops kf__sink_csv;
+extern const kf__sink_ops kf__sink_postgres;
+extern const kf__sink_ops kf__sink_nats;
+
+/* spec as it may be logged, its secrets masked: a postgres conninfo's password (key=value
+ * pairs and postgresql:// URIs), a nats URL's USER:PASS@ or TOKEN@ and any user=, pass=,
+ * password= or token= option, each shown as "***"; other specs unchanged. Cut to fit cap. */
+void kf__sink_mask(const char *spec, char *out, size_t cap);
+/* The conninfo part of the above (pg.c). */
+void kf__pg_mask(const char *conninfo, char *out, size_t cap);
+/* A whole nats:// spec, masked (nats.c). */
+void kf__nats_mask(const char *spec, char *out, size_t cap);
+/* Rows the postgres sink refused and left out so far (pg.c; state from kf__writer_ops). */
+uint64_t kf__pg_rejected(void *state);
 
 /* Finds the ops for "scheme:target"; *target points into spec. NULL when unknown scheme or
  * empty target. */

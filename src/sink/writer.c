@@ -96,24 +96,26 @@ kf__writer *kf__writer_open(const char *spec, size_t queue_cap, kf__logger *lg, 
 {
     const char *target = NULL;
     const kf__sink_ops *ops = kf__sink_lookup(spec, &target);
+    char shown[1024]; /* what is logged and named: secrets masked */
+    kf__sink_mask(spec, shown, sizeof shown);
     if (!ops) {
         snprintf(err, errlen,
-                 "%s: unknown sink (expected sqlite:PATH, jsonl:PATH, jsonl:-, csv:PATH or "
-                 "csv:-)",
-                 spec ? spec : "(null)");
+                 "%s: unknown sink (expected sqlite:PATH, jsonl:PATH, jsonl:-, csv:PATH, csv:-, "
+                 "postgres:CONNINFO or nats://HOST:PORT[?options])",
+                 shown);
         return NULL;
     }
     if (queue_cap == 0) {
-        snprintf(err, errlen, "%s: queue capacity must be at least 1", spec);
+        snprintf(err, errlen, "%s: queue capacity must be at least 1", shown);
         return NULL;
     }
     kf__writer *w = kf__calloc(1, sizeof *w);
     if (w) {
-        w->spec = kf__strdup(spec);
+        w->spec = kf__strdup(shown);
         w->ring = kf__calloc(queue_cap, sizeof *w->ring);
     }
     if (!w || !w->spec || !w->ring) {
-        snprintf(err, errlen, "%s: out of memory for a queue of %zu rows", spec, queue_cap);
+        snprintf(err, errlen, "%s: out of memory for a queue of %zu rows", shown, queue_cap);
         if (w) {
             kf__free(w->spec);
             kf__free(w->ring);
@@ -138,6 +140,8 @@ kf__writer *kf__writer_open(const char *spec, size_t queue_cap, kf__logger *lg, 
         kf__writer_free(w);
         return NULL;
     }
+    if (ops->version >= 3 && ops->set_log)
+        ops->set_log(w->state, lg);
     return w;
 }
 
@@ -415,8 +419,9 @@ static kf_err wr_run(kf__writer *w)
         size_t slot = h % w->cap, n = t - h;
         if (n > w->cap - slot)
             n = w->cap - slot; /* contiguous part; the rest is the next batch */
-        if (n > WR_BATCH)
-            n = WR_BATCH;
+        size_t most = w->ops->version >= 3 && w->ops->max_batch ? w->ops->max_batch : WR_BATCH;
+        if (n > most)
+            n = most;
         if (wr_until_ok(w, WR_WRITE, &w->ring[slot], n) != 0)
             return wr_give_up(w, h, dirty, 1);
         atomic_fetch_add_explicit(&w->rows, n, memory_order_relaxed);

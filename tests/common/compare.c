@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
@@ -586,9 +587,9 @@ static bool store_first(sqlite3_stmt *first, const stream *s, int64_t *open)
     return has;
 }
 
-int kft_compare_store(int port, const char *db_path, const char *const *symbols,
-                      const char *const *intervals, int64_t from_ms, int64_t to_ms, FILE *verbose,
-                      size_t max_lines, kft_cmp *out, char *err, size_t errlen)
+static int compare_sqlite(int port, const char *db_path, const char *const *symbols,
+                          const char *const *intervals, int64_t from_ms, int64_t to_ms,
+                          FILE *verbose, size_t max_lines, kft_cmp *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     if (err && errlen)
@@ -665,4 +666,94 @@ done:
     sqlite3_finalize(first);
     sqlite3_close(db);
     return ret;
+}
+
+/* A postgres store ("postgres:CONNINFO"): its closed rows copied, decimals as NUMERIC::text (the
+ * text Binance sent, as the store keeps it), into a new SQLite file at path with the SQLite
+ * store's klines table, so that the one comparison below reads both stores alike. */
+static bool pg_snapshot(const char *conninfo, char *path, size_t cap, char *err, size_t errlen)
+{
+    snprintf(path, cap, "/tmp/kft-pgsnap-XXXXXX");
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        fail(err, errlen, "mkstemp: %s", strerror(errno));
+        return false;
+    }
+    close(fd);
+    PGconn *c = PQconnectdb(conninfo);
+    PGresult *r = NULL;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *ins = NULL;
+    bool ok = false;
+    if (PQstatus(c) != CONNECTION_OK) {
+        fail(err, errlen, "postgres: connect: %s", PQerrorMessage(c));
+        goto out;
+    }
+    r = PQexec(c, "SELECT symbol, interval, open_time, close_time, open::text, high::text, "
+                  "low::text, close::text, volume::text, quote_volume::text, trades, "
+                  "taker_buy_base::text, taker_buy_quote::text FROM klines WHERE closed");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fail(err, errlen, "postgres: reading klines: %s", PQerrorMessage(c));
+        goto out;
+    }
+    if (sqlite3_open(path, &db) != SQLITE_OK ||
+        sqlite3_exec(db,
+                     "CREATE TABLE klines(symbol TEXT, interval TEXT, open_time INTEGER, "
+                     "close_time INTEGER, open TEXT, high TEXT, low TEXT, close TEXT, volume "
+                     "TEXT, quote_volume TEXT, trades INTEGER, taker_buy_base TEXT, "
+                     "taker_buy_quote TEXT, closed INTEGER, PRIMARY KEY(symbol, interval, "
+                     "open_time)); BEGIN",
+                     NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+                           "INSERT INTO klines VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                           "?11, ?12, ?13, 1)",
+                           -1, &ins, NULL) != SQLITE_OK) {
+        fail(err, errlen, "%s: %s", path, db ? sqlite3_errmsg(db) : "cannot open");
+        goto out;
+    }
+    for (int i = 0, n = PQntuples(r); i < n; i++) {
+        for (int j = 0; j < 13; j++) {
+            if (j == 2 || j == 3 || j == 10)
+                sqlite3_bind_int64(ins, j + 1, strtoll(PQgetvalue(r, i, j), NULL, 10));
+            else
+                sqlite3_bind_text(ins, j + 1, PQgetvalue(r, i, j), -1, SQLITE_STATIC);
+        }
+        if (sqlite3_step(ins) != SQLITE_DONE) {
+            fail(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+            goto out;
+        }
+        sqlite3_reset(ins);
+    }
+    ok = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+    if (!ok)
+        fail(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+out:
+    sqlite3_finalize(ins);
+    sqlite3_close(db);
+    PQclear(r);
+    PQfinish(c);
+    if (!ok)
+        unlink(path);
+    return ok;
+}
+
+int kft_compare_store(int port, const char *db_path, const char *const *symbols,
+                      const char *const *intervals, int64_t from_ms, int64_t to_ms, FILE *verbose,
+                      size_t max_lines, kft_cmp *out, char *err, size_t errlen)
+{
+    if (strncmp(db_path, "postgres:", 9) != 0)
+        return compare_sqlite(port, db_path, symbols, intervals, from_ms, to_ms, verbose, max_lines,
+                              out, err, errlen);
+    memset(out, 0, sizeof *out);
+    /* the simulator's clock first: every row the snapshot holds is then compared up to it */
+    int64_t now;
+    if (!sim_now(port, &now, err, errlen))
+        return -1;
+    char path[64];
+    if (!pg_snapshot(db_path + 9, path, sizeof path, err, errlen))
+        return -1;
+    int rc = compare_sqlite(port, path, symbols, intervals, from_ms, to_ms < now ? to_ms : now,
+                            verbose, max_lines, out, err, errlen);
+    unlink(path);
+    return rc;
 }

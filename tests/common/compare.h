@@ -42,6 +42,10 @@ typedef struct kft_cmp {
  * truth=ROW", "differing ... store=ROW truth=ROW", "extra ... store=ROW"), at most max_lines in
  * all.
  *
+ * db_path "postgres:CONNINFO" compares a postgres store: its closed rows with their decimals
+ * as NUMERIC::text (exactly the text the exchange sent), read in one snapshot after the
+ * simulator's clock.
+ *
  * The store is opened read-only with a busy timeout (a daemon may be writing). Connections
  * the simulator resets (its refusal fault) are retried for a few seconds.
  * Returns 0, or -1 when the store or the simulator could not be read (a message in err; *out

@@ -185,3 +185,18 @@ char *kft_tmpdir(void)
     char *d = mkdtemp(tmpl);
     return d ? strdup(d) : NULL;
 }
+
+long long kft_log_final_counter(const char *log, const char *key)
+{
+    FILE *f = fopen(log, "r");
+    char line[8192], last[8192] = "";
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "msg=\"exiting\""))
+            snprintf(last, sizeof last, "%s", line);
+    if (f)
+        fclose(f);
+    char pat[64];
+    snprintf(pat, sizeof pat, " %s=", key);
+    const char *p = strstr(last, pat);
+    return p ? atoll(p + strlen(pat)) : -1;
+}

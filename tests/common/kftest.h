@@ -47,5 +47,8 @@ kf_config *kft_sim_config(int port, const char *symbols, const char *intervals, 
 
 /* mkdtemp under /tmp; returns a static-lifetime copy of the path. */
 char *kft_tmpdir(void);
+/* The value of " key=" on the daemon's last final line (msg="exiting") in the log file, -1 when
+ * there is none or it lacks the key. */
+long long kft_log_final_counter(const char *log, const char *key);
 
 #endif

@@ -1065,6 +1065,63 @@ static void test_run_survives_a_stall(void **state)
 #endif
 }
 
+/* A stop while closed candles have not arrived (every closing update dropped, REST down: none
+ * can be fetched): the run did not store candles the exchange had closed before the stop, so it
+ * must not exit 0 (it did: they were neither holes nor known missing yet), and the next start
+ * finds them. */
+static void test_run_stop_counts_unreceived(void **state)
+{
+    (void)state;
+#if !HAVE_SIM_PROC
+    skip();
+#else
+    kft_sim *sim = kft_sim_start((const char *[]){"--speed", "60", "--drop-close-rate", "1", NULL});
+    assert_non_null(sim);
+    int fd, rest_port;
+    fd = kft_tcp_listen(0, &rest_port);
+    assert_true(fd >= 0);
+    close(fd); /* nothing listens there: REST is refused */
+    char ws[128], rest[128], sink[620];
+    snprintf(ws, sizeof ws, "ws://127.0.0.1:%d/market", kft_sim_port(sim));
+    snprintf(rest, sizeof rest, "http://127.0.0.1:%d", rest_port);
+    const char *db = tmp_path("unreceived.db");
+    unlink(db);
+    snprintf(sink, sizeof sink, "sqlite:%s", db);
+    const char *args[] = {"run",
+                          "--symbols",
+                          "BTCUSDT",
+                          "--intervals",
+                          "1m",
+                          "--ws-url",
+                          ws,
+                          "--rest-url",
+                          rest,
+                          "--validate",
+                          "off",
+                          "--sink",
+                          sink,
+                          "--backfill-from",
+                          "1767225600000",
+                          NULL};
+    write_file(tmp_path("cli.err"), "", 0);
+    pid_t pid = cli_spawn(args, NULL, NULL);
+    assert_true(wait_for_text(tmp_path("cli.err"), "msg=\"subscribed\"", 20000));
+    sleep(3); /* three simulated minutes: their closing updates never come */
+    kill(pid, SIGTERM);
+    cli_result r;
+    cli_collect(&r, kft_cli_wait(pid, 30000));
+    kft_sim_stop(sim);
+    if (r.code != 4)
+        print_error("exit %d, stderr:\n%s", r.code, r.err);
+    assert_int_equal(r.code, 4);
+    assert_non_null(strstr(r.err, "stopped before closed candles arrived"));
+    const char *final_line = strstr(r.err, "msg=\"exiting\"");
+    assert_non_null(final_line);
+    assert_true(log_counter(final_line, "missing") >= 2);
+    result_free(&r);
+#endif
+}
+
 /* A store whose pages are corrupt is refused at start, naming it and SQLite's reason: never
  * "nothing stored" (which would resume from the wrong place and lose what it lacks). */
 static void test_run_corrupt_store_refused(void **state)
@@ -1155,6 +1212,7 @@ int main(void)
         cmocka_unit_test(test_run_retry_start),
         cmocka_unit_test(test_run_stop_during_hanging_start),
         cmocka_unit_test(test_run_survives_a_stall),
+        cmocka_unit_test(test_run_stop_counts_unreceived),
         cmocka_unit_test(test_run_corrupt_store_refused),
     };
     return cmocka_run_group_tests_name("cli", tests, group_setup, group_teardown);

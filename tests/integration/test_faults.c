@@ -80,17 +80,24 @@ static long long log_counter(const char *log, const char *key)
     return p ? atoll(p + strlen(pat)) : -1;
 }
 
-/* Candles missing, extra or differing in the store against the truth, from each stream's first
- * stored candle to 2 simulated minutes (0.4 s here) before the simulator's now: a candle whose
- * closing update is on its way is not counted. *checked gets the truth's candles. */
-static size_t bad_candles(int port, const char *db, size_t *checked, FILE *verbose)
+/* The simulator's clock. */
+static int64_t sim_now(int port)
 {
-    kft_sim_state st;
+    static kft_sim_state st;
+    assert_true(kft_sim_state_get(port, &st));
+    return st.now;
+}
+
+/* Candles missing, extra or differing in the store against the truth, from each stream's first
+ * stored candle to 2 simulated minutes (0.4 s here) before upto (the simulator's clock when the
+ * collector was last running): a candle whose closing update is on its way is not counted, nor
+ * one that closed after the collector stopped. *checked gets the truth's candles. */
+static size_t bad_candles(int port, const char *db, int64_t upto, size_t *checked, FILE *verbose)
+{
     kft_cmp c;
     char err[256];
-    assert_true(kft_sim_state_get(port, &st));
-    if (kft_compare_store(port, db, symbols, intervals, KFT_CMP_FROM_STORE, st.now - 120000,
-                          verbose, 100, &c, err, sizeof err) != 0) {
+    if (kft_compare_store(port, db, symbols, intervals, KFT_CMP_FROM_STORE, upto - 120000, verbose,
+                          100, &c, err, sizeof err) != 0) {
         fprintf(stderr, "compare: %s\n", err);
         return SIZE_MAX;
     }
@@ -155,14 +162,32 @@ static void test_every_fault_nothing_lost(void **state)
     /* calm: wait until the store has caught up with the exchange (checked once a second) */
     int calm = 5;
     size_t n;
-    while (bad_candles(port, db, &n, NULL) != 0 && calm < CALM_SECONDS) {
+    while (bad_candles(port, db, sim_now(port), &n, NULL) != 0 && calm < CALM_SECONDS) {
         sleep(1);
         calm++;
     }
+    /* what must be stored: the candles closed before the stop was asked (one closing during
+     * the stop is the next start's; counting it failed under ASan on a loaded host) */
+    int64_t stop_asked = sim_now(port);
     kill(pid, SIGTERM);
     int st;
     waitpid(pid, &st, 0);
     assert_true(WIFEXITED(st));
+    /* The exchange still closes connections at their age (6 s): a stop that comes while one is
+     * reconnecting finds candles not stored yet and must say so (exit 4, never 0); the next
+     * start fetches them. Exit 0 must mean complete: checked below on the run that said it. */
+    long long first_reconnects = log_counter(log, "reconnects");
+    long long first_backfilled = log_counter(log, "backfilled");
+    for (int again = 0; WEXITSTATUS(st) == 4 && again < 3; again++) {
+        printf("fault suite: the stop found candles not stored yet (exit 4): started again\n");
+        pid = spawn_collector(port, db, log);
+        for (int i = 0; i < CALM_SECONDS && bad_candles(port, db, sim_now(port), &n, NULL); i++)
+            sleep(1);
+        stop_asked = sim_now(port);
+        kill(pid, SIGTERM);
+        waitpid(pid, &st, 0);
+        assert_true(WIFEXITED(st));
+    }
     assert_int_equal(WEXITSTATUS(st), 0);
 
     static char sim_state[1 << 16];
@@ -171,22 +196,21 @@ static void test_every_fault_nothing_lost(void **state)
     assert_non_null(faults);
 
     size_t total = 0;
-    assert_int_equal(bad_candles(port, db, &total, stderr), 0);
+    assert_int_equal(bad_candles(port, db, stop_asked, &total, stderr), 0);
     printf("fault suite: %d s of faults at %sx, caught up %d s later; sim %.*s\n", FAULT_SECONDS,
            SPEED, calm, (int)(strchr(faults, '}') - faults + 1), faults);
     printf("fault suite: collector reconnects=%lld lost_reset=%lld lost_server_close=%lld "
            "lost_liveness=%lld lost_protocol=%lld rotations=%lld gaps=%lld missing_closes=%lld "
            "backfilled=%lld parse_errors=%lld rest_429=%lld\n",
-           log_counter(log, "reconnects"), log_counter(log, "lost_reset"),
-           log_counter(log, "lost_server_close"), log_counter(log, "lost_liveness"),
-           log_counter(log, "lost_protocol"), log_counter(log, "rotations"),
-           log_counter(log, "gaps"), log_counter(log, "missing_closes"),
-           log_counter(log, "backfilled"), log_counter(log, "parse_errors"),
+           first_reconnects, log_counter(log, "lost_reset"), log_counter(log, "lost_server_close"),
+           log_counter(log, "lost_liveness"), log_counter(log, "lost_protocol"),
+           log_counter(log, "rotations"), log_counter(log, "gaps"),
+           log_counter(log, "missing_closes"), first_backfilled, log_counter(log, "parse_errors"),
            log_counter(log, "rest_429"));
     printf("fault suite: candles compared=%zu missing=0 extra=0 differing=0\n", total);
     /* the run saw the faults: the collector lost and regained connections, repaired from REST */
-    assert_true(log_counter(log, "reconnects") >= 10);
-    assert_true(log_counter(log, "backfilled") >= 10);
+    assert_true(first_reconnects >= 10);
+    assert_true(first_backfilled >= 10);
     assert_true(total >= 3 * (180 + 36 + 12));
     kft_sim_stop(sim);
     free(dir);

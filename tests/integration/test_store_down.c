@@ -50,22 +50,6 @@ static pid_t spawn_collector(int port, const char *db, const char *log)
                             log);
 }
 
-/* The value of key= in the daemon's final line ("exiting"), -1 when absent. */
-static long long final_counter(const char *log, const char *key)
-{
-    FILE *f = fopen(log, "r");
-    char line[8192], last[8192] = "";
-    while (f && fgets(line, sizeof line, f))
-        if (strstr(line, "msg=\"exiting\""))
-            snprintf(last, sizeof last, "%s", line);
-    if (f)
-        fclose(f);
-    char pat[64];
-    snprintf(pat, sizeof pat, " %s=", key);
-    const char *p = strstr(last, pat);
-    return p ? atoll(p + strlen(pat)) : -1;
-}
-
 /* Polls until the store equals the truth (every stream, from the first-run time), at most
  * timeout_s; returns the last comparison. */
 static kft_cmp wait_clean(int port, const char *db, int timeout_s)
@@ -123,8 +107,8 @@ static void test_store_down_loses_nothing(void **state)
     assert_int_equal(cmp.missing + cmp.extra + cmp.differing, 0);
     kill(pid, SIGTERM);
     assert_int_equal(kft_cli_wait(pid, 20000), 0);
-    long long dropped = final_counter(log, "store_dropped");
-    long long reconnects = final_counter(log, "reconnects");
+    long long dropped = kft_log_final_counter(log, "store_dropped");
+    long long reconnects = kft_log_final_counter(log, "reconnects");
     printf("store down 15 s: store_dropped=%lld (fetched again) reconnects=%lld checked=%zu "
            "missing=0 extra=0 differing=0 exit=0\n",
            dropped, reconnects, cmp.checked);
@@ -141,7 +125,8 @@ static void test_store_down_loses_nothing(void **state)
     int code = kft_cli_wait(pid, 30000);
     int64_t took = kft_now_ms() - t0;
     unlock_store(h);
-    long long missing = final_counter(log, "missing"), unstored = final_counter(log, "unstored");
+    long long missing = kft_log_final_counter(log, "missing"),
+              unstored = kft_log_final_counter(log, "unstored");
     printf("store down at SIGTERM: exit=%d after %lld ms (deadline 10000) missing=%lld "
            "unstored=%lld\n",
            code, (long long)took, missing, unstored);
@@ -163,7 +148,7 @@ static void test_store_down_loses_nothing(void **state)
                                        40, &cmp, err, sizeof err),
                      0);
     /* the restart's repairs came at the pace of a 64-row queue: none overflowed it */
-    long long dropped_after = final_counter(log, "store_dropped");
+    long long dropped_after = kft_log_final_counter(log, "store_dropped");
     printf("store down, after the restart: streams=%zu checked=%zu missing=%zu extra=%zu "
            "differing=%zu store_dropped=%lld\n",
            cmp.streams, cmp.checked, cmp.missing, cmp.extra, cmp.differing, dropped_after);

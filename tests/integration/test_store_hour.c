@@ -199,6 +199,22 @@ static void test_restart_resumes_from_store(void **state)
     kf_stats s;
     kf_stats_get(c, &s, sizeof s);
     kf_stop(c);
+    /* per stream (kf_stream_info): the gaps found and the candles repaired add up to the
+     * counters, and every stream had the downtime's candles repaired */
+    kf_stats after;
+    kf_stats_get(c, &after, sizeof after);
+    uint64_t gaps = 0, repaired = 0;
+    for (size_t i = 0; i < kf_stream_count(c); i++) {
+        kf_stream_info si;
+        assert_int_equal(kf_stream_info_get(c, i, &si, sizeof si), KF_OK);
+        assert_true(si.repaired >= (strcmp(si.interval, "1m") == 0 ? 18u : 6u));
+        printf("stream %s@%s: gaps=%llu repaired=%llu\n", si.symbol, si.interval,
+               (unsigned long long)si.gaps, (unsigned long long)si.repaired);
+        gaps += si.gaps;
+        repaired += si.repaired;
+    }
+    assert_int_equal(gaps, after.gaps);
+    assert_int_equal(repaired, after.backfilled);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     const char *syms[] = {"BTCUSDT", "AVAXUSDT"}, *ivs[] = {"1m", "3m"};

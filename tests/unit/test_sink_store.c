@@ -127,12 +127,18 @@ static void test_lookup(void **st)
     assert_null(kf__sink_lookup("", &t));
     assert_null(kf__sink_lookup(NULL, &t));
     assert_null(kf__sink_lookup(":x", &t));
-    assert_null(kf__sink_lookup("postgres:db", &t));
+    assert_ptr_equal(kf__sink_lookup("postgres:dbname=db host=h", &t), &kf__sink_postgres);
+    assert_string_equal(t, "dbname=db host=h");
+    assert_ptr_equal(kf__sink_lookup("postgres:postgresql://u@h/db", &t), &kf__sink_postgres);
+    assert_string_equal(t, "postgresql://u@h/db");
+    assert_null(kf__sink_lookup("postgres:", &t));
+    assert_null(kf__sink_lookup("postgresql:db", &t));
     assert_null(kf__sink_lookup("SQLITE:x.db", &t));
     assert_null(kf__sink_lookup("sqlit:x.db", &t));
     assert_null(kf__sink_lookup("sqlite3:x.db", &t));
-    const kf__sink_ops *all[] = {&kf__sink_sqlite, &kf__sink_jsonl, &kf__sink_csv};
-    for (int i = 0; i < 3; i++) {
+    const kf__sink_ops *all[] = {&kf__sink_sqlite, &kf__sink_jsonl, &kf__sink_csv,
+                                 &kf__sink_postgres};
+    for (int i = 0; i < 4; i++) {
         assert_int_equal(all[i]->version, KF__SINK_OPS_VERSION);
         assert_non_null(all[i]->open);
         assert_non_null(all[i]->write);
