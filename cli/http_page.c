@@ -13,7 +13,6 @@
  * strings, exactly as received. 400 for a bad limit or a malformed stream, 404 for a stream not
  * collected.
  */
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,45 +33,6 @@ void http_page(kf_collector *c, const char *query, http_reply *r)
     (void)query;
     r->content_type = "text/html; charset=utf-8";
     http_buf_put(&r->body, (const char *)kf_page_html, kf_page_html_len);
-}
-
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    ch = tolower(ch);
-    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-}
-
-bool http_query_param(const char *query, const char *name, char *out, size_t cap)
-{
-    size_t nl = strlen(name);
-    for (const char *p = query; p && *p;) {
-        const char *end = strchr(p, '&');
-        if (!end)
-            end = p + strlen(p);
-        if ((size_t)(end - p) >= nl && strncmp(p, name, nl) == 0 &&
-            (p[nl] == '=' || p + nl == end)) {
-            const char *v = p + nl + (p + nl < end);
-            size_t n = 0;
-            while (v < end) {
-                int ch = (unsigned char)*v++;
-                if (ch == '+') {
-                    ch = ' ';
-                } else if (ch == '%' && end - v >= 2 && hexval(v[0]) >= 0 && hexval(v[1]) >= 0) {
-                    ch = hexval(v[0]) * 16 + hexval(v[1]);
-                    v += 2;
-                }
-                if (n + 1 >= cap)
-                    return false;
-                out[n++] = (char)ch;
-            }
-            out[n] = 0;
-            return true;
-        }
-        p = *end ? end + 1 : end;
-    }
-    return false;
 }
 
 /* A JSON string of s ('"', '\' and control bytes escaped). */
