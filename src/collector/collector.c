@@ -1310,10 +1310,24 @@ static kf_err collector_start(kf_collector *c)
                 "subscriptions there and delivers no klines\" ws=%s hint=\"%s\"",
                 c->ws_base, c->cfg->testnet ? KF_WS_TESTNET : KF_WS_MAINNET);
 
+    /* With the symbols re-read, what is checked is what is collected now: the symbols listed
+     * while running too, not those delisted (a start after kf_stop would refuse them) */
+    const char(*symbols)[KF_SYMBOL_MAX + 1] = (const char(*)[KF_SYMBOL_MAX + 1]) c->cfg->symbols;
+    size_t nsymbols = c->cfg->nsymbols, nheld = 0;
+    kf__held *held = c->refresh ? collector_held(c, &nheld) : NULL;
+    char(*active)[KF_SYMBOL_MAX + 1] = held ? kf__calloc(nheld + 1, sizeof *active) : NULL;
+    if (active) {
+        nsymbols = 0;
+        for (size_t i = 0; i < nheld; i++)
+            if (!held[i].delisted)
+                memcpy(active[nsymbols++], held[i].symbol, sizeof *active);
+        symbols = (const char(*)[KF_SYMBOL_MAX + 1]) active;
+    }
+    kf__free(held);
     kf__validate_opts vo = {
         .mode = c->cfg->validate,
-        .symbols = (const char(*)[KF_SYMBOL_MAX + 1]) c->cfg->symbols,
-        .nsymbols = c->cfg->nsymbols,
+        .symbols = symbols,
+        .nsymbols = nsymbols,
         .rest_base = c->rest_base,
         .tls_verify = c->cfg->tls_verify,
         .ca_file = c->cfg->ca_file,
@@ -1324,6 +1338,7 @@ static kf_err collector_start(kf_collector *c)
         .cancel = &c->start_abort,
     };
     kf_err e = kf__validate_symbols(&vo, err, sizeof err);
+    kf__free(active);
     if (start_aborted(c))
         return KF_ERR_NOT_RUNNING;
     if (e) {

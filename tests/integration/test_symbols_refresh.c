@@ -492,6 +492,15 @@ static void test_safety_delist_relist(void **st)
     size_t n = 2;
     assert_int_equal(kf_recent(c, "BBBUSDT", "1m", k, &n), KF_OK); /* kept in place */
 
+    /* a stop and a start (symbols validated, required): the delisted symbol is not refused, and
+     * stays delisted: not subscribed by the new connection */
+    assert_int_equal(kf_stop(c), KF_OK);
+    assert_int_equal(kf_start(c), KF_OK);
+    assert_int_equal(kf_wait_connected(c, slow(10000)), KF_OK);
+    wait_sim_stream(port, "aaausdt@kline_1m", 1, -1); /* (the old connection gone) */
+    assert_int_equal(kft_sim_state_count(&state, "bbbusdt@kline_1m"), 0);
+    total0 = state.connections_total;
+
     /* listed again: the same stream, subscribed again on the same connection */
     sim_listing(port, "list", "BBBUSDT");
     w.listed = 1;
