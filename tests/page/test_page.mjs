@@ -233,13 +233,10 @@ async function scale() {
   check(summary.startsWith("3,000 streams: 3,000 live"), `summary text: ${summary}`);
   // next page
   await page.click("#next");
-  // (a poll in flight at the click answers for the first page: its rows are drawn, and the
-  // range says so, until the next poll brings the second page)
   await waitFor("rows 101-200", () => page.evaluate(() => {
     const tr = document.querySelectorAll("#streams tr");
     return tr.length === 100 && window.__klinefeed.offset === 100 &&
-      window.__klinefeed.streams.length && tr[0].cells[0].textContent === window.__klinefeed.streams[0].name &&
-      document.getElementById("range").textContent.startsWith("101");
+      window.__klinefeed.streams.length && tr[0].cells[0].textContent === window.__klinefeed.streams[0].name;
   }), 10000);
   const range = await page.textContent("#range");
   check(range === "101–200 of 3,000", `range: ${range}`);
