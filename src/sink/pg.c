@@ -4,12 +4,23 @@
  * Schema and its guarantees: docs/schema.md. CONNINFO is anything libpq's PQconnectdb takes
  * (key=value pairs or a postgresql:// URI); its password never appears in a message (masked).
  *
- * Every write() is one transaction: COPY of the batch into a temporary staging table, then one
- * INSERT ... SELECT ... ON CONFLICT. A batch the server refuses for its data (SQLSTATE class 22
- * or 23: a row it cannot take, e.g. a symbol that is not valid UTF-8) is written again row by
- * row, each under a savepoint: the bad rows are logged with a sample, counted and left out,
- * the others stored. Any other failure (connection lost, server shutting down, disk full)
- * fails the batch whole; the writer retries it, and the next attempt reconnects.
+ * Every write() commits one transaction. The batch is sorted by key and reduced to one row per
+ * key on this side (its last closed row, else its last row: what applying the rows in order
+ * gives), then:
+ *  1. the fast path: COPY straight into klines. It commits when every key is new (the usual
+ *     batch of a collector: candles that just closed) and fails whole on a key the table holds
+ *     (unique_violation, 23505; also when another collector wrote the key meanwhile);
+ *  2. then, in a new transaction, the upsert: COPY into a temporary staging table and one
+ *     INSERT ... SELECT ... ON CONFLICT. After a batch that needed it, the next batches go
+ *     straight to the upsert (1, 2, 4 ... 64 of them) before the fast path is tried again, so a
+ *     collector that rewrites rows (all updates stored, two collectors on one table) wastes at
+ *     most one fast-path attempt in 64 batches.
+ * A batch the server refuses for its data (SQLSTATE class 22 or 23 from the upsert: a row it
+ * cannot take, e.g. a symbol that is not valid UTF-8) is written again row by row, each under a
+ * savepoint: the bad rows are logged with a sample, counted and left out, the others stored. A
+ * deadlock or serialization failure (40P01, 40001: two writers on one table) is retried here at
+ * once, a few times. Any other failure (connection lost, server shutting down, disk full) fails
+ * the batch whole; the writer retries it, and the next attempt reconnects.
  */
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -31,6 +42,16 @@
 #define PG_BATCH 4096
 /* Bad rows logged per batch (all are counted). */
 #define PG_LOG_BAD_MAX 5
+/* Upsert-path batches after a fast-path attempt met a stored key: doubling up to this. */
+#define PG_DIRECT_SKIP_MAX 64
+/* Immediate retries of a batch after a deadlock or serialization failure. */
+#define PG_RETRY_MAX 3
+
+/* A row of the batch: sorted by key, then by position. */
+typedef struct pg_key {
+    const kf_kline *k;
+    size_t i;
+} pg_key;
 
 typedef struct pg {
     PGconn *conn;
@@ -41,6 +62,9 @@ typedef struct pg {
     uint64_t rejected; /* rows the server refused (left out) */
     char *buf;         /* the COPY text of one batch */
     size_t cap;
+    pg_key *keys;                         /* the batch sorted by key (cap / PG_ROW_MAX of them) */
+    unsigned direct_skip, direct_backoff; /* batches left to send to the upsert; the next skip */
+    char sqlstate[6];                     /* of the last failure ("" when none or no server) */
 } pg;
 
 #define PG_COLS                                                                                    \
@@ -71,11 +95,10 @@ static const char PG_CREATE[] =
     "WHERE excluded.closed >= klines.closed AND (klines.*)::text IS DISTINCT FROM "                \
     "(excluded.*)::text"
 
-/* The staged batch, one row per key: its last closed row, else its last row (what applying
- * the rows in order gives). */
-static const char PG_MERGE[] = "INSERT INTO klines(" PG_COLS ") SELECT DISTINCT ON (symbol, "
-                               "interval, open_time) " PG_COLS " FROM kf_stage ORDER BY symbol, "
-                               "interval, open_time, closed DESC, seq DESC" PG_ON_CONFLICT;
+/* The staged batch: one row per key already, in key order (the order rows are locked in, the
+ * same in every collector: two of them writing one table do not deadlock each other). */
+static const char PG_MERGE[] =
+    "INSERT INTO klines(" PG_COLS ") SELECT " PG_COLS " FROM kf_stage" PG_ON_CONFLICT;
 static const char PG_UPSERT1[] =
     "INSERT INTO klines(" PG_COLS ") VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
     "$13, $14)" PG_ON_CONFLICT;
@@ -214,6 +237,8 @@ static const char *pg_msg(const PGresult *res, PGconn *conn, char *buf, size_t c
 
 static kf_err pg_fail(pg *s, const char *what, const PGresult *res, char *err, size_t errlen)
 {
+    const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(s->sqlstate, sizeof s->sqlstate, "%s", st ? st : "");
     char m[512];
     snprintf(err, errlen, "%s: %s: %s", s->name, what, pg_msg(res, s->conn, m, sizeof m));
     return KF_ERR_SINK;
@@ -371,11 +396,11 @@ static kf_err pg_session(pg *s, char *err, size_t errlen)
     kf_err rc = pg_schema(s, err, errlen);
     if (!rc)
         rc = pg_exec(s,
-                     "CREATE TEMP TABLE IF NOT EXISTS kf_stage(seq integer NOT NULL, symbol text, "
-                     "interval text, open_time bigint, close_time bigint, open numeric, high "
-                     "numeric, low numeric, close numeric, volume numeric, quote_volume numeric, "
-                     "trades bigint, taker_buy_base numeric, taker_buy_quote numeric, closed "
-                     "boolean) ON COMMIT DELETE ROWS",
+                     "CREATE TEMP TABLE IF NOT EXISTS kf_stage(symbol text, interval text, "
+                     "open_time bigint, close_time bigint, open numeric, high numeric, low "
+                     "numeric, close numeric, volume numeric, quote_volume numeric, trades bigint, "
+                     "taker_buy_base numeric, taker_buy_quote numeric, closed boolean) ON COMMIT "
+                     "DELETE ROWS",
                      "CREATE TEMP TABLE kf_stage", err, errlen);
     if (!rc)
         rc = pg_prepare(s, "kf_merge", PG_MERGE, 0, err, errlen);
@@ -416,6 +441,7 @@ static void pg_close(void *state)
     kf__free(s->conninfo);
     kf__free(s->name);
     kf__free(s->buf);
+    kf__free(s->keys);
     kf__free(s);
 }
 
@@ -478,13 +504,12 @@ static bool row_ok(const kf_kline *k)
 }
 
 /* One row of COPY text into b (PG_ROW_MAX); 0 when the row cannot be written. */
-static size_t copy_row(const kf_kline *k, size_t seq, char *b)
+static size_t copy_row(const kf_kline *k, char *b)
 {
     char d[8][KF_DEC_MAXLEN];
-    if (!row_ok(k) || !row_decs(k, d))
+    if (!row_decs(k, d))
         return 0;
-    size_t o = (size_t)snprintf(b, 24, "%zu\t", seq);
-    o = copy_text(b, o, k->symbol);
+    size_t o = copy_text(b, 0, k->symbol);
     b[o++] = '\t';
     o = copy_text(b, o, k->interval);
     o += (size_t)snprintf(b + o, PG_ROW_MAX - o,
@@ -505,11 +530,12 @@ static void pg_log_bad(pg *s, const kf_kline *k, const char *why, size_t *logged
             "msg=\"postgres refused a row, left out\" spec=%s symbol=%s interval=%.3s "
             "open_time=%" PRId64 " error=\"%s\" rejected_total=%llu",
             s->name, sample, memchr(k->interval, 0, sizeof k->interval) ? k->interval : "?",
-            k->open_time, why, (unsigned long long)s->rejected);
+            k->open_time, why, (unsigned long long)(s->rejected + *logged));
 }
 
 /* The batch row by row, each under a savepoint, in one transaction: rows the server refuses
- * for their data are logged, counted and left out. */
+ * for their data are logged, left out, and counted once the transaction commits (a batch that
+ * fails whole is written again, its rows refused again). */
 static kf_err pg_write_rows(pg *s, const kf_kline *rows, size_t n, char *err, size_t errlen)
 {
     kf_err rc = pg_exec(s, "BEGIN", "BEGIN", err, errlen);
@@ -518,7 +544,6 @@ static kf_err pg_write_rows(pg *s, const kf_kline *rows, size_t n, char *err, si
         const kf_kline *k = &rows[i];
         char d[8][KF_DEC_MAXLEN], ot[24], ct[24], tr[24];
         if (!row_ok(k) || !row_decs(k, d)) {
-            s->rejected++;
             pg_log_bad(s, k, "bad decimal or unterminated text", &logged);
             continue;
         }
@@ -535,7 +560,6 @@ static kf_err pg_write_rows(pg *s, const kf_kline *rows, size_t n, char *err, si
             rc = pg_exec(s, "RELEASE SAVEPOINT kf_row", "RELEASE SAVEPOINT", err, errlen);
         } else if (pg_data_error(r)) {
             char m[300];
-            s->rejected++;
             pg_log_bad(s, k, pg_msg(r, s->conn, m, sizeof m), &logged);
             rc = pg_exec(s, "ROLLBACK TO SAVEPOINT kf_row", "ROLLBACK TO SAVEPOINT", err, errlen);
         } else {
@@ -547,11 +571,113 @@ static kf_err pg_write_rows(pg *s, const kf_kline *rows, size_t n, char *err, si
         rc = pg_exec(s, "COMMIT", "COMMIT", err, errlen);
     if (rc)
         pg_rollback(s);
+    else
+        s->rejected += logged;
     if (!rc && logged > PG_LOG_BAD_MAX)
         kf__log(s->lg, KF_LOG_ERROR,
                 "msg=\"postgres refused rows, left out\" spec=%s rows=%zu rejected_total=%llu",
                 s->name, logged, (unsigned long long)s->rejected);
     return rc;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    const pg_key *x = a, *y = b;
+    int c = strncmp(x->k->symbol, y->k->symbol, sizeof x->k->symbol);
+    if (!c)
+        c = strncmp(x->k->interval, y->k->interval, sizeof x->k->interval);
+    if (!c)
+        c = (x->k->open_time > y->k->open_time) - (x->k->open_time < y->k->open_time);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+static bool key_eq(const kf_kline *a, const kf_kline *b)
+{
+    return a->open_time == b->open_time && strcmp(a->symbol, b->symbol) == 0 &&
+           strcmp(a->interval, b->interval) == 0;
+}
+
+/* s->keys: the batch in key order (strcmp's, the same in every collector), one row per key: its
+ * last closed row, else its last row (what applying the rows in order gives). Returns how many;
+ * the rows must be row_ok(). */
+static size_t pg_sort(pg *s, const kf_kline *rows, size_t n)
+{
+    pg_key *v = s->keys;
+    bool sorted = true;
+    for (size_t i = 0; i < n; i++) {
+        v[i] = (pg_key){&rows[i], i};
+        sorted = sorted && (i == 0 || key_cmp(&v[i - 1], &v[i]) < 0);
+    }
+    if (!sorted)
+        qsort(v, n, sizeof *v, key_cmp);
+    size_t m = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i, win = i;
+        for (; j < n && key_eq(v[j].k, v[i].k); j++)
+            if (v[j].k->closed || !v[win].k->closed)
+                win = j; /* the last closed row, or the last one while none is closed */
+        v[m++] = v[win];
+        i = j;
+    }
+    return m;
+}
+
+/* COPY of len bytes of s->buf into table (a statement "COPY ... FROM STDIN"), in the open
+ * transaction. *data: the server refused it for its data. */
+static kf_err pg_copy(pg *s, const char *sql, size_t len, bool *data, char *err, size_t errlen)
+{
+    PGresult *r = PQexec(s->conn, sql);
+    kf_err rc = KF_OK;
+    if (PQresultStatus(r) != PGRES_COPY_IN)
+        rc = pg_fail(s, sql, r, err, errlen);
+    PQclear(r);
+    if (rc)
+        return rc;
+    if (PQputCopyData(s->conn, s->buf, (int)len) != 1 || PQputCopyEnd(s->conn, NULL) != 1)
+        return pg_fail(s, sql, NULL, err, errlen);
+    r = PQgetResult(s->conn);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        *data = pg_data_error(r);
+        rc = pg_fail(s, sql, r, err, errlen);
+    }
+    PQclear(r);
+    while ((r = PQgetResult(s->conn)) != NULL)
+        PQclear(r);
+    return rc;
+}
+
+/* One transaction: the COPY text of the batch (len bytes) straight into klines (direct), or
+ * through the staging table and the upsert. *data: the server refused it for its data (for the
+ * fast path, unique_violation: a key it holds). */
+static kf_err pg_write_once(pg *s, size_t len, bool direct, bool *data, char *err, size_t errlen)
+{
+    *data = false;
+    s->sqlstate[0] = 0;
+    kf_err rc = pg_exec(s, "BEGIN", "BEGIN", err, errlen);
+    if (!rc)
+        rc = pg_copy(s, direct ? "COPY klines(" PG_COLS ") FROM STDIN" : "COPY kf_stage FROM STDIN",
+                     len, data, err, errlen);
+    if (!rc && !direct) {
+        PGresult *r = PQexecPrepared(s->conn, "kf_merge", 0, NULL, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            *data = pg_data_error(r);
+            rc = pg_fail(s, "INSERT INTO klines", r, err, errlen);
+        }
+        PQclear(r);
+    }
+    if (!rc)
+        rc = pg_exec(s, "COMMIT", "COMMIT", err, errlen);
+    if (rc)
+        pg_rollback(s);
+    return rc;
+}
+
+/* The last failure was a race between two writers (deadlock, serialization failure), on a
+ * connection still usable: worth an immediate retry. */
+static bool pg_race(const pg *s)
+{
+    return (strcmp(s->sqlstate, "40P01") == 0 || strcmp(s->sqlstate, "40001") == 0) && s->conn &&
+           PQstatus(s->conn) == CONNECTION_OK && s->ready;
 }
 
 static kf_err pg_write(void *state, const kf_kline *rows, size_t n, char *err, size_t errlen)
@@ -564,59 +690,49 @@ static kf_err pg_write(void *state, const kf_kline *rows, size_t n, char *err, s
         return rc;
     if (s->cap < n * PG_ROW_MAX) { /* per batch, on the writer thread */
         char *b = kf__malloc(n * PG_ROW_MAX);
-        if (!b) {
+        pg_key *v = kf__malloc(n * sizeof *v);
+        if (!b || !v) {
+            kf__free(b);
+            kf__free(v);
             snprintf(err, errlen, "%s: out of memory for a batch of %zu rows", s->name, n);
             return KF_ERR_NOMEM;
         }
         kf__free(s->buf);
+        kf__free(s->keys);
         s->buf = b;
+        s->keys = v;
         s->cap = n * PG_ROW_MAX;
     }
-    size_t len = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t m = copy_row(&rows[i], i, s->buf + len);
-        if (!m) /* a row no statement can hold: the row-by-row path leaves it out */
+    for (size_t i = 0; i < n; i++)
+        if (!row_ok(&rows[i])) /* a row no statement can hold: the row-by-row path leaves it out */
             return pg_write_rows(s, rows, n, err, errlen);
-        len += m;
+    size_t m = pg_sort(s, rows, n), len = 0;
+    for (size_t i = 0; i < m; i++) {
+        size_t w = copy_row(s->keys[i].k, s->buf + len);
+        if (!w)
+            return pg_write_rows(s, rows, n, err, errlen);
+        len += w;
     }
-    rc = pg_exec(s, "BEGIN", "BEGIN", err, errlen);
-    PGresult *r = NULL;
-    bool data = false;
-    if (!rc) {
-        r = PQexec(s->conn, "COPY kf_stage FROM STDIN");
-        if (PQresultStatus(r) != PGRES_COPY_IN)
-            rc = pg_fail(s, "COPY kf_stage", r, err, errlen);
-        PQclear(r);
-        r = NULL;
-    }
-    if (!rc) {
-        if (PQputCopyData(s->conn, s->buf, (int)len) != 1 || PQputCopyEnd(s->conn, NULL) != 1) {
-            rc = pg_fail(s, "COPY kf_stage", NULL, err, errlen);
-        } else {
-            r = PQgetResult(s->conn);
-            if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-                data = pg_data_error(r);
-                rc = pg_fail(s, "COPY kf_stage", r, err, errlen);
-            }
-            PQclear(r);
-            while ((r = PQgetResult(s->conn)) != NULL)
-                PQclear(r);
+    for (int attempt = 0;; attempt++) {
+        bool data = false, direct = s->direct_skip == 0;
+        rc = pg_write_once(s, len, direct, &data, err, errlen);
+        if (direct && rc && data && PQstatus(s->conn) == CONNECTION_OK) {
+            /* a key the table holds: this batch and the next few through the upsert */
+            s->direct_backoff = s->direct_backoff ? s->direct_backoff * 2 : 1;
+            if (s->direct_backoff > PG_DIRECT_SKIP_MAX)
+                s->direct_backoff = PG_DIRECT_SKIP_MAX;
+            s->direct_skip = s->direct_backoff + 1;
+            rc = pg_write_once(s, len, false, &data, err, errlen);
+        } else if (direct && !rc) {
+            s->direct_backoff = 0;
         }
+        if (rc && data && PQstatus(s->conn) == CONNECTION_OK)
+            rc = pg_write_rows(s, rows, n, err, errlen);
+        if (!rc || !pg_race(s) || attempt >= PG_RETRY_MAX)
+            break;
     }
-    if (!rc) {
-        r = PQexecPrepared(s->conn, "kf_merge", 0, NULL, NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            data = pg_data_error(r);
-            rc = pg_fail(s, "INSERT INTO klines", r, err, errlen);
-        }
-        PQclear(r);
-    }
-    if (!rc)
-        rc = pg_exec(s, "COMMIT", "COMMIT", err, errlen);
-    if (rc)
-        pg_rollback(s);
-    if (rc && data && PQstatus(s->conn) == CONNECTION_OK)
-        return pg_write_rows(s, rows, n, err, errlen);
+    if (!rc && s->direct_skip)
+        s->direct_skip--;
     return rc;
 }
 
