@@ -847,7 +847,7 @@ static void pg_set_log(void *state, kf__logger *lg)
     ((pg *)state)->lg = lg;
 }
 
-uint64_t kf__pg_rejected(void *state)
+static uint64_t pg_rejected(void *state)
 {
     return ((pg *)state)->rejected;
 }
@@ -866,4 +866,5 @@ const kf__sink_ops kf__sink_postgres = {
     .discard = NULL, /* a database is never removed: open() creates tables, not the store */
     .set_log = pg_set_log,
     .max_batch = PG_BATCH,
+    .rejected = pg_rejected,
 };

@@ -194,8 +194,34 @@ static void test_pg_bad_row_keeps_batch(void **st)
                      mk("BAD\xff", 60000, 1, "1"), mk("XRPUSDT", 180000, 1, "0.7")};
     assert_int_equal(kf__sink_postgres.write(s, b, 4, g_err, sizeof g_err), KF_OK);
     assert_string_equal(q1("SELECT count(*) FROM klines WHERE symbol='XRPUSDT'"), "3");
-    assert_int_equal(kf__pg_rejected(s), 1);
+    assert_int_equal(kf__sink_postgres.rejected(s), 1);
     kf__sink_postgres.close(s);
+}
+
+/* The rows refused reach the writer's counters (kf_stats.store_rejected sums them): counted
+ * once, and not as stored. */
+static void test_pg_writer_counts_rejected(void **st)
+{
+    (void)st;
+    need_pg();
+    char spec[900];
+    snprintf(spec, sizeof spec, "postgres:%s", g_ci);
+    kf__writer *w = kf__writer_open(spec, 64, NULL, g_err, sizeof g_err);
+    if (!w)
+        fail_msg("writer: %s", g_err);
+    kf_kline b[5] = {mk("TRXUSDT", 60000, 1, "0.1"), mk("BAD\xfe", 60000, 1, "1"),
+                     mk("TRXUSDT", 120000, 1, "0.2"), mk("BAD\xfd", 60000, 1, "1"),
+                     mk("TRXUSDT", 180000, 1, "0.3")};
+    for (int i = 0; i < 5; i++)
+        kf__writer_push(w, &b[i]);
+    assert_int_equal(kf__writer_stop(w), KF_OK);
+    kf__writer_stats ws;
+    kf__writer_get_stats(w, &ws);
+    assert_int_equal(ws.rejected, 2);
+    assert_int_equal(ws.rows, 3);
+    assert_int_equal(ws.errors, 0);
+    kf__writer_free(w);
+    assert_string_equal(q1("SELECT count(*) FROM klines WHERE symbol='TRXUSDT'"), "3");
 }
 
 /* Rows of keys the table holds mixed with new ones: the fast path (COPY into klines) fails on
@@ -380,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_pg_schema_and_exact_text),
         cmocka_unit_test(test_pg_idempotent),
         cmocka_unit_test(test_pg_bad_row_keeps_batch),
+        cmocka_unit_test(test_pg_writer_counts_rejected),
         cmocka_unit_test(test_pg_fast_path_fallback),
         cmocka_unit_test(test_pg_race_with_another_writer),
         cmocka_unit_test(test_pg_two_writers),
