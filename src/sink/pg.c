@@ -36,9 +36,9 @@
 #define PG_SCHEMA_VERSION 1
 /* A row of the COPY text: 15 fields, none longer than KF_DEC_MAXLEN or an escaped symbol. */
 #define PG_ROW_MAX 1024
-/* Rows per write() (the writer's batches): a transaction's fixed cost (BEGIN, COPY, the merge,
- * COMMIT and its WAL flush) spread over more rows; 4096 rows write about 1.7 times as fast as
- * 1024 (bench/pg.sh). */
+/* Rows per write() (the writer's batches): a transaction's fixed cost (BEGIN, COPY, COMMIT and
+ * its WAL flush) spread over more rows; 4096 rows write faster than 1024 (docs/benchmarks.md,
+ * bench/pg.sh). */
 #define PG_BATCH 4096
 /* Bad rows logged per batch (all are counted). */
 #define PG_LOG_BAD_MAX 5
