@@ -622,23 +622,24 @@ static size_t pg_sort(pg *s, const kf_kline *rows, size_t n)
     return m;
 }
 
-/* COPY of len bytes of s->buf into table (a statement "COPY ... FROM STDIN"), in the open
- * transaction. *data: the server refused it for its data. */
-static kf_err pg_copy(pg *s, const char *sql, size_t len, bool *data, char *err, size_t errlen)
+/* COPY of len bytes of s->buf (sql: "COPY ... FROM STDIN", what: its name in messages), in the
+ * open transaction. *data: the server refused it for its data. */
+static kf_err pg_copy(pg *s, const char *sql, const char *what, size_t len, bool *data, char *err,
+                      size_t errlen)
 {
     PGresult *r = PQexec(s->conn, sql);
     kf_err rc = KF_OK;
     if (PQresultStatus(r) != PGRES_COPY_IN)
-        rc = pg_fail(s, sql, r, err, errlen);
+        rc = pg_fail(s, what, r, err, errlen);
     PQclear(r);
     if (rc)
         return rc;
     if (PQputCopyData(s->conn, s->buf, (int)len) != 1 || PQputCopyEnd(s->conn, NULL) != 1)
-        return pg_fail(s, sql, NULL, err, errlen);
+        return pg_fail(s, what, NULL, err, errlen);
     r = PQgetResult(s->conn);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         *data = pg_data_error(r);
-        rc = pg_fail(s, sql, r, err, errlen);
+        rc = pg_fail(s, what, r, err, errlen);
     }
     PQclear(r);
     while ((r = PQgetResult(s->conn)) != NULL)
@@ -655,8 +656,10 @@ static kf_err pg_write_once(pg *s, size_t len, bool direct, bool *data, char *er
     s->sqlstate[0] = 0;
     kf_err rc = pg_exec(s, "BEGIN", "BEGIN", err, errlen);
     if (!rc)
-        rc = pg_copy(s, direct ? "COPY klines(" PG_COLS ") FROM STDIN" : "COPY kf_stage FROM STDIN",
-                     len, data, err, errlen);
+        rc = direct
+                 ? pg_copy(s, "COPY klines(" PG_COLS ") FROM STDIN", "COPY klines", len, data, err,
+                           errlen)
+                 : pg_copy(s, "COPY kf_stage FROM STDIN", "COPY kf_stage", len, data, err, errlen);
     if (!rc && !direct) {
         PGresult *r = PQexecPrepared(s->conn, "kf_merge", 0, NULL, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {

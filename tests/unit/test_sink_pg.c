@@ -306,6 +306,49 @@ static void test_pg_race_with_another_writer(void **st)
     kf__sink_postgres.close(s);
 }
 
+/* A deadlock with another writer (it holds the batch's second key and then asks for its first):
+ * the server aborts the sink's transaction (40P01), which the sink retries at once; the batch is
+ * stored, the write never fails. */
+static void test_pg_deadlock_retried(void **st)
+{
+    (void)st;
+    need_pg();
+    void *s = open_sink();
+    PGconn *o = PQconnectdb(g_pg->conninfo);
+    assert_int_equal(PQstatus(o), CONNECTION_OK);
+    long long before = atoll(q1("SELECT deadlocks FROM pg_stat_database WHERE datname = "
+                                "current_database()"));
+    PQclear(PQexec(o, "BEGIN"));
+    PGresult *res = PQexec(o, "INSERT INTO klines VALUES('APTUSDT', '1m', 120000, 179999, "
+                              "83084.90, 83091.70, 83051.20, 9.5, 0.000, 412345678901.12345, "
+                              "1027, 6.426, 533856.66860, true)");
+    assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    kf_kline b[2] = {mk("APTUSDT", 60000, 1, "9.4"), mk("APTUSDT", 120000, 1, "9.5")};
+    racer r = {.sink = s, .rows = b, .n = 2, .rounds = 1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, race_write, &r), 0);
+    usleep(300000); /* the sink holds 60000 and waits for 120000 */
+    res = PQexec(o, "INSERT INTO klines VALUES('APTUSDT', '1m', 60000, 119999, 83084.90, "
+                    "83091.70, 83051.20, 9.4, 0.000, 412345678901.12345, 1027, 6.426, "
+                    "533856.66860, true)");
+    bool other_ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    PQclear(PQexec(o, other_ok ? "COMMIT" : "ROLLBACK"));
+    pthread_join(th, NULL);
+    if (r.rc)
+        fail_msg("write: %s", r.err);
+    assert_string_equal(q1("SELECT string_agg(close::text || ':' || closed::text, ',' ORDER BY "
+                           "open_time) FROM klines WHERE symbol='APTUSDT'"),
+                        "9.4:true,9.5:true");
+    long long after = atoll(q1("SELECT deadlocks FROM pg_stat_database WHERE datname = "
+                               "current_database()"));
+    print_message("deadlocks: %lld, the other writer %s\n", after - before,
+                  other_ok ? "committed" : "was the victim");
+    PQfinish(o);
+    kf__sink_postgres.close(s);
+}
+
 /* Two collectors writing the same keys at once, in batches of opposite orders and overlapping
  * ranges: no batch fails, none is lost, nothing is written twice. */
 static void test_pg_two_writers(void **st)
@@ -409,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_pg_writer_counts_rejected),
         cmocka_unit_test(test_pg_fast_path_fallback),
         cmocka_unit_test(test_pg_race_with_another_writer),
+        cmocka_unit_test(test_pg_deadlock_retried),
         cmocka_unit_test(test_pg_two_writers),
         cmocka_unit_test(test_pg_stored_and_cover),
         cmocka_unit_test(test_pg_server_crash),
