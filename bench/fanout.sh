@@ -11,8 +11,8 @@
 # usage: bench/fanout.sh [--clients N] [--seconds S] [--runs R] [--mode combined|raw]
 #                        [--speed X] [--update-ms N] [--symbols LIST] [--intervals LIST]
 #                        [--threads T] [--klinefeed PATH]
-#   defaults: 100 clients, 10 s, 3 runs, combined, --speed 25 --update-ms 250 (each stream
-#   updates 100 times a second: ~12,000 events/s upstream for 120 streams), the simulator's
+#   defaults: 100 clients, 10 s, 3 runs, combined, --speed 50 --update-ms 250 (each stream
+#   updates up to 200 times a second: ~16,000 events/s upstream for 120 streams), the simulator's
 #   8 symbols, all 15 intervals, 1 bench thread, BUILD_DIR/klinefeed.
 #   --klinefeed PATH: another daemon binary (a build of another commit, for a before/after).
 # Environment: BUILD_DIR (default <repo>/build).
@@ -20,7 +20,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
-CLIENTS=100 SECONDS_=10 RUNS=3 MODE=combined SPEED=25 UPDATE_MS=250 THREADS=1
+CLIENTS=100 SECONDS_=10 RUNS=3 MODE=combined SPEED=50 UPDATE_MS=250 THREADS=1
 SYMBOLS=BTCUSDT,ETHUSDT,BNBUSDT,SOLUSDT,XRPUSDT,DOGEUSDT,ADAUSDT,AVAXUSDT
 INTERVALS=1m,3m,5m,15m,30m,1h,2h,4h,6h,8h,12h,1d,3d,1w,1M
 KLINEFEED=$BUILD_DIR/klinefeed
