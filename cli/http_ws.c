@@ -90,8 +90,10 @@ typedef struct ws_client {
     /* the log: next event, bytes of its frame sent already */
     uint64_t cursor;
     uint32_t off;
-    bool blocked; /* the socket was full: EPOLLOUT armed */
-    bool closing; /* a close frame is queued: closed once the control frames are out */
+    bool blocked;        /* the socket was full: EPOLLOUT armed */
+    bool closing;        /* a close frame is queued: closed once the control frames are out */
+    int64_t drain_until; /* the close frame is out: the client's bytes are read until it closes
+                          * (closing with unread bytes would reset the connection) or then */
     /* control frames to send before the next event frame */
     unsigned char *ctl;
     size_t ctl_len, ctl_sent, ctl_cap;
@@ -115,6 +117,7 @@ typedef struct ws_writer {
     atomic_uint_fast64_t pin; /* oldest log sequence being read, UINT64_MAX when none */
     atomic_int sleeping;      /* in (or about to enter) epoll_wait */
     atomic_size_t nclients;
+    int64_t next_timer;  /* the writer's own: its clients' next ping or deadline */
     ws_client *incoming; /* handed over by on_upgrade, under hub.mu */
     ws_client *list;     /* the writer's own */
 } ws_writer;
@@ -478,30 +481,39 @@ static void client_drop(ws_writer *wr, ws_client *w, const char *why, uint64_t b
     client_close(wr, w);
 }
 
+/* Pins w's cursor (the writer may read the log from it on) and checks how far behind it is:
+ * false (pin released, w dropped) beyond the bound; *head: the log's head. */
+static bool client_pin(ws_writer *wr, ws_client *w, uint64_t *head)
+{
+    uint64_t c = w->cursor;
+    atomic_store(&wr->pin, c); /* first the pin, then the tail (the callback: the reverse) */
+    uint64_t tail = atomic_load(&hub.tail);
+    uint64_t h = atomic_load(&hub.head);
+    *head = h;
+    uint64_t hp = atomic_load_explicit(&hub.head_pos, memory_order_relaxed);
+    if (c >= tail &&
+        (h <= c || (h - c <= WS_LAG_SLOTS && hp - hub.slots[c % WS_LOG_SLOTS].pos <= WS_LAG_BYTES)))
+        return true;
+    uint64_t behind = c < tail ? WS_LOG_BYTES : hp - hub.slots[c % WS_LOG_SLOTS].pos;
+    atomic_store(&wr->pin, UINT64_MAX);
+    client_drop(wr, w, "it did not read: its events are too far behind", behind);
+    return false;
+}
+
 /* Writes w's pending frames: control frames, then its events from the log, one writev per
  * round (WS_IOV frames at most), a few rounds. false when w is gone (dropped, closed). */
 static bool client_flush(ws_writer *wr, ws_client *w)
 {
+    if (w->drain_until)
+        return true;
     for (int round = 0; round < 4; round++) {
         struct iovec iov[WS_IOV];
         uint64_t seqs[WS_IOV]; /* the event of each iovec, UINT64_MAX for the control frames */
         int n = 0;
         size_t bytes = 0;
-        uint64_t c = w->cursor;
-        atomic_store(&wr->pin, c);
-        uint64_t tail = atomic_load(&hub.tail);
-        uint64_t h = atomic_load(&hub.head);
-        if (c < tail || h - c > WS_LAG_SLOTS ||
-            (h > c && atomic_load_explicit(&hub.head_pos, memory_order_relaxed) -
-                              hub.slots[c % WS_LOG_SLOTS].pos >
-                          WS_LAG_BYTES)) {
-            uint64_t behind = c < tail ? WS_LOG_BYTES
-                                       : atomic_load_explicit(&hub.head_pos, memory_order_relaxed) -
-                                             hub.slots[c % WS_LOG_SLOTS].pos;
-            atomic_store(&wr->pin, UINT64_MAX);
-            client_drop(wr, w, "it did not read: its events are too far behind", behind);
+        uint64_t c = w->cursor, h;
+        if (!client_pin(wr, w, &h))
             return false;
-        }
         uint64_t s = c;
         if (w->off && s < h) { /* the rest of a frame begun */
             const ws_slot *sl = &hub.slots[s % WS_LOG_SLOTS];
@@ -573,9 +585,12 @@ static bool client_flush(ws_writer *wr, ws_client *w)
             }
             return true;
         }
-        if (w->closing && !w->ctl_len) {
-            client_close(wr, w);
-            return false;
+        if (w->closing && !w->ctl_len) { /* the close frame is out: then the client's close */
+            shutdown(w->fd, SHUT_WR);
+            w->drain_until = now_ms() + 2000;
+            if (w->drain_until < wr->next_timer)
+                wr->next_timer = w->drain_until;
+            return true;
         }
         if (s >= h || w->closing)
             break;
@@ -694,6 +709,14 @@ static bool rate_ok(ws_client *w, int64_t now)
 /* Reads what came from the client and answers it: false when it is gone. */
 static bool client_read(ws_writer *wr, ws_client *w)
 {
+    if (w->drain_until) { /* after the close: what comes is read and ignored */
+        ssize_t r = recv(w->fd, w->in, WS_MAX_IN, MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            client_close(wr, w);
+            return false;
+        }
+        return true;
+    }
     if (w->inlen < WS_MAX_IN) {
         ssize_t r = recv(w->fd, w->in + w->inlen, WS_MAX_IN - w->inlen, MSG_DONTWAIT);
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
@@ -754,6 +777,12 @@ static bool client_read(ws_writer *wr, ws_client *w)
 /* Pings, the pong deadline and the connection's lifetime: false when w is gone. */
 static bool client_timers(ws_writer *wr, ws_client *w, int64_t now, int64_t *next)
 {
+    if (w->drain_until && now >= w->drain_until) {
+        client_close(wr, w);
+        return false;
+    }
+    if (w->drain_until && w->drain_until < *next)
+        *next = w->drain_until;
     if (w->closing)
         return true;
     if (now - w->born >= hub.max_age_ms) {
@@ -785,19 +814,19 @@ static void *writer_main(void *arg)
 {
     ws_writer *wr = arg;
     struct epoll_event evs[64];
-    int64_t next_timer = INT64_MAX;
+    wr->next_timer = INT64_MAX;
     uint64_t seen_skipped = 0;
     for (;;) {
         /* sleep unless there is news: the callback wakes a writer that says it sleeps */
         atomic_store(&wr->sleeping, 1);
         int64_t now = now_ms();
-        int timeout = next_timer == INT64_MAX ? 1000
-                      : next_timer <= now
+        int timeout = wr->next_timer == INT64_MAX ? 1000
+                      : wr->next_timer <= now
                           ? 0
-                          : (int)(next_timer - now < 1000 ? next_timer - now : 1000);
+                          : (int)(wr->next_timer - now < 1000 ? wr->next_timer - now : 1000);
         bool news = false;
         for (ws_client *w = wr->list; w && !news; w = w->next)
-            news = !w->blocked && w->cursor != atomic_load(&hub.head);
+            news = !w->blocked && !w->closing && w->cursor != atomic_load(&hub.head);
         int ne = epoll_wait(wr->ep, evs, 64, news ? 0 : timeout);
         atomic_store(&wr->sleeping, 0);
         for (int i = 0; i < ne; i++) {
@@ -835,10 +864,10 @@ static void *writer_main(void *arg)
                 client_close(wr, w);
                 continue;
             }
-            if (w->next_ping < next_timer)
-                next_timer = w->next_ping;
-            if (w->born + hub.max_age_ms < next_timer)
-                next_timer = w->born + hub.max_age_ms;
+            if (w->next_ping < wr->next_timer)
+                wr->next_timer = w->next_ping;
+            if (w->born + hub.max_age_ms < wr->next_timer)
+                wr->next_timer = w->born + hub.max_age_ms;
             if (w->inlen)
                 client_read(wr, w); /* the bytes after its upgrade request */
         }
@@ -864,20 +893,21 @@ static void *writer_main(void *arg)
                 client_read(wr, w);
         }
         now = now_ms();
-        if (now >= next_timer) {
-            next_timer = INT64_MAX;
+        if (now >= wr->next_timer) {
+            wr->next_timer = INT64_MAX;
             for (ws_client *w = wr->list, *nx; w; w = nx) {
                 nx = w->next;
-                client_timers(wr, w, now, &next_timer);
+                client_timers(wr, w, now, &wr->next_timer);
             }
         }
         /* the events: every client that is not blocked */
         for (ws_client *w = wr->list, *nx; w; w = nx) {
             nx = w->next;
+            uint64_t h;
             if (!w->blocked)
                 client_flush(wr, w);
-            else if (atomic_load(&hub.tail) > w->cursor)
-                client_flush(wr, w); /* too far behind: it is dropped */
+            else if (client_pin(wr, w, &h)) /* a client that does not read: how far behind */
+                atomic_store(&wr->pin, UINT64_MAX);
         }
         uint64_t sk = atomic_load_explicit(&hub.skipped, memory_order_relaxed);
         if (sk != seen_skipped && wr == &hub.w[0]) {
