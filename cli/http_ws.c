@@ -813,6 +813,9 @@ static bool client_timers(ws_writer *wr, ws_client *w, int64_t now, int64_t *nex
 static void *writer_main(void *arg)
 {
     ws_writer *wr = arg;
+    char name[16];
+    snprintf(name, sizeof name, "kf-gw-%d", (int)(wr - hub.w));
+    pthread_setname_np(pthread_self(), name);
     struct epoll_event evs[64];
     wr->next_timer = INT64_MAX;
     uint64_t seen_skipped = 0;
