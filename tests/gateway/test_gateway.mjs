@@ -241,6 +241,87 @@ async function main() {
   const text = fs.readFileSync(dlog, 'utf8');
   check(code === 0 && !/Sanitizer|runtime error/.test(text),
     `the daemon exits 0 on SIGTERM (exit ${code}, signal ${sig})`);
+
+  await limits(simPort);
+}
+
+// Binance's pings and limits on the gateway's clients, against a second daemon whose times and
+// streams per connection are lowered by the environment variables kept for tests (docs/cli.md):
+// a ping every 300 ms, pong deadline 1.5 s, lifetime 4 s, 3 streams per connection.
+async function limits(simPort) {
+  const dlog = path.join(tmp, 'daemon-limits.log');
+  const fd = fs.openSync(dlog, 'w');
+  const daemon = spawn(cli, ['run', '--symbols', 'BTCUSDT,ETHUSDT', '--intervals', '1m,5m',
+    '--ws-url', `ws://127.0.0.1:${simPort}/market`, '--rest-url', `http://127.0.0.1:${simPort}`,
+    '--sink', `sqlite:${path.join(tmp, 'limits.db')}`, '--state-dir', 'none',
+    '--http', '127.0.0.1:0'], {
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, KLINEFEED_GW_PING_MS: '300', KLINEFEED_GW_PONG_TIMEOUT_MS: '1500',
+      KLINEFEED_GW_MAX_AGE_MS: '4000', KLINEFEED_GW_MAX_STREAMS: '3' },
+  });
+  children.push(daemon);
+  const port = (await waitFor(dlog, /http listening.* port=(\d+)/, 20000))[1];
+  await waitFor(dlog, /msg="running"/, 20000);
+  const WebSocket = require('ws');
+  const wsBase = `ws://127.0.0.1:${port}`;
+  const open = (url, opts) => new Promise((res, rej) => {
+    const w = new WebSocket(`${wsBase}${url}`, opts);
+    w.msgs = [];
+    w.pings = [];
+    w.on('message', (m) => w.msgs.push(JSON.parse(m.toString())));
+    w.on('ping', (d) => w.pings.push(d.toString()));
+    w.closed = new Promise((r) => w.on('close', (code, reason) =>
+      r({ code, reason: reason.toString(), at: Date.now() })));
+    w.on('open', () => { w.openedAt = Date.now(); res(w); });
+    w.on('error', rej);
+  });
+  const [alive, mute, chatty, greedy] = await Promise.all([
+    open('/market/ws/btcusdt@kline_1m'),
+    open('/market/ws/btcusdt@kline_1m', { autoPong: false }),
+    open('/market/ws'),
+    open('/market/stream?streams=btcusdt@kline_1m/btcusdt@kline_5m/ethusdt@kline_1m/ethusdt@kline_5m'),
+  ]);
+  // more than 10 messages in a second: closed 1008 "Too many requests" (Binance)
+  for (let i = 1; i <= 20; i++) chatty.send(JSON.stringify({ method: 'LIST_SUBSCRIPTIONS', id: i }));
+  // 3 streams per connection: the URL's fourth is not taken; one more SUBSCRIBE is refused with
+  // Binance's error 4 and the connection closed 1008
+  greedy.send(JSON.stringify({ method: 'LIST_SUBSCRIPTIONS', id: 1 }));
+  await sleep(300);
+  greedy.send(JSON.stringify({ method: 'SUBSCRIBE', params: ['ethusdt@kline_5m'], id: 2 }));
+
+  const c = await Promise.race([chatty.closed, sleep(5000).then(() => null)]);
+  const replies = chatty.msgs.filter((m) => 'id' in m).length;
+  check(c && c.code === 1008 && c.reason === 'Too many requests' && replies === 10,
+    `20 requests at once: closed ${c && c.code} "${c && c.reason}" after ${replies} replies`);
+  const g = await Promise.race([greedy.closed, sleep(5000).then(() => null)]);
+  const gr = greedy.msgs.filter((m) => 'id' in m);
+  check(JSON.stringify(gr) === JSON.stringify([
+    { result: ['btcusdt@kline_1m', 'btcusdt@kline_5m', 'ethusdt@kline_1m'], id: 1 },
+    { error: { code: 4, msg: 'Too many subscriptions' }, id: 2 }]) && g && g.code === 1008,
+  `over 3 streams per connection: ${JSON.stringify(gr)}, closed ${g && g.code}`);
+
+  // a client that does not answer the pings is closed at the pong deadline; one that does stays
+  const m = await Promise.race([mute.closed, sleep(6000).then(() => null)]);
+  check(m && m.code === 1008 && m.reason === 'Pong timeout' && mute.pings.length >= 1,
+    `no pong: closed ${m && m.code} "${m && m.reason}" after ${m && m.at - mute.openedAt} ms ` +
+    `and ${mute.pings.length} pings`);
+  const now = Date.now();
+  check(alive.readyState === WebSocket.OPEN && alive.pings.length >= 3 &&
+    alive.pings.every((p) => /^\d{13}$/.test(p) && Math.abs(Number(p) - now) < 60000),
+  `pings every 300 ms with a ms timestamp, answered: still open (${alive.pings.length} pings: ` +
+  `${alive.pings.slice(0, 2).join(', ')}...) and receiving (${alive.msgs.length} events)`);
+  // the lifetime: closed 1001 at 4 s
+  const a = await Promise.race([alive.closed, sleep(10000).then(() => null)]);
+  check(a && a.code === 1001 && a.at - alive.openedAt >= 3900,
+    `the connection's lifetime: closed ${a && a.code} "${a && a.reason}" after ` +
+    `${a && a.at - alive.openedAt} ms (limit 4000)`);
+
+  const exited = new Promise((res) => daemon.on('exit', (code2) => res(code2)));
+  daemon.kill('SIGTERM');
+  const code = await Promise.race([exited, sleep(30000).then(() => 'timeout')]);
+  const text = fs.readFileSync(dlog, 'utf8');
+  check(code === 0 && !/Sanitizer|runtime error/.test(text),
+    `the limits daemon exits 0 on SIGTERM (exit ${code})`);
 }
 
 main().then(() => {
