@@ -1,7 +1,9 @@
 // test_gateway: a real third-party Binance USDT-M client (ccxt's binanceusdm, pinned by
 // package-lock.json) pointed at klinefeed's gateway (`klinefeed run --http`), the collector
 // fed by klinefeed-sim at 60x. Its candles must equal the store's rows; Binance's
-// startTime/endTime/limit semantics and error replies are checked on the raw wire.
+// startTime/endTime/limit semantics and error replies are checked on the raw wire. ccxt pro's
+// watchOHLCV (ccxt's own Binance WebSocket client) on the gateway's /market/ws: every candle it
+// saw close equals the store's row.
 // Usage: node test_gateway.mjs KLINEFEED KLINEFEED_SIM NPM_DIR
 import { spawn, execFileSync } from 'node:child_process';
 import net from 'node:net';
@@ -169,6 +171,40 @@ async function main() {
   check(Math.abs(t - Date.now()) < 5000, `fetchTime (GET /fapi/v1/time): ${t}`);
   const p = await fetch(`${base}/fapi/v1/ping`);
   check(p.status === 200 && (await p.text()) === '{}', 'GET /fapi/v1/ping: 200 {}');
+
+  // ccxt pro's watchOHLCV (its own Binance WebSocket client: /market/ws/<n> and a SUBSCRIBE)
+  // pointed at the gateway: every candle it saw close equals the store's row
+  const pro = new ccxt.pro.binanceusdm({ enableRateLimit: false, timeout: 10000 });
+  for (const k of Object.keys(pro.urls.api)) {
+    if (typeof pro.urls.api[k] === 'string' && pro.urls.api[k].startsWith('https://fapi.binance.com'))
+      pro.urls.api[k] = pro.urls.api[k].replace('https://fapi.binance.com', base);
+  }
+  pro.urls.api.ws.future = base.replace('http://', 'ws://') + '/ws'; // ccxt adds /market
+  await pro.loadHttpProxyAgent(); // what ccxt asks for before a ws:// (not wss://) URL
+  await pro.loadMarkets();
+  const seen = new Map(); // open time -> the newest candle ccxt holds for it
+  let firstT = 0;
+  for (const end = Date.now() + 30000; Date.now() < end;) {
+    const cs = await pro.watchOHLCV('ETH/USDT:USDT', '1m');
+    for (const c of cs) seen.set(c[0], c);
+    if (!firstT) firstT = Math.max(...seen.keys());
+    const newest = Math.max(...seen.keys());
+    if (newest >= firstT + 4 * 60000) break; // 4 candles closed since the first event
+  }
+  await pro.close();
+  const newestSeen = Math.max(...seen.keys());
+  const eth = new Map(storeRows('ETHUSDT', '1m').map((r) => [r[0], r]));
+  let watched = 0;
+  for (const [t, c] of seen) {
+    if (t < firstT || t >= newestSeen) continue; // the first may be partial; the newest is open
+    const r = eth.get(t);
+    check(r && JSON.stringify(c) === JSON.stringify([r[0], +r[1], +r[2], +r[3], +r[4], +r[5]]),
+      `watchOHLCV candle ${t} ${JSON.stringify(c)} equals the store's ${JSON.stringify(r)}`);
+    watched++;
+  }
+  check(watched >= 3, `ccxt pro watchOHLCV saw ${watched} candles close (>= 3; it held ` +
+    `${seen.size} candles, ${firstT}..${newestSeen})`);
+  console.log(`ccxt pro watchOHLCV: ${watched} closed candles equal the store's`);
 
   // WebSocket: the live events, combined (/market/stream?streams=) and raw (/market/ws with a
   // live SUBSCRIBE), in Binance's format; every closed candle equals the store's row
