@@ -1275,10 +1275,12 @@ static void collector_stores_hold_missing(kf_collector *c)
         if ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - start > KF__STOP_HELD_MS)
             break;
         kf__stream *s = &c->streams[si];
-        size_t n = 0, nholes = s->nholes; /* (the I/O thread has ended) */
+        size_t n = 0;
         bool ok = true;
-        for (size_t i = 0; i < nholes && ok; i++)
+        pthread_mutex_lock(&s->mu); /* (the I/O thread has ended; a stats reader may look) */
+        for (size_t i = 0; i < s->nholes && ok; i++)
             ok = held_add(s->interval, s->holes[i].from, s->holes[i].to, &want, &n, &cap);
+        pthread_mutex_unlock(&s->mu);
         int64_t tf = 0, tt = -1;
         if (ok && collector_unreceived_of(c, si, newest, &tf, &tt))
             ok = held_add(s->interval, tf, tt, &want, &n, &cap);
