@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,8 +99,12 @@ static void bf_on_progress(void *ud, const kf_history_progress *p)
 
 static int bf_build_config(kf_config *cfg, const cli_backfill_opts *o)
 {
+    bool all = false;
     for (size_t i = 0; i < o->symbols.n; i++)
-        CLI_SET(kf_config_add_symbols(cfg, o->symbols.v[i]), "--symbols", o->symbols.v[i]);
+        if (strcasecmp(o->symbols.v[i], "ALL") == 0)
+            all = true; /* after the REST settings below */
+        else
+            CLI_SET(kf_config_add_symbols(cfg, o->symbols.v[i]), "--symbols", o->symbols.v[i]);
     for (size_t i = 0; i < o->intervals.n; i++)
         CLI_SET(kf_config_add_intervals(cfg, o->intervals.v[i]), "--intervals", o->intervals.v[i]);
     if (o->testnet)
@@ -134,6 +139,10 @@ static int bf_build_config(kf_config *cfg, const cli_backfill_opts *o)
         CLI_SET(kf_config_set_state_dir(cfg, dir), "--state-dir", dir);
     CLI_SET(kf_config_set_log(cfg, cli_log_line, NULL, (kf_log_level)o->log_level), "--log-level",
             "");
+    if (all && kf_config_add_exchange_symbols(cfg, NULL) != KF_OK) {
+        cli_error("--symbols ALL: %s", kf_config_errmsg(cfg));
+        return CLI_EXIT_RUNTIME;
+    }
     return CLI_EXIT_OK;
 }
 

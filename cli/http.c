@@ -7,6 +7,7 @@
 #include "cli.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -31,9 +32,20 @@ static const struct {
     const char *path;
     http_handler fn;
 } routes[] = {
-    {"/metrics", http_metrics}, {"/healthz", http_healthz},         {"/readyz", http_readyz},
-    {"/", http_page},           {"/api/streams", http_api_streams},
+    {"/metrics", http_metrics},
+    {"/healthz", http_healthz},
+    {"/readyz", http_readyz},
+    {"/", http_page},
+    {"/api/streams", http_api_streams},
+    {"/fapi/v1/klines", http_gw_klines},
+    {"/fapi/v1/time", http_gw_time},
+    {"/fapi/v1/ping", http_gw_ping},
+    {"/fapi/v1/exchangeInfo", http_gw_exchange_info},
 };
+
+/* http_ws.c */
+bool ws_is_path(const char *url);
+enum MHD_Result ws_upgrade(struct MHD_Connection *conn, const char *url);
 
 struct cli_http {
     struct MHD_Daemon *d;
@@ -118,6 +130,45 @@ static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char 
     return MHD_YES;
 }
 
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = tolower(ch);
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+bool http_query_param(const char *query, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    for (const char *p = query; p && *p;) {
+        const char *end = strchr(p, '&');
+        if (!end)
+            end = p + strlen(p);
+        if ((size_t)(end - p) >= nl && strncmp(p, name, nl) == 0 &&
+            (p[nl] == '=' || p + nl == end)) {
+            const char *v = p + nl + (p + nl < end);
+            size_t n = 0;
+            while (v < end) {
+                int ch = (unsigned char)*v++;
+                if (ch == '+') {
+                    ch = ' ';
+                } else if (ch == '%' && end - v >= 2 && hexval(v[0]) >= 0 && hexval(v[1]) >= 0) {
+                    ch = hexval(v[0]) * 16 + hexval(v[1]);
+                    v += 2;
+                }
+                if (n + 1 >= cap)
+                    return false;
+                out[n++] = (char)ch;
+            }
+            out[n] = 0;
+            return true;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return false;
+}
+
 static enum MHD_Result send_reply(struct MHD_Connection *conn, http_reply *r)
 {
     if (r->body.oom) {
@@ -159,6 +210,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (get && ws_is_path(url))
+        return ws_upgrade(conn, url);
     size_t i = 0;
     for (; i < sizeof routes / sizeof routes[0]; i++)
         if (strcmp(url, routes[i].path) == 0)
@@ -276,7 +329,7 @@ cli_http *cli_http_start(const char *spec, kf_collector *c, unsigned *port, char
         return NULL;
     }
     h->c = c;
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
     if (sa.sa.sa_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* the server's threads must not take the stop signals: block them while they are made */
@@ -286,6 +339,7 @@ cli_http *cli_http_start(const char *spec, kf_collector *c, unsigned *port, char
     sigaddset(&stop_set, SIGTERM);
     sigaddset(&stop_set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_set, &old_set);
+    ws_hub_set_collector(c); /* its writer threads, too, leave the signals to the main one */
     errno = 0;
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa.sa,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
@@ -310,6 +364,8 @@ void cli_http_stop(cli_http *h)
 {
     if (!h)
         return;
+    ws_hub_stop(); /* its writer threads close their clients' sockets through the daemon */
     MHD_stop_daemon(h->d);
+    ws_hub_free_pending();
     free(h);
 }

@@ -33,7 +33,8 @@ typedef struct http_reply {
     http_buf body;
 } http_reply;
 
-/* A route's handler: the collector (never NULL), the query string ("" when none). */
+/* A route's handler: the collector (never NULL), the query string ("" when none): its
+ * arguments as "k=v&k=v", decoded but for '%', '&' and '=', which stay %XX-escaped. */
 typedef void (*http_handler)(kf_collector *c, const char *query, http_reply *r);
 
 /* Handlers (http_metrics.c, http_health.c). */
@@ -47,6 +48,23 @@ void http_api_streams(kf_collector *c, const char *query, http_reply *r);
 /* Query parameter name of query ("a=1&b=2", percent-encoded) decoded into out (NUL-terminated):
  * true when present and it fits in cap. */
 bool http_query_param(const char *query, const char *name, char *out, size_t cap);
+
+/* The Binance-compatible gateway's REST (http_gateway.c). */
+void http_gw_klines(kf_collector *c, const char *query, http_reply *r);
+void http_gw_time(kf_collector *c, const char *query, http_reply *r);
+void http_gw_ping(kf_collector *c, const char *query, http_reply *r);
+void http_gw_exchange_info(kf_collector *c, const char *query, http_reply *r);
+
+/* The gateway's WebSocket side (http_ws.c): the library's on_kline callback (register it with
+ * kf_config_on_kline before kf_create; userdata unused), the collector it serves (set by
+ * cli_http_start, which starts the writer threads), and the stop of every client and writer
+ * (cli_http_stop). */
+void ws_hub_on_kline(void *userdata, const kf_kline *k);
+void ws_hub_set_collector(kf_collector *c);
+void ws_hub_stop(void);
+/* After the server and the collector have stopped: frees the requests whose upgrade never came
+ * and the shared log. */
+void ws_hub_free_pending(void);
 
 /*
  * Parses "ADDR:PORT" ("127.0.0.1:9100", "[::1]:9100", "0.0.0.0:0"; a numeric address, port

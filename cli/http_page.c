@@ -6,18 +6,23 @@
  * at build time (page_assets.c, made by cmake/embed_page.cmake): the page needs nothing but the
  * daemon, no internet. It polls /api/streams every second.
  *
- * /api/streams[?stream=NAME&limit=N]: every stream (kf_stream_info_get) with its last candle
- * (kf_recent, the open one if any), and with stream= the last N candles of that stream (oldest
- * first, the open one last; N 1..1500, default 500, at most what the collector keeps in memory).
- * NAME is a stream's name ("btcusdt@kline_1m") or SYMBOL@INTERVAL ("BTCUSDT@1m"). Decimals are
- * strings, exactly as received. 400 for a bad limit or a malformed stream, 404 for a stream not
- * collected.
+ * /api/streams[?filter=SUB&problems=1&offset=O&count=N&stream=NAME&limit=L]: a page of the
+ * streams (kf_stream_info_get), each with its last candle (kf_recent, the open one if any): the
+ * ones whose name contains SUB (any case) and, with problems=1, only those not live or with
+ * candles missing; from the O-th match (0), at most N (1..20000, default 200). "total",
+ * "matched" and a "summary" of every stream (by state; gaps, repaired, missing) come with each
+ * answer, so a page of 10,000 streams moves a screenful per poll. With stream= the last L candles
+ * of that stream (oldest first, the open one last; 1..1500, default 500, at most what the
+ * collector keeps in memory). NAME is a stream's name ("btcusdt@kline_1m") or SYMBOL@INTERVAL
+ * ("BTCUSDT@1m"). Decimals are strings, exactly as received. 400 names a bad parameter, 404 a
+ * stream not collected.
  */
-#include <ctype.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "http.h"
@@ -27,6 +32,9 @@ extern const size_t kf_page_html_len;
 
 #define LIMIT_DEFAULT 500
 #define LIMIT_MAX 1500
+/* Streams listed per answer (a page of the table); the summary counts every stream. */
+#define COUNT_DEFAULT 200
+#define COUNT_MAX 20000
 
 void http_page(kf_collector *c, const char *query, http_reply *r)
 {
@@ -34,45 +42,6 @@ void http_page(kf_collector *c, const char *query, http_reply *r)
     (void)query;
     r->content_type = "text/html; charset=utf-8";
     http_buf_put(&r->body, (const char *)kf_page_html, kf_page_html_len);
-}
-
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    ch = tolower(ch);
-    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-}
-
-bool http_query_param(const char *query, const char *name, char *out, size_t cap)
-{
-    size_t nl = strlen(name);
-    for (const char *p = query; p && *p;) {
-        const char *end = strchr(p, '&');
-        if (!end)
-            end = p + strlen(p);
-        if ((size_t)(end - p) >= nl && strncmp(p, name, nl) == 0 &&
-            (p[nl] == '=' || p + nl == end)) {
-            const char *v = p + nl + (p + nl < end);
-            size_t n = 0;
-            while (v < end) {
-                int ch = (unsigned char)*v++;
-                if (ch == '+') {
-                    ch = ' ';
-                } else if (ch == '%' && end - v >= 2 && hexval(v[0]) >= 0 && hexval(v[1]) >= 0) {
-                    ch = hexval(v[0]) * 16 + hexval(v[1]);
-                    v += 2;
-                }
-                if (n + 1 >= cap)
-                    return false;
-                out[n++] = (char)ch;
-            }
-            out[n] = 0;
-            return true;
-        }
-        p = *end ? end + 1 : end;
-    }
-    return false;
 }
 
 /* A JSON string of s ('"', '\' and control bytes escaped). */
@@ -134,19 +103,63 @@ static bool split_stream(const char *name, char *sym, size_t symcap, char *iv, s
     return true;
 }
 
+/* The streams a page lists: a case-insensitive substring of the name, and only the ones that
+ * need an operator (not live, or with candles missing). */
+typedef struct page_filter {
+    char sub[64];
+    bool problems;
+} page_filter;
+
+static bool matches(const page_filter *f, const char *name, const kf_stream_info *si)
+{
+    if (f->problems && si->state == KF_STREAM_LIVE && si->missing == 0)
+        return false;
+    if (!f->sub[0])
+        return true;
+    size_t n = strlen(f->sub);
+    for (const char *p = name; *p; p++)
+        if (strncasecmp(p, f->sub, n) == 0)
+            return true;
+    return false;
+}
+
+/* "name" of query as an integer in lo..hi into out (def when absent); false (and a 400) when
+ * malformed or out of range. */
+static bool int_param(const char *query, const char *name, long lo, long hi, long def, long *out,
+                      http_reply *r)
+{
+    char v[32];
+    *out = def;
+    if (!http_query_param(query, name, v, sizeof v))
+        return true;
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (!v[0] || *end || x < lo || x > hi) {
+        char what[80];
+        snprintf(what, sizeof what, "%s must be %ld..%ld", name, lo, hi);
+        bad(r, 400, what, v);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
 void http_api_streams(kf_collector *c, const char *query, http_reply *r)
 {
-    char stream[128], limit_s[32], sym[KF_SYMBOL_MAX + 1], iv[4];
+    char stream[128], sym[KF_SYMBOL_MAX + 1], iv[4], flag[8];
     bool one = http_query_param(query, "stream", stream, sizeof stream);
-    long limit = LIMIT_DEFAULT;
-    if (http_query_param(query, "limit", limit_s, sizeof limit_s)) {
-        char *end;
-        limit = strtol(limit_s, &end, 10);
-        if (!limit_s[0] || *end || limit < 1 || limit > LIMIT_MAX) {
-            bad(r, 400, "limit must be 1..1500", limit_s);
-            return;
-        }
+    long limit, offset, count;
+    if (!int_param(query, "limit", 1, LIMIT_MAX, LIMIT_DEFAULT, &limit, r) ||
+        !int_param(query, "offset", 0, LONG_MAX, 0, &offset, r) ||
+        !int_param(query, "count", 1, COUNT_MAX, COUNT_DEFAULT, &count, r))
+        return;
+    page_filter f = {0};
+    if (!http_query_param(query, "filter", f.sub, sizeof f.sub) &&
+        (strncmp(query, "filter=", 7) == 0 || strstr(query, "&filter="))) {
+        bad(r, 400, "filter is too long (at most 63 bytes)", "");
+        return;
     }
+    f.problems = http_query_param(query, "problems", flag, sizeof flag) && strcmp(flag, "0") != 0;
     if (one && !split_stream(stream, sym, sizeof sym, iv, sizeof iv)) {
         bad(r, 400, "stream must be a stream name (btcusdt@kline_1m) or SYMBOL@INTERVAL", stream);
         return;
@@ -167,13 +180,22 @@ void http_api_streams(kf_collector *c, const char *query, http_reply *r)
     http_buf *b = &r->body;
     http_buf_printf(b, "{\"now\":%lld,\"streams\":[",
                     (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-    size_t ns = kf_stream_count(c);
+    /* one pass: the summary of every stream, the page of the matching ones */
+    size_t ns = kf_stream_count(c), matched = 0, listed = 0;
+    uint64_t by_state[3] = {0}, gaps = 0, repaired = 0, missing = 0;
     for (size_t i = 0; i < ns; i++) {
         kf_stream_info si;
         if (kf_stream_info_get(c, i, &si, sizeof si) != KF_OK)
             continue;
-        http_buf_printf(b, "%s\n {\"name\":", i ? "," : "");
-        put_str(b, kf_stream_name(c, i));
+        by_state[si.state == KF_STREAM_LIVE ? 0 : si.state == KF_STREAM_WAITING ? 1 : 2]++;
+        gaps += si.gaps;
+        repaired += si.repaired;
+        missing += si.missing;
+        const char *name = kf_stream_name(c, i);
+        if (!matches(&f, name, &si) || matched++ < (size_t)offset || listed >= (size_t)count)
+            continue;
+        http_buf_printf(b, "%s\n {\"name\":", listed++ ? "," : "");
+        put_str(b, name);
         http_buf_printf(b, ",\"symbol\":");
         put_str(b, si.symbol);
         http_buf_printf(b,
@@ -191,7 +213,12 @@ void http_api_streams(kf_collector *c, const char *query, http_reply *r)
             http_buf_printf(b, "null");
         http_buf_printf(b, "}");
     }
-    http_buf_printf(b, "]");
+    http_buf_printf(b,
+                    "],\n\"total\":%zu,\"matched\":%zu,\"offset\":%ld,\"count\":%ld,"
+                    "\"summary\":{\"live\":%" PRIu64 ",\"waiting\":%" PRIu64 ",\"down\":%" PRIu64
+                    ",\"gaps\":%" PRIu64 ",\"repaired\":%" PRIu64 ",\"missing\":%" PRIu64 "}",
+                    ns, matched, offset, count, by_state[0], by_state[1], by_state[2], gaps,
+                    repaired, missing);
     if (one) {
         http_buf_printf(b, ",\n\"stream\":");
         put_str(b, stream);

@@ -43,6 +43,8 @@ static int build_config(kf_config *cfg, const cli_run_opts *o)
         CLI_SET(kf_config_set_ws_url(cfg, o->ws_url), "--ws-url", o->ws_url);
     if (o->rest_url)
         CLI_SET(kf_config_set_rest_url(cfg, o->rest_url), "--rest-url", o->rest_url);
+    if (o->http) /* the gateway's WebSocket fan-out (http_ws.c) */
+        CLI_SET(kf_config_on_kline(cfg, ws_hub_on_kline, NULL), "--http", o->http);
     if (o->sinks.n == 0)
         CLI_SET(kf_config_add_sink(cfg, DEFAULT_SINK), "--sink", DEFAULT_SINK);
     for (size_t i = 0; i < o->sinks.n; i++)
@@ -411,7 +413,7 @@ static int run_collector(kf_collector *c, const cli_run_opts *o)
         }
         cli_log(KF_LOG_INFO,
                 "msg=\"http listening\" addr=%s port=%u "
-                "paths=/,/api/streams,/metrics,/healthz,/readyz",
+                "paths=/,/api/streams,/metrics,/healthz,/readyz,/fapi/v1/*,/market/ws*",
                 o->http, port);
     }
     int started = start_collector(c, retry_start);

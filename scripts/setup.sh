@@ -24,6 +24,7 @@ PKGS=(
   python3-pytest python3-pytest-asyncio         # its tests
   chromium                           # test_page: the live page in headless Chromium
 )
+# test_gateway drives the gateway with a real Binance client (npm ccxt, tests/gateway).
 # The live page embeds the npm package lightweight-charts (web/package-lock.json), installed at
 # build time by `npm ci`; its test drives Chromium with playwright-core from the same lockfile.
 # nodejs and npm from Debian, unless a node and npm are already there (e.g. NodeSource's

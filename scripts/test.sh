@@ -20,7 +20,7 @@ echo "== tests"
 (cd build && ctest --output-on-failure -j "$JOBS" -LE valgrind)
 # What the tests injected and compared (ctest keeps passing tests' output in its log).
 echo "== figures printed by the tests"
-grep -hE '^(fault suite|rotation|crash test|crash at scale|store down|simulated hour|restart|reconnect|allocations|# history|# interrupted|# tight budget|# tls|sqlite writer|locked for)' \
+grep -hE '^(fault suite|rotation|crash test|crash at scale|store down|simulated hour|restart|reconnect|allocations|# history|# backfill ALL|# interrupted|# tight budget|# tls|sqlite writer|locked for)' \
   build/Testing/Temporary/LastTest.log || true
 
 echo "== Debian package (build-deb/, checked with dpkg-deb and dpkg --root)"

@@ -18,9 +18,10 @@
  * A batch the server refuses for its data (SQLSTATE class 22 or 23 from the upsert: a row it
  * cannot take, e.g. a symbol that is not valid UTF-8) is written again row by row, each under a
  * savepoint: the bad rows are logged with a sample, counted and left out, the others stored. A
- * deadlock or serialization failure (40P01, 40001: two writers on one table) is retried here at
- * once, a few times. Any other failure (connection lost, server shutting down, disk full) fails
- * the batch whole; the writer retries it, and the next attempt reconnects.
+ * transaction another writer's rolled back (deadlock, serialization failure: pg_transient) is
+ * run again at once, after a short pause, a few times. Any other failure (connection lost,
+ * server shutting down, disk full) fails the batch whole; the writer retries it, and the next
+ * attempt reconnects.
  */
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -28,8 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
+#include "core/rng.h"
 #include "sink/sink.h"
 
 /* 1: klines, klines_meta, klines_coverage. */
@@ -42,10 +45,12 @@
 #define PG_BATCH 4096
 /* Bad rows logged per batch (all are counted). */
 #define PG_LOG_BAD_MAX 5
+/* Runs of one transaction that another writer's transaction rolled back (a deadlock, a
+ * serialization failure: pg_transient) before the failure goes to the writer, which retries it
+ * with its backoff. */
+#define PG_TRANSIENT_TRIES 8
 /* Upsert-path batches after a fast-path attempt met a stored key: doubling up to this. */
 #define PG_DIRECT_SKIP_MAX 64
-/* Immediate retries of a batch after a deadlock or serialization failure. */
-#define PG_RETRY_MAX 3
 
 /* A row of the batch: sorted by key, then by position. */
 typedef struct pg_key {
@@ -60,11 +65,13 @@ typedef struct pg {
     bool ready; /* the session is set up (staging table, prepared statements) */
     kf__logger *lg;
     uint64_t rejected; /* rows the server refused (left out) */
+    bool transient;    /* the last failure was pg_transient (set by pg_fail) */
+    uint64_t reruns;   /* transactions run again after a transient failure */
+    kf__rng rng;       /* the pause before a rerun */
     char *buf;         /* the COPY text of one batch */
     size_t cap;
     pg_key *keys;                         /* the batch sorted by key (cap / PG_ROW_MAX of them) */
     unsigned direct_skip, direct_backoff; /* batches left to send to the upsert; the next skip */
-    char sqlstate[6];                     /* of the last failure ("" when none or no server) */
 } pg;
 
 #define PG_COLS                                                                                    \
@@ -94,6 +101,17 @@ static const char PG_CREATE[] =
     "closed = excluded.closed "                                                                    \
     "WHERE excluded.closed >= klines.closed AND (klines.*)::text IS DISTINCT FROM "                \
     "(excluded.*)::text"
+
+/* A complete range recorded for a stream that has one already (another collector's, or this
+ * one's before): both are true (every candle of each is in klines, which loses no row), so when
+ * they overlap their union is recorded, and otherwise the newer (the one that ends later) - the
+ * record never shrinks, whichever collector writes last. */
+#define PG_COVER_MERGE                                                                             \
+    "ON CONFLICT(symbol, interval) DO UPDATE SET from_time = CASE WHEN excluded.from_time <= "     \
+    "c.to_time AND c.from_time <= excluded.to_time THEN LEAST(c.from_time, excluded.from_time) "   \
+    "WHEN excluded.to_time > c.to_time THEN excluded.from_time ELSE c.from_time END, to_time = "   \
+    "GREATEST(c.to_time, excluded.to_time) WHERE (c.from_time, c.to_time) IS DISTINCT FROM "       \
+    "(excluded.from_time, excluded.to_time)"
 
 /* The staged batch: one row per key already, in key order (the order rows are locked in, the
  * same in every collector: two of them writing one table do not deadlock each other). */
@@ -235,11 +253,20 @@ static const char *pg_msg(const PGresult *res, PGconn *conn, char *buf, size_t c
     return buf;
 }
 
-static kf_err pg_fail(pg *s, const char *what, const PGresult *res, char *err, size_t errlen)
+/* A failure the server rolled the transaction back for, that the same transaction run again
+ * normally gets past: another writer's transaction held what this one needed (SQLSTATE class 40:
+ * 40P01 deadlock detected, 40001 serialization failure), or a lock not available (55P03). Two
+ * collectors writing the same keys meet this; the batch is run again at once, never left out. */
+static bool pg_transient(const PGresult *res)
 {
     const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    snprintf(s->sqlstate, sizeof s->sqlstate, "%s", st ? st : "");
+    return st && (strncmp(st, "40", 2) == 0 || strcmp(st, "55P03") == 0);
+}
+
+static kf_err pg_fail(pg *s, const char *what, const PGresult *res, char *err, size_t errlen)
+{
     char m[512];
+    s->transient = pg_transient(res);
     snprintf(err, errlen, "%s: %s: %s", s->name, what, pg_msg(res, s->conn, m, sizeof m));
     return KF_ERR_SINK;
 }
@@ -423,9 +450,8 @@ static kf_err pg_session(pg *s, char *err, size_t errlen)
                         2, err, errlen);
     if (!rc)
         rc = pg_prepare(s, "kf_put_cover",
-                        "INSERT INTO klines_coverage(symbol, interval, from_time, to_time) "
-                        "VALUES($1, $2, $3, $4) ON CONFLICT(symbol, interval) DO UPDATE SET "
-                        "from_time = excluded.from_time, to_time = excluded.to_time",
+                        "INSERT INTO klines_coverage AS c(symbol, interval, from_time, "
+                        "to_time) VALUES($1, $2, $3, $4) " PG_COVER_MERGE,
                         4, err, errlen);
     s->ready = rc == KF_OK;
     return rc;
@@ -459,6 +485,7 @@ static kf_err pg_open(const char *target, void **state, char *err, size_t errlen
         pg_close(s);
         return KF_ERR_NOMEM;
     }
+    kf__rng_seed(&s->rng, s);
     memcpy(s->name, "postgres:", 9);
     kf__pg_mask(target, s->name + 9, n + 7);
     kf_err rc = pg_session(s, err, errlen);
@@ -530,20 +557,21 @@ static void pg_log_bad(pg *s, const kf_kline *k, const char *why, size_t *logged
             "msg=\"postgres refused a row, left out\" spec=%s symbol=%s interval=%.3s "
             "open_time=%" PRId64 " error=\"%s\" rejected_total=%llu",
             s->name, sample, memchr(k->interval, 0, sizeof k->interval) ? k->interval : "?",
-            k->open_time, why, (unsigned long long)(s->rejected + *logged));
+            k->open_time, why, (unsigned long long)s->rejected);
 }
 
 /* The batch row by row, each under a savepoint, in one transaction: rows the server refuses
- * for their data are logged, left out, and counted once the transaction commits (a batch that
- * fails whole is written again, its rows refused again). */
+ * for their data are logged, counted and left out. */
 static kf_err pg_write_rows(pg *s, const kf_kline *rows, size_t n, char *err, size_t errlen)
 {
+    uint64_t rejected = s->rejected; /* a failed transaction leaves nothing out: run again */
     kf_err rc = pg_exec(s, "BEGIN", "BEGIN", err, errlen);
     size_t logged = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         const kf_kline *k = &rows[i];
         char d[8][KF_DEC_MAXLEN], ot[24], ct[24], tr[24];
         if (!row_ok(k) || !row_decs(k, d)) {
+            s->rejected++;
             pg_log_bad(s, k, "bad decimal or unterminated text", &logged);
             continue;
         }
@@ -560,6 +588,7 @@ static kf_err pg_write_rows(pg *s, const kf_kline *rows, size_t n, char *err, si
             rc = pg_exec(s, "RELEASE SAVEPOINT kf_row", "RELEASE SAVEPOINT", err, errlen);
         } else if (pg_data_error(r)) {
             char m[300];
+            s->rejected++;
             pg_log_bad(s, k, pg_msg(r, s->conn, m, sizeof m), &logged);
             rc = pg_exec(s, "ROLLBACK TO SAVEPOINT kf_row", "ROLLBACK TO SAVEPOINT", err, errlen);
         } else {
@@ -569,10 +598,10 @@ static kf_err pg_write_rows(pg *s, const kf_kline *rows, size_t n, char *err, si
     }
     if (!rc)
         rc = pg_exec(s, "COMMIT", "COMMIT", err, errlen);
-    if (rc)
+    if (rc) {
         pg_rollback(s);
-    else
-        s->rejected += logged;
+        s->rejected = rejected;
+    }
     if (!rc && logged > PG_LOG_BAD_MAX)
         kf__log(s->lg, KF_LOG_ERROR,
                 "msg=\"postgres refused rows, left out\" spec=%s rows=%zu rejected_total=%llu",
@@ -650,10 +679,9 @@ static kf_err pg_copy(pg *s, const char *sql, const char *what, size_t len, bool
 /* One transaction: the COPY text of the batch (len bytes) straight into klines (direct), or
  * through the staging table and the upsert. *data: the server refused it for its data (for the
  * fast path, unique_violation: a key it holds). */
-static kf_err pg_write_once(pg *s, size_t len, bool direct, bool *data, char *err, size_t errlen)
+static kf_err pg_txn(pg *s, size_t len, bool direct, bool *data, char *err, size_t errlen)
 {
     *data = false;
-    s->sqlstate[0] = 0;
     kf_err rc = pg_exec(s, "BEGIN", "BEGIN", err, errlen);
     if (!rc)
         rc = direct
@@ -675,19 +703,9 @@ static kf_err pg_write_once(pg *s, size_t len, bool direct, bool *data, char *er
     return rc;
 }
 
-/* The last failure was a race between two writers (deadlock, serialization failure), on a
- * connection still usable: worth an immediate retry. */
-static bool pg_race(const pg *s)
+/* The batch: one transaction committed, or a failure (see the top of the file). */
+static kf_err pg_write_batch(pg *s, const kf_kline *rows, size_t n, char *err, size_t errlen)
 {
-    return (strcmp(s->sqlstate, "40P01") == 0 || strcmp(s->sqlstate, "40001") == 0) && s->conn &&
-           PQstatus(s->conn) == CONNECTION_OK && s->ready;
-}
-
-static kf_err pg_write(void *state, const kf_kline *rows, size_t n, char *err, size_t errlen)
-{
-    pg *s = state;
-    if (n == 0)
-        return KF_OK;
     kf_err rc = pg_session(s, err, errlen);
     if (rc)
         return rc;
@@ -716,26 +734,56 @@ static kf_err pg_write(void *state, const kf_kline *rows, size_t n, char *err, s
             return pg_write_rows(s, rows, n, err, errlen);
         len += w;
     }
-    for (int attempt = 0;; attempt++) {
-        bool data = false, direct = s->direct_skip == 0;
-        rc = pg_write_once(s, len, direct, &data, err, errlen);
-        if (direct && rc && data && PQstatus(s->conn) == CONNECTION_OK) {
-            /* a key the table holds: this batch and the next few through the upsert */
-            s->direct_backoff = s->direct_backoff ? s->direct_backoff * 2 : 1;
-            if (s->direct_backoff > PG_DIRECT_SKIP_MAX)
-                s->direct_backoff = PG_DIRECT_SKIP_MAX;
-            s->direct_skip = s->direct_backoff + 1;
-            rc = pg_write_once(s, len, false, &data, err, errlen);
-        } else if (direct && !rc) {
-            s->direct_backoff = 0;
-        }
-        if (rc && data && PQstatus(s->conn) == CONNECTION_OK)
-            rc = pg_write_rows(s, rows, n, err, errlen);
-        if (!rc || !pg_race(s) || attempt >= PG_RETRY_MAX)
-            break;
+    bool data = false, direct = s->direct_skip == 0;
+    rc = pg_txn(s, len, direct, &data, err, errlen);
+    if (direct && rc && data && PQstatus(s->conn) == CONNECTION_OK) {
+        /* a key the table holds: this batch and the next few through the upsert */
+        s->direct_backoff = s->direct_backoff ? s->direct_backoff * 2 : 1;
+        if (s->direct_backoff > PG_DIRECT_SKIP_MAX)
+            s->direct_backoff = PG_DIRECT_SKIP_MAX;
+        s->direct_skip = s->direct_backoff + 1;
+        rc = pg_txn(s, len, false, &data, err, errlen);
+    } else if (direct && !rc) {
+        s->direct_backoff = 0;
     }
+    if (rc && data && PQstatus(s->conn) == CONNECTION_OK)
+        rc = pg_write_rows(s, rows, n, err, errlen);
     if (!rc && s->direct_skip)
         s->direct_skip--;
+    return rc;
+}
+
+/* Before transaction run `attempt` (1, 2, ...) again after a transient failure: a pause of up
+ * to 2^attempt ms (jittered), so that the writer it met finishes first; logged at debug. */
+static void pg_rerun_pause(pg *s, int attempt, const char *what, const char *err)
+{
+    s->reruns++;
+    kf__log(s->lg, KF_LOG_DEBUG,
+            "msg=\"postgres transaction rolled back by another writer's, run again\" spec=%s "
+            "what=%s attempt=%d error=\"%s\" reruns_total=%llu",
+            s->name, what, attempt, err, (unsigned long long)s->reruns);
+    uint64_t us = kf__rng_upto(&s->rng, 1000u << (attempt < 8 ? attempt : 8));
+    struct timespec ts = {0, (long)(us * 1000)};
+    nanosleep(&ts, NULL);
+}
+
+/* A transaction another writer's rolled back (deadlock, serialization failure: two collectors
+ * writing the same keys) is run again at once, up to PG_TRANSIENT_TRIES times: nothing is left
+ * out, nothing counted as refused; the table's key keeps every candle once. */
+static kf_err pg_write(void *state, const kf_kline *rows, size_t n, char *err, size_t errlen)
+{
+    pg *s = state;
+    if (n == 0)
+        return KF_OK;
+    kf_err rc = KF_OK;
+    for (int attempt = 1;; attempt++) {
+        s->transient = false;
+        rc = pg_write_batch(s, rows, n, err, errlen);
+        if (!rc || !s->transient || attempt >= PG_TRANSIENT_TRIES || !s->conn ||
+            PQstatus(s->conn) != CONNECTION_OK)
+            break;
+        pg_rerun_pause(s, attempt, "write", err);
+    }
     return rc;
 }
 
@@ -814,21 +862,19 @@ static kf_err pg_get_cover(void *state, const char *symbol, const char *interval
     return KF_OK;
 }
 
-static kf_err pg_put_cover(void *state, const kf__cover *c, size_t n, char *err, size_t errlen)
+static int cover_cmp(const void *a, const void *b)
 {
-    pg *s = state;
-    if (n == 0)
-        return KF_OK;
+    const kf__cover *x = a, *y = b;
+    int c = strncmp(x->symbol, y->symbol, sizeof x->symbol);
+    return c ? c : strncmp(x->interval, y->interval, sizeof x->interval);
+}
+
+static kf_err pg_put_cover_once(pg *s, const kf__cover *c, size_t n, char *err, size_t errlen)
+{
     kf_err rc = pg_session(s, err, errlen);
     if (!rc)
         rc = pg_exec(s, "BEGIN", "BEGIN", err, errlen);
     for (size_t i = 0; i < n && !rc; i++) {
-        if (!memchr(c[i].symbol, 0, sizeof c[i].symbol) ||
-            !memchr(c[i].interval, 0, sizeof c[i].interval)) {
-            snprintf(err, errlen, "%s: coverage %zu: unterminated symbol or interval", s->name, i);
-            rc = KF_ERR_INVALID_ARG;
-            break;
-        }
         char f[24], t[24];
         snprintf(f, sizeof f, "%" PRId64, c[i].from);
         snprintf(t, sizeof t, "%" PRId64, c[i].to);
@@ -842,6 +888,40 @@ static kf_err pg_put_cover(void *state, const kf__cover *c, size_t n, char *err,
         rc = pg_exec(s, "COMMIT", "COMMIT", err, errlen);
     if (rc)
         pg_rollback(s);
+    return rc;
+}
+
+/* The ranges merged into the stream's recorded one (kf_put_cover: two collectors record theirs
+ * in one table), in key order (two transactions updating the same rows in the same order wait
+ * for each other, never deadlock), run again like a write when another writer's rolled it
+ * back. */
+static kf_err pg_put_cover(void *state, const kf__cover *c, size_t n, char *err, size_t errlen)
+{
+    pg *s = state;
+    if (n == 0)
+        return KF_OK;
+    for (size_t i = 0; i < n; i++)
+        if (!memchr(c[i].symbol, 0, sizeof c[i].symbol) ||
+            !memchr(c[i].interval, 0, sizeof c[i].interval)) {
+            snprintf(err, errlen, "%s: coverage %zu: unterminated symbol or interval", s->name, i);
+            return KF_ERR_INVALID_ARG;
+        }
+    kf__cover *sorted = n > 1 ? kf__malloc(n * sizeof *sorted) : NULL;
+    if (sorted) { /* (without memory: as given; a deadlock is then run again) */
+        memcpy(sorted, c, n * sizeof *sorted);
+        qsort(sorted, n, sizeof *sorted, cover_cmp);
+        c = sorted;
+    }
+    kf_err rc = KF_OK;
+    for (int attempt = 1;; attempt++) {
+        s->transient = false;
+        rc = pg_put_cover_once(s, c, n, err, errlen);
+        if (!rc || !s->transient || attempt >= PG_TRANSIENT_TRIES || !s->conn ||
+            PQstatus(s->conn) != CONNECTION_OK)
+            break;
+        pg_rerun_pause(s, attempt, "cover", err);
+    }
+    kf__free(sorted);
     return rc;
 }
 

@@ -54,7 +54,8 @@ typedef struct kf__sink_ops {
      * none), so that a start checks only what came after it. Before the writer thread starts. */
     kf_err (*get_cover)(void *state, const char *symbol, const char *interval, int64_t *from,
                         int64_t *to, int *found, char *err, size_t errlen);
-    /* Optional: records complete ranges (each replaces the stream's previous one), atomically.
+    /* Optional: records complete ranges (each replaces the stream's previous one; a store shared
+     * by several collectors may merge it with theirs instead, never shrinking), atomically.
      * Only for stores whose write() is durable when it returns (a committed transaction). The
      * writer thread calls it only once every row pushed before the record is written. */
     kf_err (*put_cover)(void *state, const kf__cover *c, size_t n, char *err, size_t errlen);

@@ -169,7 +169,9 @@ kf_config *kft_sim_config(int port, const char *symbols, const char *intervals, 
         kf_config_add_intervals(cfg, intervals))
         goto bad;
     kf_config_set_validate(cfg, KF_VALIDATE_REQUIRED);
-    kf_config_set_connect_timeout_ms(cfg, 5000);
+    /* generous: a loaded CI host under a sanitizer or valgrind took over 5 s for a loopback
+     * upgrade; a test of timeouts sets its own */
+    kf_config_set_connect_timeout_ms(cfg, 20000);
     if (cap)
         kf_config_set_log(cfg, kft_log_fn, cap, KF_LOG_DEBUG);
     return cfg;

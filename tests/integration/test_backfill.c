@@ -413,6 +413,74 @@ static void test_tight_budget(void **state)
 }
 
 /* (5): an unknown symbol exits 1 naming it; bad flags exit 2 with one line. */
+/* (5) --symbols ALL: every TRADING USDT perpetual of exchangeInfo, no quarterly, USDC pair or
+ * SETTLING symbol; a symbol listed after --from from its first candle (its onboardDate); with
+ * --shard, one collector's share. */
+static void test_all_symbols(void **state)
+{
+    (void)state;
+    kft_sim *sim = kft_sim_start((const char *const[]){
+        "--start", SIM_START, "--speed", "60", "--symbols",
+        "AAAUSDT,BBBUSDT,CCCUSDT,DDDUSDT_261225,EEEUSDC", "--delisted", "GGGUSDT", NULL});
+    assert_non_null(sim);
+    int port = kft_sim_port(sim);
+    static char body[KFT_HTTP_BUF];
+    assert_int_equal(kft_http_get(port, "/sim/list?symbol=NEWUSDT", body, sizeof body), 200);
+    const char *ob = strstr(body, "\"onboardDate\":");
+    assert_non_null(ob);
+    long long onboard = atoll(ob + 14);
+    usleep(3500000); /* 3.5 simulated minutes: closed 1m candles of the new listing */
+    char url[64], sink[600], from[32];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    const char *db = tmp_path("all.db");
+    snprintf(sink, sizeof sink, "sqlite:%s", db);
+    snprintf(from, sizeof from, "%lld", 1767225600000LL - DAY_MS);
+    char *err = NULL;
+    int code = cli_run(&err, (const char *const[]){"backfill", "--symbols", "ALL", "--intervals",
+                                                   "1h,1m", "--from", from, "--rest-url", url,
+                                                   "--sink", sink, NULL});
+    if (code != 0)
+        fail_msg("exit %d: %s", code, err);
+    free(err);
+    assert_int_equal(sql_int(db, "SELECT count(DISTINCT symbol) FROM klines"), 4);
+    assert_int_equal(sql_int(db, "SELECT count(*) FROM klines WHERE symbol NOT IN "
+                                 "('AAAUSDT','BBBUSDT','CCCUSDT','NEWUSDT')"),
+                     0);
+    /* 24 hourly candles of the day before the simulator's start, for each old symbol */
+    assert_int_equal(
+        sql_int(db, "SELECT count(*) FROM klines WHERE symbol='AAAUSDT' AND interval='1h'"), 24);
+    /* the new listing: from its first candle (the minute of its onboardDate), none before */
+    long long first =
+        sql_int(db, "SELECT min(open_time) FROM klines WHERE symbol='NEWUSDT' AND interval='1m'");
+    long long newn =
+        sql_int(db, "SELECT count(*) FROM klines WHERE symbol='NEWUSDT' AND interval='1m'");
+    assert_true(newn >= 2);
+    assert_int_equal(first, onboard);
+    printf("# backfill ALL: 4 symbols; NEWUSDT listed at %lld: %lld 1m candles from it\n", onboard,
+           newn);
+
+    /* --shard 1/2 and 2/2 together: the same 4 symbols, each once */
+    long long n2[2];
+    char from10[32]; /* 1m candles from 10 minutes before the start: NEWUSDT has some too */
+    snprintf(from10, sizeof from10, "%lld", 1767225600000LL - 600000);
+    for (int k = 0; k < 2; k++) {
+        char shard[8], path[64];
+        snprintf(shard, sizeof shard, "%d/2", k + 1);
+        snprintf(path, sizeof path, "all-%d.db", k + 1);
+        const char *dbk = tmp_path(path);
+        snprintf(sink, sizeof sink, "sqlite:%s", dbk);
+        code = cli_run(&err, (const char *const[]){"backfill", "--symbols", "all", "--intervals",
+                                                   "1m", "--from", from10, "--rest-url", url,
+                                                   "--sink", sink, "--shard", shard, NULL});
+        if (code != 0 && !(code == 1 && strstr(err, "no symbol")))
+            fail_msg("shard %s: exit %d: %s", shard, code, err);
+        free(err);
+        n2[k] = code == 0 ? sql_int(dbk, "SELECT count(DISTINCT symbol) FROM klines") : 0;
+    }
+    assert_int_equal(n2[0] + n2[1], 4);
+    kft_sim_stop(sim);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -559,6 +627,7 @@ int main(void)
     free(d);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_all_symbols),
         cmocka_unit_test(test_history_and_rerun),
         cmocka_unit_test(test_interrupt_resume),
         cmocka_unit_test(test_tight_budget),

@@ -1,9 +1,12 @@
 /* The postgres sink without the writer, against a real server the test starts itself
  * (pg_proc.h): schema creation, exact NUMERIC text, idempotent upserts (an open update never
  * overwrites a closed row, a repeat changes nothing, duplicates inside one batch), one bad row
- * never loses its batch, stored/get_cover/put_cover, reconnect after a crash of the server,
- * and the password masked in every message. Skipped (with the reason) only when the server
- * binaries are absent. */
+ * never loses its batch (and is counted), new keys straight into the table and the upsert after
+ * a stored key, stored/get_cover/put_cover (two collectors' ranges merged, never shrinking), a
+ * race with another writer on a key, a transaction another writer's deadlocked run again
+ * (nothing lost, nothing refused), two writers on the same keys at once, reconnect after a
+ * crash of the server, and the password masked in every message. Skipped (with the reason)
+ * only when the server binaries are absent. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -306,49 +309,6 @@ static void test_pg_race_with_another_writer(void **st)
     kf__sink_postgres.close(s);
 }
 
-/* A deadlock with another writer (it holds the batch's second key and then asks for its first):
- * the server aborts the sink's transaction (40P01), which the sink retries at once; the batch is
- * stored, the write never fails. */
-static void test_pg_deadlock_retried(void **st)
-{
-    (void)st;
-    need_pg();
-    void *s = open_sink();
-    PGconn *o = PQconnectdb(g_pg->conninfo);
-    assert_int_equal(PQstatus(o), CONNECTION_OK);
-    long long before = atoll(q1("SELECT deadlocks FROM pg_stat_database WHERE datname = "
-                                "current_database()"));
-    PQclear(PQexec(o, "BEGIN"));
-    PGresult *res = PQexec(o, "INSERT INTO klines VALUES('APTUSDT', '1m', 120000, 179999, "
-                              "83084.90, 83091.70, 83051.20, 9.5, 0.000, 412345678901.12345, "
-                              "1027, 6.426, 533856.66860, true)");
-    assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
-    PQclear(res);
-    kf_kline b[2] = {mk("APTUSDT", 60000, 1, "9.4"), mk("APTUSDT", 120000, 1, "9.5")};
-    racer r = {.sink = s, .rows = b, .n = 2, .rounds = 1};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, race_write, &r), 0);
-    usleep(300000); /* the sink holds 60000 and waits for 120000 */
-    res = PQexec(o, "INSERT INTO klines VALUES('APTUSDT', '1m', 60000, 119999, 83084.90, "
-                    "83091.70, 83051.20, 9.4, 0.000, 412345678901.12345, 1027, 6.426, "
-                    "533856.66860, true)");
-    bool other_ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    PQclear(res);
-    PQclear(PQexec(o, other_ok ? "COMMIT" : "ROLLBACK"));
-    pthread_join(th, NULL);
-    if (r.rc)
-        fail_msg("write: %s", r.err);
-    assert_string_equal(q1("SELECT string_agg(close::text || ':' || closed::text, ',' ORDER BY "
-                           "open_time) FROM klines WHERE symbol='APTUSDT'"),
-                        "9.4:true,9.5:true");
-    long long after = atoll(q1("SELECT deadlocks FROM pg_stat_database WHERE datname = "
-                               "current_database()"));
-    print_message("deadlocks: %lld, the other writer %s\n", after - before,
-                  other_ok ? "committed" : "was the victim");
-    PQfinish(o);
-    kf__sink_postgres.close(s);
-}
-
 /* Two collectors writing the same keys at once, in batches of opposite orders and overlapping
  * ranges: no batch fails, none is lost, nothing is written twice. */
 static void test_pg_two_writers(void **st)
@@ -415,6 +375,121 @@ static void test_pg_stored_and_cover(void **st)
     kf__sink_postgres.close(s);
 }
 
+/* Two collectors record their complete ranges of one stream in one table: overlapping ranges
+ * are merged, a disjoint older one never replaces a newer one, a disjoint newer one does; several
+ * in one call (in any order) are taken whole. */
+static void test_pg_cover_merged(void **st)
+{
+    (void)st;
+    need_pg();
+    void *s = open_sink();
+    int64_t f = 0, t = 0;
+    int found = 0;
+#define COVER(sym, a, b)                                                                           \
+    do {                                                                                           \
+        kf__cover c_ = {.symbol = sym, .interval = "1m", .from = (a), .to = (b)};                  \
+        assert_int_equal(kf__sink_postgres.put_cover(s, &c_, 1, g_err, sizeof g_err), KF_OK);      \
+    } while (0)
+#define GOT(sym, a, b)                                                                             \
+    do {                                                                                           \
+        assert_int_equal(                                                                          \
+            kf__sink_postgres.get_cover(s, sym, "1m", &f, &t, &found, g_err, sizeof g_err),        \
+            KF_OK);                                                                                \
+        assert_int_equal(found, 1);                                                                \
+        assert_int_equal(f, (a));                                                                  \
+        assert_int_equal(t, (b));                                                                  \
+    } while (0)
+    COVER("ETCUSDT", 600000, 1200000);
+    COVER("ETCUSDT", 60000, 900000); /* the other collector's, older but overlapping: union */
+    GOT("ETCUSDT", 60000, 1200000);
+    COVER("ETCUSDT", 600000, 960000); /* inside: nothing changes (it never shrinks) */
+    GOT("ETCUSDT", 60000, 1200000);
+    COVER("ETCUSDT", 1800000, 2400000); /* disjoint and newer: it */
+    GOT("ETCUSDT", 1800000, 2400000);
+    COVER("ETCUSDT", 60000, 1200000); /* disjoint and older: not it */
+    GOT("ETCUSDT", 1800000, 2400000);
+    kf__cover two[2] = {{.symbol = "XLMUSDT", .interval = "1m", .from = 0, .to = 60000},
+                        {.symbol = "EOSUSDT", .interval = "1m", .from = 0, .to = 120000}};
+    assert_int_equal(kf__sink_postgres.put_cover(s, two, 2, g_err, sizeof g_err), KF_OK);
+    GOT("XLMUSDT", 0, 60000);
+    GOT("EOSUSDT", 0, 120000);
+#undef COVER
+#undef GOT
+    kf__sink_postgres.close(s);
+}
+
+typedef struct pg_write_job {
+    void *sink;
+    kf_kline rows[2];
+    kf_err rc;
+    char err[1024];
+} pg_write_job;
+
+static void *pg_write_thread(void *arg)
+{
+    pg_write_job *j = arg;
+    j->rc = kf__sink_postgres.write(j->sink, j->rows, 2, j->err, sizeof j->err);
+    return NULL;
+}
+
+static void xexec(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+}
+
+/* Another writer's transaction (the test's session, as another collector) and the sink's write
+ * of the same two keys in the other order deadlock: the server rolls the sink's back (40P01, the
+ * test's session waits longer before it looks for deadlocks). The sink runs it again and stores
+ * both rows once; nothing is refused, the write succeeds. */
+static void test_pg_deadlock_run_again(void **st)
+{
+    (void)st;
+    need_pg();
+    void *s = open_sink();
+    long long deadlocks0 =
+        atoll(q1("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"));
+    PGconn *x = PQconnectdb(g_pg->conninfo);
+    assert_int_equal(PQstatus(x), CONNECTION_OK);
+    xexec(x, "SET deadlock_timeout = '60s'");
+    xexec(x, "BEGIN");
+    /* the other writer holds the second key (uncommitted) */
+    xexec(x, "INSERT INTO klines VALUES('DLKUSDT', '1m', 120000, 179999, 1, 1, 1, 1, 1, 1, 1, 1, "
+             "1, true)");
+    pg_write_job j = {.sink = s,
+                      .rows = {mk("DLKUSDT", 60000, 1, "2.5"), mk("DLKUSDT", 120000, 1, "2.5")}};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, pg_write_thread, &j), 0);
+    /* until the sink holds the first key and waits for the second */
+    for (int i = 0; i < 6000; i++) {
+        if (atoi(q1("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                    "'klinefeed' AND wait_event_type = 'Lock'")) > 0)
+            break;
+        usleep(10000);
+    }
+    /* the other writer now wants the first key: a deadlock, the sink's transaction is the one
+     * rolled back (its server process looks after 1 s, this one after 60 s) */
+    xexec(x, "INSERT INTO klines VALUES('DLKUSDT', '1m', 60000, 119999, 1, 1, 1, 1, 1, 1, 1, 1, 1, "
+             "true) ON CONFLICT DO NOTHING");
+    xexec(x, "COMMIT");
+    PQfinish(x);
+    pthread_join(th, NULL);
+    if (j.rc)
+        fail_msg("write: %s", j.err);
+    assert_int_equal(atoll(q1("SELECT deadlocks FROM pg_stat_database WHERE datname = "
+                              "current_database()")),
+                     deadlocks0 + 1);
+    assert_string_equal(q1("SELECT count(*) FROM klines WHERE symbol = 'DLKUSDT'"), "2");
+    /* the sink's rows (run again after the other writer's commit) replaced the other's */
+    assert_string_equal(q1("SELECT string_agg(close::text, ',' ORDER BY open_time) FROM klines "
+                           "WHERE symbol = 'DLKUSDT'"),
+                        "2.5,2.5");
+    assert_int_equal(kf__sink_postgres.rejected(s), 0);
+    kf__sink_postgres.close(s);
+}
+
 static void test_pg_server_crash(void **st)
 {
     (void)st;
@@ -452,9 +527,10 @@ int main(void)
         cmocka_unit_test(test_pg_writer_counts_rejected),
         cmocka_unit_test(test_pg_fast_path_fallback),
         cmocka_unit_test(test_pg_race_with_another_writer),
-        cmocka_unit_test(test_pg_deadlock_retried),
         cmocka_unit_test(test_pg_two_writers),
         cmocka_unit_test(test_pg_stored_and_cover),
+        cmocka_unit_test(test_pg_cover_merged),
+        cmocka_unit_test(test_pg_deadlock_run_again),
         cmocka_unit_test(test_pg_server_crash),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
