@@ -720,6 +720,7 @@ static kf_err collector_close_writers_how(kf_collector *c, bool discard)
         c->sink_rows_done += ws.rows;
         c->sink_errors_done += ws.errors;
         c->sink_unstored_done += ws.unstored;
+        c->sink_rejected_done += ws.rejected;
         if (ws.unstored)
             collector_set_error(c,
                                 "%s: %llu candles not stored before the stop deadline (the "
@@ -1578,12 +1579,14 @@ static void collector_stats(kf_collector *c, kf_stats *out)
     out->sink_rows = c->sink_rows_done;
     out->sink_errors = c->sink_errors_done;
     out->unstored = c->sink_unstored_done;
+    out->store_rejected = c->sink_rejected_done;
     for (size_t i = 0; i < c->nwriters; i++) {
         kf__writer_stats ws;
         kf__writer_get_stats(c->writers[i], &ws);
         out->sink_rows += ws.rows;
         out->sink_errors += ws.errors;
         out->unstored += ws.unstored;
+        out->store_rejected += ws.rejected;
     }
     pthread_mutex_unlock(&c->mu);
 }
