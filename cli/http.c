@@ -339,7 +339,7 @@ cli_http *cli_http_start(const char *spec, kf_collector *c, unsigned *port, char
     sigaddset(&stop_set, SIGTERM);
     sigaddset(&stop_set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_set, &old_set);
-    ws_hub_set_collector(c); /* its dispatcher thread, too, leaves the signals to the main one */
+    ws_hub_set_collector(c); /* its writer threads, too, leave the signals to the main one */
     errno = 0;
     h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, &sa.sa,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
@@ -364,7 +364,7 @@ void cli_http_stop(cli_http *h)
 {
     if (!h)
         return;
-    ws_hub_stop(); /* its clients' threads close their upgraded sockets through the daemon */
+    ws_hub_stop(); /* its writer threads close their clients' sockets through the daemon */
     MHD_stop_daemon(h->d);
     ws_hub_free_pending();
     free(h);

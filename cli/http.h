@@ -57,11 +57,13 @@ void http_gw_exchange_info(kf_collector *c, const char *query, http_reply *r);
 
 /* The gateway's WebSocket side (http_ws.c): the library's on_kline callback (register it with
  * kf_config_on_kline before kf_create; userdata unused), the collector it serves (set by
- * cli_http_start), and the stop of every client (cli_http_stop). */
+ * cli_http_start, which starts the writer threads), and the stop of every client and writer
+ * (cli_http_stop). */
 void ws_hub_on_kline(void *userdata, const kf_kline *k);
 void ws_hub_set_collector(kf_collector *c);
 void ws_hub_stop(void);
-/* After the server has stopped: frees the requests whose upgrade never came. */
+/* After the server and the collector have stopped: frees the requests whose upgrade never came
+ * and the shared log. */
 void ws_hub_free_pending(void);
 
 /*

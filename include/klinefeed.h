@@ -559,7 +559,8 @@ kf_err kf_recent(kf_collector *c, const char *symbol, const char *interval, kf_k
 /*
  * Counters since kf_create(). Read from any thread; each value is atomic.
  * Fields are only ever appended, each new one marked with the version it
- * comes in. Every field below is in 0.2.0. 0.1.0 (never released) grew this
+ * comes in. Every field below is in 0.2.0 up to unstored; store_rejected was
+ * appended after 0.2.0. 0.1.0 (never released) grew this
  * struct under one version number (the first 16 counters, then the
  * reconnect/repair counters from reconnects on, then missing..unstored) with
  * a kf_stats_get() that had no size: hence the size argument since 0.2.0.
@@ -615,6 +616,8 @@ kf_err kf_recent(kf_collector *c, const char *symbol, const char *interval, kf_k
     X(unstored, KF_STAT_COUNTER,                                                                   \
       "closed candles a store had not taken when kf_stop's deadline passed (the next start asks "  \
       "REST)")                                                                                     \
+    X(store_rejected, KF_STAT_COUNTER,                                                             \
+      "rows a store's server refused for their data (left out of their batch, logged)")            \
     X(symbols_listed, KF_STAT_COUNTER,                                                             \
       "symbols added while running (kf_config_set_symbol_refresh: a new or relisted symbol)")      \
     X(symbols_delisted, KF_STAT_COUNTER, "symbols dropped while running: no longer TRADING")       \

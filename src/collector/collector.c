@@ -1047,6 +1047,8 @@ static void collector_discard_writers(kf_collector *c)
     collector_close_writers_how(c, true);
 }
 
+static void collector_stores_hold_missing(kf_collector *c);
+
 static kf_err collector_close_writers_how(kf_collector *c, bool discard)
 {
     struct timespec ts;
@@ -1056,6 +1058,8 @@ static kf_err collector_close_writers_how(kf_collector *c, bool discard)
     for (size_t i = 0; i < c->nwriters; i++)
         if (kf__writer_stop_by(c->writers[i], deadline) != KF_OK)
             result = KF_ERR_SINK;
+    if (!discard && result == KF_OK && c->shards)
+        collector_stores_hold_missing(c);
     pthread_mutex_lock(&c->mu);
     for (size_t i = 0; i < c->nwriters; i++) {
         kf__writer_stats ws;
@@ -1063,6 +1067,7 @@ static kf_err collector_close_writers_how(kf_collector *c, bool discard)
         c->sink_rows_done += ws.rows;
         c->sink_errors_done += ws.errors;
         c->sink_unstored_done += ws.unstored;
+        c->sink_rejected_done += ws.rejected;
         if (ws.unstored)
             collector_set_error(c,
                                 "%s: %llu candles not stored before the stop deadline (the "
@@ -1500,7 +1505,15 @@ kf_err kf_start(kf_collector *c)
  * daemon exits 4, not 0); they come after each stream's newest stored candle, so the next start
  * fetches them.
  */
-static void collector_count_unreceived(kf_collector *c)
+static bool collector_any_missing(kf_collector *c)
+{
+    for (size_t si = 0; si < c->nstreams; si++)
+        if (kf__stream_missing(&c->streams[si]))
+            return true;
+    return false;
+}
+
+static int64_t collector_newest_exchange_time(kf_collector *c)
 {
     int64_t newest = 0;
     for (size_t i = 0; i < c->nshards; i++) {
@@ -1508,22 +1521,40 @@ static void collector_count_unreceived(kf_collector *c)
         if (t > newest)
             newest = t;
     }
+    return newest;
+}
+
+/* Stream si's candles that never arrived (see below): [*from, *to]; false when none. */
+static bool collector_unreceived_of(kf_collector *c, size_t si, int64_t newest, int64_t *from,
+                                    int64_t *to)
+{
+    kf__stream *s = &c->streams[si];
+    const kf__shard *sh = &c->shards[s->shard];
+    int64_t now = kf__shard_was_down(sh) ? newest : kf__shard_exchange_time(sh);
+    /* a delisted stream expects nothing after its delisting */
+    if (!s->has_closed || now <= KF__STOP_GRACE_MS || atomic_load(&s->delisted))
+        return false;
+    int64_t expected =
+        kf__interval_prev(s->interval, kf__interval_floor(s->interval, now - KF__STOP_GRACE_MS));
+    if (expected <= s->last_closed)
+        return false;
+    *from = kf__interval_next(s->interval, s->last_closed);
+    *to = expected;
+    return true;
+}
+
+static void collector_count_unreceived(kf_collector *c)
+{
+    int64_t newest = collector_newest_exchange_time(c);
     uint64_t n = 0;
     size_t streams = 0;
     const kf__stream *first = NULL;
     int64_t first_from = 0;
     for (size_t si = 0; si < c->nstreams; si++) {
         kf__stream *s = &c->streams[si];
-        const kf__shard *sh = &c->shards[s->shard];
-        int64_t now = kf__shard_was_down(sh) ? newest : kf__shard_exchange_time(sh);
-        /* a delisted stream expects nothing after its delisting */
-        if (!s->has_closed || now <= KF__STOP_GRACE_MS || atomic_load(&s->delisted))
+        int64_t from, expected;
+        if (!collector_unreceived_of(c, si, newest, &from, &expected))
             continue;
-        int64_t expected = kf__interval_prev(
-            s->interval, kf__interval_floor(s->interval, now - KF__STOP_GRACE_MS));
-        if (expected <= s->last_closed)
-            continue;
-        int64_t from = kf__interval_next(s->interval, s->last_closed);
         n += kf__interval_count(s->interval, from, expected);
         if (!streams++) {
             first = s;
@@ -1538,6 +1569,135 @@ static void collector_count_unreceived(kf_collector *c)
                 (unsigned long long)n, streams, first->name, (long long)first_from);
 }
 
+/* ---- at a stop: what another collector stored ---- */
+
+/* Candles checked per stream at a stop (more: the stream is left as it is), and the time the
+ * whole check may take (streams after it are left as they are). */
+#define KF__STOP_HELD_MAX 100000
+#define KF__STOP_HELD_MS 5000
+
+typedef struct held_walk {
+    const int64_t *want; /* the stream's missing open times, ascending */
+    uint32_t *held;      /* per want: stores that hold it */
+    size_t n, i;
+} held_walk;
+
+static int held_time(void *ud, int64_t t)
+{
+    held_walk *h = ud;
+    while (h->i < h->n && h->want[h->i] < t)
+        h->i++;
+    if (h->i < h->n && h->want[h->i] == t)
+        h->held[h->i++]++;
+    return h->i >= h->n; /* past the last one wanted: done */
+}
+
+/* Appends the open times of [from, to] to *v (growing it); false without memory or past
+ * KF__STOP_HELD_MAX. */
+static bool held_add(int interval, int64_t from, int64_t to, int64_t **v, size_t *n, size_t *cap)
+{
+    for (int64_t t = from; t <= to; t = kf__interval_next(interval, t)) {
+        if (*n >= KF__STOP_HELD_MAX)
+            return false;
+        int64_t *p = kf__grow(*v, cap, *n + 1, sizeof *p, 64);
+        if (!p)
+            return false;
+        *v = p;
+        (*v)[(*n)++] = t;
+    }
+    return true;
+}
+
+/*
+ * After the writers stopped (every row of this collector written), before they are closed: the
+ * candles counted missing (the holes, asked of REST and not delivered; the tail that never
+ * arrived) that every store holds now were stored by someone else - another collector writing
+ * the same stores, as two collectors covering for each other do - and are not missing: they
+ * leave the holes and the unreceived count, so the stop is clean (exit 0) when the stores are
+ * complete. Only when every sink can tell what it holds (stored()); a store that cannot be read
+ * leaves everything as it is.
+ */
+static void collector_stores_hold_missing(kf_collector *c)
+{
+    if (!c->nwriters || (!atomic_load(&c->unreceived) && !collector_any_missing(c)))
+        return;
+    for (size_t w = 0; w < c->nwriters; w++) {
+        void *state;
+        if (!kf__writer_ops(c->writers[w], &state)->stored)
+            return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t start = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t newest = collector_newest_exchange_time(c);
+    int64_t *want = NULL;
+    uint32_t *held = NULL;
+    size_t cap = 0, hcap = 0;
+    uint64_t found = 0, tail_found = 0;
+    size_t streams = 0;
+    for (size_t si = 0; si < c->nstreams; si++) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - start > KF__STOP_HELD_MS)
+            break;
+        kf__stream *s = &c->streams[si];
+        size_t n = 0;
+        bool ok = true;
+        pthread_mutex_lock(&s->mu); /* (the I/O thread has ended; a stats reader may look) */
+        for (size_t i = 0; i < s->nholes && ok; i++)
+            ok = held_add(s->interval, s->holes[i].from, s->holes[i].to, &want, &n, &cap);
+        pthread_mutex_unlock(&s->mu);
+        int64_t tf = 0, tt = -1;
+        if (ok && collector_unreceived_of(c, si, newest, &tf, &tt))
+            ok = held_add(s->interval, tf, tt, &want, &n, &cap);
+        if (!ok || n == 0)
+            continue;
+        uint32_t *hp = kf__grow(held, &hcap, n, sizeof *hp, 64);
+        if (!hp)
+            break;
+        held = hp;
+        memset(held, 0, n * sizeof *held);
+        const char *ivn = kf_interval_name(s->interval);
+        for (size_t w = 0; w < c->nwriters && ok; w++) {
+            void *state;
+            const kf__sink_ops *ops = kf__writer_ops(c->writers[w], &state);
+            char err[512];
+            held_walk hw = {.want = want, .held = held, .n = n};
+            ok = ops->stored(state, s->symbol, ivn, want[0], held_time, &hw, err, sizeof err) ==
+                 KF_OK;
+            if (!ok)
+                kf__log(&c->log, KF_LOG_WARN,
+                        "msg=\"stopping: could not read what a store holds\" stream=%s "
+                        "error=\"%s\"",
+                        s->name, err);
+        }
+        if (!ok)
+            continue;
+        uint64_t got = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (held[i] < c->nwriters)
+                continue;
+            got++;
+            if (want[i] >= tf && want[i] <= tt)
+                tail_found++;
+            else
+                kf__stream_absent(s, want[i], want[i]); /* (only leaves the holes) */
+        }
+        if (got) {
+            found += got;
+            streams++;
+        }
+    }
+    kf__free(want);
+    kf__free(held);
+    if (tail_found)
+        atomic_fetch_sub(&c->unreceived, tail_found);
+    if (found)
+        kf__log(&c->log, KF_LOG_INFO,
+                "msg=\"stopping: candles counted missing are in every store (another collector "
+                "stored them)\" candles=%llu streams=%zu",
+                (unsigned long long)found, streams);
+}
+
 static kf_err collector_stop(kf_collector *c)
 {
     if (!c->io_started && !atomic_load(&c->running))
@@ -1546,7 +1706,8 @@ static kf_err collector_stop(kf_collector *c)
     collector_stop_io(c); /* applies the rows the REST worker fetched, then closes */
     collector_count_unreceived(c);
     collector_record_covers(c); /* behind the last rows: the next start checks only after */
-    kf_err e = collector_close_writers(c); /* one deadline for all of them */
+    kf_err e = collector_close_writers(c); /* one deadline for all of them; then the stores are
+                                              asked about what is still missing */
     collector_close_repair(c);
     atomic_store(&c->running, false);
     kf_stats s;
@@ -1788,12 +1949,14 @@ static void collector_stats(kf_collector *c, kf_stats *out)
     out->sink_rows = c->sink_rows_done;
     out->sink_errors = c->sink_errors_done;
     out->unstored = c->sink_unstored_done;
+    out->store_rejected = c->sink_rejected_done;
     for (size_t i = 0; i < c->nwriters; i++) {
         kf__writer_stats ws;
         kf__writer_get_stats(c->writers[i], &ws);
         out->sink_rows += ws.rows;
         out->sink_errors += ws.errors;
         out->unstored += ws.unstored;
+        out->store_rejected += ws.rejected;
     }
     pthread_mutex_unlock(&c->mu);
 }

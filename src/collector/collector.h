@@ -74,6 +74,7 @@ struct kf_collector {
     kf__writer **writers;      /* guarded by mu (stats readers) */
     size_t nwriters;
     uint64_t sink_rows_done, sink_errors_done, sink_unstored_done; /* of writers already closed */
+    uint64_t sink_rejected_done;                                   /* same */
     _Atomic uint64_t unreceived; /* at the last stop: closed candles that never arrived (missing) */
     char rest_state[1200];       /* file keeping REST pauses across processes, "" none */
     kf__cover *covers;           /* complete ranges being recorded (one per stream), I/O thread */

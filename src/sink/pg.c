@@ -4,12 +4,24 @@
  * Schema and its guarantees: docs/schema.md. CONNINFO is anything libpq's PQconnectdb takes
  * (key=value pairs or a postgresql:// URI); its password never appears in a message (masked).
  *
- * Every write() is one transaction: COPY of the batch into a temporary staging table, then one
- * INSERT ... SELECT ... ON CONFLICT. A batch the server refuses for its data (SQLSTATE class 22
- * or 23: a row it cannot take, e.g. a symbol that is not valid UTF-8) is written again row by
- * row, each under a savepoint: the bad rows are logged with a sample, counted and left out,
- * the others stored. Any other failure (connection lost, server shutting down, disk full)
- * fails the batch whole; the writer retries it, and the next attempt reconnects.
+ * Every write() commits one transaction. The batch is sorted by key and reduced to one row per
+ * key on this side (its last closed row, else its last row: what applying the rows in order
+ * gives), then:
+ *  1. the fast path: COPY straight into klines. It commits when every key is new (the usual
+ *     batch of a collector: candles that just closed) and fails whole on a key the table holds
+ *     (unique_violation, 23505; also when another collector wrote the key meanwhile);
+ *  2. then, in a new transaction, the upsert: COPY into a temporary staging table and one
+ *     INSERT ... SELECT ... ON CONFLICT. After a batch that needed it, the next batches go
+ *     straight to the upsert (1, 2, 4 ... 64 of them) before the fast path is tried again, so a
+ *     collector that rewrites rows (all updates stored, two collectors on one table) wastes at
+ *     most one fast-path attempt in 64 batches.
+ * A batch the server refuses for its data (SQLSTATE class 22 or 23 from the upsert: a row it
+ * cannot take, e.g. a symbol that is not valid UTF-8) is written again row by row, each under a
+ * savepoint: the bad rows are logged with a sample, counted and left out, the others stored. A
+ * transaction another writer's rolled back (deadlock, serialization failure: pg_transient) is
+ * run again at once, after a short pause, a few times. Any other failure (connection lost,
+ * server shutting down, disk full) fails the batch whole; the writer retries it, and the next
+ * attempt reconnects.
  */
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -17,20 +29,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
+#include "core/rng.h"
 #include "sink/sink.h"
 
 /* 1: klines, klines_meta, klines_coverage. */
 #define PG_SCHEMA_VERSION 1
 /* A row of the COPY text: 15 fields, none longer than KF_DEC_MAXLEN or an escaped symbol. */
 #define PG_ROW_MAX 1024
-/* Rows per write() (the writer's batches): a transaction's fixed cost (BEGIN, COPY, the merge,
- * COMMIT and its WAL flush) spread over more rows; 4096 rows write about 1.7 times as fast as
- * 1024 (bench/pg.sh). */
+/* Rows per write() (the writer's batches): a transaction's fixed cost (BEGIN, COPY, COMMIT and
+ * its WAL flush) spread over more rows; 4096 rows write faster than 1024 (docs/benchmarks.md,
+ * bench/pg.sh). */
 #define PG_BATCH 4096
 /* Bad rows logged per batch (all are counted). */
 #define PG_LOG_BAD_MAX 5
+/* Runs of one transaction that another writer's transaction rolled back (a deadlock, a
+ * serialization failure: pg_transient) before the failure goes to the writer, which retries it
+ * with its backoff. */
+#define PG_TRANSIENT_TRIES 8
+/* Upsert-path batches after a fast-path attempt met a stored key: doubling up to this. */
+#define PG_DIRECT_SKIP_MAX 64
+
+/* A row of the batch: sorted by key, then by position. */
+typedef struct pg_key {
+    const kf_kline *k;
+    size_t i;
+} pg_key;
 
 typedef struct pg {
     PGconn *conn;
@@ -39,8 +65,13 @@ typedef struct pg {
     bool ready; /* the session is set up (staging table, prepared statements) */
     kf__logger *lg;
     uint64_t rejected; /* rows the server refused (left out) */
+    bool transient;    /* the last failure was pg_transient (set by pg_fail) */
+    uint64_t reruns;   /* transactions run again after a transient failure */
+    kf__rng rng;       /* the pause before a rerun */
     char *buf;         /* the COPY text of one batch */
     size_t cap;
+    pg_key *keys;                         /* the batch sorted by key (cap / PG_ROW_MAX of them) */
+    unsigned direct_skip, direct_backoff; /* batches left to send to the upsert; the next skip */
 } pg;
 
 #define PG_COLS                                                                                    \
@@ -71,11 +102,21 @@ static const char PG_CREATE[] =
     "WHERE excluded.closed >= klines.closed AND (klines.*)::text IS DISTINCT FROM "                \
     "(excluded.*)::text"
 
-/* The staged batch, one row per key: its last closed row, else its last row (what applying
- * the rows in order gives). */
-static const char PG_MERGE[] = "INSERT INTO klines(" PG_COLS ") SELECT DISTINCT ON (symbol, "
-                               "interval, open_time) " PG_COLS " FROM kf_stage ORDER BY symbol, "
-                               "interval, open_time, closed DESC, seq DESC" PG_ON_CONFLICT;
+/* A complete range recorded for a stream that has one already (another collector's, or this
+ * one's before): both are true (every candle of each is in klines, which loses no row), so when
+ * they overlap their union is recorded, and otherwise the newer (the one that ends later) - the
+ * record never shrinks, whichever collector writes last. */
+#define PG_COVER_MERGE                                                                             \
+    "ON CONFLICT(symbol, interval) DO UPDATE SET from_time = CASE WHEN excluded.from_time <= "     \
+    "c.to_time AND c.from_time <= excluded.to_time THEN LEAST(c.from_time, excluded.from_time) "   \
+    "WHEN excluded.to_time > c.to_time THEN excluded.from_time ELSE c.from_time END, to_time = "   \
+    "GREATEST(c.to_time, excluded.to_time) WHERE (c.from_time, c.to_time) IS DISTINCT FROM "       \
+    "(excluded.from_time, excluded.to_time)"
+
+/* The staged batch: one row per key already, in key order (the order rows are locked in, the
+ * same in every collector: two of them writing one table do not deadlock each other). */
+static const char PG_MERGE[] =
+    "INSERT INTO klines(" PG_COLS ") SELECT " PG_COLS " FROM kf_stage" PG_ON_CONFLICT;
 static const char PG_UPSERT1[] =
     "INSERT INTO klines(" PG_COLS ") VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
     "$13, $14)" PG_ON_CONFLICT;
@@ -212,9 +253,20 @@ static const char *pg_msg(const PGresult *res, PGconn *conn, char *buf, size_t c
     return buf;
 }
 
+/* A failure the server rolled the transaction back for, that the same transaction run again
+ * normally gets past: another writer's transaction held what this one needed (SQLSTATE class 40:
+ * 40P01 deadlock detected, 40001 serialization failure), or a lock not available (55P03). Two
+ * collectors writing the same keys meet this; the batch is run again at once, never left out. */
+static bool pg_transient(const PGresult *res)
+{
+    const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return st && (strncmp(st, "40", 2) == 0 || strcmp(st, "55P03") == 0);
+}
+
 static kf_err pg_fail(pg *s, const char *what, const PGresult *res, char *err, size_t errlen)
 {
     char m[512];
+    s->transient = pg_transient(res);
     snprintf(err, errlen, "%s: %s: %s", s->name, what, pg_msg(res, s->conn, m, sizeof m));
     return KF_ERR_SINK;
 }
@@ -371,11 +423,11 @@ static kf_err pg_session(pg *s, char *err, size_t errlen)
     kf_err rc = pg_schema(s, err, errlen);
     if (!rc)
         rc = pg_exec(s,
-                     "CREATE TEMP TABLE IF NOT EXISTS kf_stage(seq integer NOT NULL, symbol text, "
-                     "interval text, open_time bigint, close_time bigint, open numeric, high "
-                     "numeric, low numeric, close numeric, volume numeric, quote_volume numeric, "
-                     "trades bigint, taker_buy_base numeric, taker_buy_quote numeric, closed "
-                     "boolean) ON COMMIT DELETE ROWS",
+                     "CREATE TEMP TABLE IF NOT EXISTS kf_stage(symbol text, interval text, "
+                     "open_time bigint, close_time bigint, open numeric, high numeric, low "
+                     "numeric, close numeric, volume numeric, quote_volume numeric, trades bigint, "
+                     "taker_buy_base numeric, taker_buy_quote numeric, closed boolean) ON COMMIT "
+                     "DELETE ROWS",
                      "CREATE TEMP TABLE kf_stage", err, errlen);
     if (!rc)
         rc = pg_prepare(s, "kf_merge", PG_MERGE, 0, err, errlen);
@@ -398,9 +450,8 @@ static kf_err pg_session(pg *s, char *err, size_t errlen)
                         2, err, errlen);
     if (!rc)
         rc = pg_prepare(s, "kf_put_cover",
-                        "INSERT INTO klines_coverage(symbol, interval, from_time, to_time) "
-                        "VALUES($1, $2, $3, $4) ON CONFLICT(symbol, interval) DO UPDATE SET "
-                        "from_time = excluded.from_time, to_time = excluded.to_time",
+                        "INSERT INTO klines_coverage AS c(symbol, interval, from_time, "
+                        "to_time) VALUES($1, $2, $3, $4) " PG_COVER_MERGE,
                         4, err, errlen);
     s->ready = rc == KF_OK;
     return rc;
@@ -416,6 +467,7 @@ static void pg_close(void *state)
     kf__free(s->conninfo);
     kf__free(s->name);
     kf__free(s->buf);
+    kf__free(s->keys);
     kf__free(s);
 }
 
@@ -433,6 +485,7 @@ static kf_err pg_open(const char *target, void **state, char *err, size_t errlen
         pg_close(s);
         return KF_ERR_NOMEM;
     }
+    kf__rng_seed(&s->rng, s);
     memcpy(s->name, "postgres:", 9);
     kf__pg_mask(target, s->name + 9, n + 7);
     kf_err rc = pg_session(s, err, errlen);
@@ -478,13 +531,12 @@ static bool row_ok(const kf_kline *k)
 }
 
 /* One row of COPY text into b (PG_ROW_MAX); 0 when the row cannot be written. */
-static size_t copy_row(const kf_kline *k, size_t seq, char *b)
+static size_t copy_row(const kf_kline *k, char *b)
 {
     char d[8][KF_DEC_MAXLEN];
-    if (!row_ok(k) || !row_decs(k, d))
+    if (!row_decs(k, d))
         return 0;
-    size_t o = (size_t)snprintf(b, 24, "%zu\t", seq);
-    o = copy_text(b, o, k->symbol);
+    size_t o = copy_text(b, 0, k->symbol);
     b[o++] = '\t';
     o = copy_text(b, o, k->interval);
     o += (size_t)snprintf(b + o, PG_ROW_MAX - o,
@@ -512,6 +564,7 @@ static void pg_log_bad(pg *s, const kf_kline *k, const char *why, size_t *logged
  * for their data are logged, counted and left out. */
 static kf_err pg_write_rows(pg *s, const kf_kline *rows, size_t n, char *err, size_t errlen)
 {
+    uint64_t rejected = s->rejected; /* a failed transaction leaves nothing out: run again */
     kf_err rc = pg_exec(s, "BEGIN", "BEGIN", err, errlen);
     size_t logged = 0;
     for (size_t i = 0; i < n && !rc; i++) {
@@ -545,8 +598,10 @@ static kf_err pg_write_rows(pg *s, const kf_kline *rows, size_t n, char *err, si
     }
     if (!rc)
         rc = pg_exec(s, "COMMIT", "COMMIT", err, errlen);
-    if (rc)
+    if (rc) {
         pg_rollback(s);
+        s->rejected = rejected;
+    }
     if (!rc && logged > PG_LOG_BAD_MAX)
         kf__log(s->lg, KF_LOG_ERROR,
                 "msg=\"postgres refused rows, left out\" spec=%s rows=%zu rejected_total=%llu",
@@ -554,59 +609,89 @@ static kf_err pg_write_rows(pg *s, const kf_kline *rows, size_t n, char *err, si
     return rc;
 }
 
-static kf_err pg_write(void *state, const kf_kline *rows, size_t n, char *err, size_t errlen)
+static int key_cmp(const void *a, const void *b)
 {
-    pg *s = state;
-    if (n == 0)
-        return KF_OK;
-    kf_err rc = pg_session(s, err, errlen);
+    const pg_key *x = a, *y = b;
+    int c = strncmp(x->k->symbol, y->k->symbol, sizeof x->k->symbol);
+    if (!c)
+        c = strncmp(x->k->interval, y->k->interval, sizeof x->k->interval);
+    if (!c)
+        c = (x->k->open_time > y->k->open_time) - (x->k->open_time < y->k->open_time);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+static bool key_eq(const kf_kline *a, const kf_kline *b)
+{
+    return a->open_time == b->open_time && strcmp(a->symbol, b->symbol) == 0 &&
+           strcmp(a->interval, b->interval) == 0;
+}
+
+/* s->keys: the batch in key order (strcmp's, the same in every collector), one row per key: its
+ * last closed row, else its last row (what applying the rows in order gives). Returns how many;
+ * the rows must be row_ok(). */
+static size_t pg_sort(pg *s, const kf_kline *rows, size_t n)
+{
+    pg_key *v = s->keys;
+    bool sorted = true;
+    for (size_t i = 0; i < n; i++) {
+        v[i] = (pg_key){&rows[i], i};
+        sorted = sorted && (i == 0 || key_cmp(&v[i - 1], &v[i]) < 0);
+    }
+    if (!sorted)
+        qsort(v, n, sizeof *v, key_cmp);
+    size_t m = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i, win = i;
+        for (; j < n && key_eq(v[j].k, v[i].k); j++)
+            if (v[j].k->closed || !v[win].k->closed)
+                win = j; /* the last closed row, or the last one while none is closed */
+        v[m++] = v[win];
+        i = j;
+    }
+    return m;
+}
+
+/* COPY of len bytes of s->buf (sql: "COPY ... FROM STDIN", what: its name in messages), in the
+ * open transaction. *data: the server refused it for its data. */
+static kf_err pg_copy(pg *s, const char *sql, const char *what, size_t len, bool *data, char *err,
+                      size_t errlen)
+{
+    PGresult *r = PQexec(s->conn, sql);
+    kf_err rc = KF_OK;
+    if (PQresultStatus(r) != PGRES_COPY_IN)
+        rc = pg_fail(s, what, r, err, errlen);
+    PQclear(r);
     if (rc)
         return rc;
-    if (s->cap < n * PG_ROW_MAX) { /* per batch, on the writer thread */
-        char *b = kf__malloc(n * PG_ROW_MAX);
-        if (!b) {
-            snprintf(err, errlen, "%s: out of memory for a batch of %zu rows", s->name, n);
-            return KF_ERR_NOMEM;
-        }
-        kf__free(s->buf);
-        s->buf = b;
-        s->cap = n * PG_ROW_MAX;
+    if (PQputCopyData(s->conn, s->buf, (int)len) != 1 || PQputCopyEnd(s->conn, NULL) != 1)
+        return pg_fail(s, what, NULL, err, errlen);
+    r = PQgetResult(s->conn);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        *data = pg_data_error(r);
+        rc = pg_fail(s, what, r, err, errlen);
     }
-    size_t len = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t m = copy_row(&rows[i], i, s->buf + len);
-        if (!m) /* a row no statement can hold: the row-by-row path leaves it out */
-            return pg_write_rows(s, rows, n, err, errlen);
-        len += m;
-    }
-    rc = pg_exec(s, "BEGIN", "BEGIN", err, errlen);
-    PGresult *r = NULL;
-    bool data = false;
-    if (!rc) {
-        r = PQexec(s->conn, "COPY kf_stage FROM STDIN");
-        if (PQresultStatus(r) != PGRES_COPY_IN)
-            rc = pg_fail(s, "COPY kf_stage", r, err, errlen);
+    PQclear(r);
+    while ((r = PQgetResult(s->conn)) != NULL)
         PQclear(r);
-        r = NULL;
-    }
-    if (!rc) {
-        if (PQputCopyData(s->conn, s->buf, (int)len) != 1 || PQputCopyEnd(s->conn, NULL) != 1) {
-            rc = pg_fail(s, "COPY kf_stage", NULL, err, errlen);
-        } else {
-            r = PQgetResult(s->conn);
-            if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-                data = pg_data_error(r);
-                rc = pg_fail(s, "COPY kf_stage", r, err, errlen);
-            }
-            PQclear(r);
-            while ((r = PQgetResult(s->conn)) != NULL)
-                PQclear(r);
-        }
-    }
-    if (!rc) {
-        r = PQexecPrepared(s->conn, "kf_merge", 0, NULL, NULL, NULL, 0);
+    return rc;
+}
+
+/* One transaction: the COPY text of the batch (len bytes) straight into klines (direct), or
+ * through the staging table and the upsert. *data: the server refused it for its data (for the
+ * fast path, unique_violation: a key it holds). */
+static kf_err pg_txn(pg *s, size_t len, bool direct, bool *data, char *err, size_t errlen)
+{
+    *data = false;
+    kf_err rc = pg_exec(s, "BEGIN", "BEGIN", err, errlen);
+    if (!rc)
+        rc = direct
+                 ? pg_copy(s, "COPY klines(" PG_COLS ") FROM STDIN", "COPY klines", len, data, err,
+                           errlen)
+                 : pg_copy(s, "COPY kf_stage FROM STDIN", "COPY kf_stage", len, data, err, errlen);
+    if (!rc && !direct) {
+        PGresult *r = PQexecPrepared(s->conn, "kf_merge", 0, NULL, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            data = pg_data_error(r);
+            *data = pg_data_error(r);
             rc = pg_fail(s, "INSERT INTO klines", r, err, errlen);
         }
         PQclear(r);
@@ -615,8 +700,90 @@ static kf_err pg_write(void *state, const kf_kline *rows, size_t n, char *err, s
         rc = pg_exec(s, "COMMIT", "COMMIT", err, errlen);
     if (rc)
         pg_rollback(s);
+    return rc;
+}
+
+/* The batch: one transaction committed, or a failure (see the top of the file). */
+static kf_err pg_write_batch(pg *s, const kf_kline *rows, size_t n, char *err, size_t errlen)
+{
+    kf_err rc = pg_session(s, err, errlen);
+    if (rc)
+        return rc;
+    if (s->cap < n * PG_ROW_MAX) { /* per batch, on the writer thread */
+        char *b = kf__malloc(n * PG_ROW_MAX);
+        pg_key *v = kf__malloc(n * sizeof *v);
+        if (!b || !v) {
+            kf__free(b);
+            kf__free(v);
+            snprintf(err, errlen, "%s: out of memory for a batch of %zu rows", s->name, n);
+            return KF_ERR_NOMEM;
+        }
+        kf__free(s->buf);
+        kf__free(s->keys);
+        s->buf = b;
+        s->keys = v;
+        s->cap = n * PG_ROW_MAX;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!row_ok(&rows[i])) /* a row no statement can hold: the row-by-row path leaves it out */
+            return pg_write_rows(s, rows, n, err, errlen);
+    size_t m = pg_sort(s, rows, n), len = 0;
+    for (size_t i = 0; i < m; i++) {
+        size_t w = copy_row(s->keys[i].k, s->buf + len);
+        if (!w)
+            return pg_write_rows(s, rows, n, err, errlen);
+        len += w;
+    }
+    bool data = false, direct = s->direct_skip == 0;
+    rc = pg_txn(s, len, direct, &data, err, errlen);
+    if (direct && rc && data && PQstatus(s->conn) == CONNECTION_OK) {
+        /* a key the table holds: this batch and the next few through the upsert */
+        s->direct_backoff = s->direct_backoff ? s->direct_backoff * 2 : 1;
+        if (s->direct_backoff > PG_DIRECT_SKIP_MAX)
+            s->direct_backoff = PG_DIRECT_SKIP_MAX;
+        s->direct_skip = s->direct_backoff + 1;
+        rc = pg_txn(s, len, false, &data, err, errlen);
+    } else if (direct && !rc) {
+        s->direct_backoff = 0;
+    }
     if (rc && data && PQstatus(s->conn) == CONNECTION_OK)
-        return pg_write_rows(s, rows, n, err, errlen);
+        rc = pg_write_rows(s, rows, n, err, errlen);
+    if (!rc && s->direct_skip)
+        s->direct_skip--;
+    return rc;
+}
+
+/* Before transaction run `attempt` (1, 2, ...) again after a transient failure: a pause of up
+ * to 2^attempt ms (jittered), so that the writer it met finishes first; logged at debug. */
+static void pg_rerun_pause(pg *s, int attempt, const char *what, const char *err)
+{
+    s->reruns++;
+    kf__log(s->lg, KF_LOG_DEBUG,
+            "msg=\"postgres transaction rolled back by another writer's, run again\" spec=%s "
+            "what=%s attempt=%d error=\"%s\" reruns_total=%llu",
+            s->name, what, attempt, err, (unsigned long long)s->reruns);
+    uint64_t us = kf__rng_upto(&s->rng, 1000u << (attempt < 8 ? attempt : 8));
+    struct timespec ts = {0, (long)(us * 1000)};
+    nanosleep(&ts, NULL);
+}
+
+/* A transaction another writer's rolled back (deadlock, serialization failure: two collectors
+ * writing the same keys) is run again at once, up to PG_TRANSIENT_TRIES times: nothing is left
+ * out, nothing counted as refused; the table's key keeps every candle once. */
+static kf_err pg_write(void *state, const kf_kline *rows, size_t n, char *err, size_t errlen)
+{
+    pg *s = state;
+    if (n == 0)
+        return KF_OK;
+    kf_err rc = KF_OK;
+    for (int attempt = 1;; attempt++) {
+        s->transient = false;
+        rc = pg_write_batch(s, rows, n, err, errlen);
+        if (!rc || !s->transient || attempt >= PG_TRANSIENT_TRIES || !s->conn ||
+            PQstatus(s->conn) != CONNECTION_OK)
+            break;
+        pg_rerun_pause(s, attempt, "write", err);
+    }
     return rc;
 }
 
@@ -695,21 +862,19 @@ static kf_err pg_get_cover(void *state, const char *symbol, const char *interval
     return KF_OK;
 }
 
-static kf_err pg_put_cover(void *state, const kf__cover *c, size_t n, char *err, size_t errlen)
+static int cover_cmp(const void *a, const void *b)
 {
-    pg *s = state;
-    if (n == 0)
-        return KF_OK;
+    const kf__cover *x = a, *y = b;
+    int c = strncmp(x->symbol, y->symbol, sizeof x->symbol);
+    return c ? c : strncmp(x->interval, y->interval, sizeof x->interval);
+}
+
+static kf_err pg_put_cover_once(pg *s, const kf__cover *c, size_t n, char *err, size_t errlen)
+{
     kf_err rc = pg_session(s, err, errlen);
     if (!rc)
         rc = pg_exec(s, "BEGIN", "BEGIN", err, errlen);
     for (size_t i = 0; i < n && !rc; i++) {
-        if (!memchr(c[i].symbol, 0, sizeof c[i].symbol) ||
-            !memchr(c[i].interval, 0, sizeof c[i].interval)) {
-            snprintf(err, errlen, "%s: coverage %zu: unterminated symbol or interval", s->name, i);
-            rc = KF_ERR_INVALID_ARG;
-            break;
-        }
         char f[24], t[24];
         snprintf(f, sizeof f, "%" PRId64, c[i].from);
         snprintf(t, sizeof t, "%" PRId64, c[i].to);
@@ -726,12 +891,46 @@ static kf_err pg_put_cover(void *state, const kf__cover *c, size_t n, char *err,
     return rc;
 }
 
+/* The ranges merged into the stream's recorded one (kf_put_cover: two collectors record theirs
+ * in one table), in key order (two transactions updating the same rows in the same order wait
+ * for each other, never deadlock), run again like a write when another writer's rolled it
+ * back. */
+static kf_err pg_put_cover(void *state, const kf__cover *c, size_t n, char *err, size_t errlen)
+{
+    pg *s = state;
+    if (n == 0)
+        return KF_OK;
+    for (size_t i = 0; i < n; i++)
+        if (!memchr(c[i].symbol, 0, sizeof c[i].symbol) ||
+            !memchr(c[i].interval, 0, sizeof c[i].interval)) {
+            snprintf(err, errlen, "%s: coverage %zu: unterminated symbol or interval", s->name, i);
+            return KF_ERR_INVALID_ARG;
+        }
+    kf__cover *sorted = n > 1 ? kf__malloc(n * sizeof *sorted) : NULL;
+    if (sorted) { /* (without memory: as given; a deadlock is then run again) */
+        memcpy(sorted, c, n * sizeof *sorted);
+        qsort(sorted, n, sizeof *sorted, cover_cmp);
+        c = sorted;
+    }
+    kf_err rc = KF_OK;
+    for (int attempt = 1;; attempt++) {
+        s->transient = false;
+        rc = pg_put_cover_once(s, c, n, err, errlen);
+        if (!rc || !s->transient || attempt >= PG_TRANSIENT_TRIES || !s->conn ||
+            PQstatus(s->conn) != CONNECTION_OK)
+            break;
+        pg_rerun_pause(s, attempt, "cover", err);
+    }
+    kf__free(sorted);
+    return rc;
+}
+
 static void pg_set_log(void *state, kf__logger *lg)
 {
     ((pg *)state)->lg = lg;
 }
 
-uint64_t kf__pg_rejected(void *state)
+static uint64_t pg_rejected(void *state)
 {
     return ((pg *)state)->rejected;
 }
@@ -750,4 +949,5 @@ const kf__sink_ops kf__sink_postgres = {
     .discard = NULL, /* a database is never removed: open() creates tables, not the store */
     .set_log = pg_set_log,
     .max_batch = PG_BATCH,
+    .rejected = pg_rejected,
 };

@@ -14,7 +14,7 @@
 #include "klinefeed.h"
 #include "sink/format.h"
 
-#define KF__SINK_OPS_VERSION 3
+#define KF__SINK_OPS_VERSION 4
 
 /* A range of one stream a store holds complete: every candle the exchange has with an open time
  * in [from, to] is stored (klinefeed checked, and asked the exchange about what it lacked). */
@@ -54,7 +54,8 @@ typedef struct kf__sink_ops {
      * none), so that a start checks only what came after it. Before the writer thread starts. */
     kf_err (*get_cover)(void *state, const char *symbol, const char *interval, int64_t *from,
                         int64_t *to, int *found, char *err, size_t errlen);
-    /* Optional: records complete ranges (each replaces the stream's previous one), atomically.
+    /* Optional: records complete ranges (each replaces the stream's previous one; a store shared
+     * by several collectors may merge it with theirs instead, never shrinking), atomically.
      * Only for stores whose write() is durable when it returns (a committed transaction). The
      * writer thread calls it only once every row pushed before the record is written. */
     kf_err (*put_cover)(void *state, const kf__cover *c, size_t n, char *err, size_t errlen);
@@ -69,6 +70,11 @@ typedef struct kf__sink_ops {
     /* Optional (0: the writer's default, 1024): the most rows the writer passes to one write().
      * A server store amortises its per-transaction cost over larger batches. */
     size_t max_batch;
+    /* ---- version 4 ---- */
+    /* Optional: rows the store refused for their data and left out so far (a batch stored
+     * without them), counted once their batch is stored. Called on the writer thread only,
+     * after each write() that succeeded. */
+    uint64_t (*rejected)(void *state);
 } kf__sink_ops;
 
 extern const kf__sink_ops kf__sink_sqlite;
@@ -85,8 +91,6 @@ void kf__sink_mask(const char *spec, char *out, size_t cap);
 void kf__pg_mask(const char *conninfo, char *out, size_t cap);
 /* A whole nats:// spec, masked (nats.c). */
 void kf__nats_mask(const char *spec, char *out, size_t cap);
-/* Rows the postgres sink refused and left out so far (pg.c; state from kf__writer_ops). */
-uint64_t kf__pg_rejected(void *state);
 
 /* Finds the ops for "scheme:target"; *target points into spec. NULL when unknown scheme or
  * empty target. */
@@ -117,7 +121,7 @@ void kf__linefile_discard(void *state);
 typedef struct kf__writer kf__writer;
 
 typedef struct kf__writer_stats {
-    uint64_t rows;       /* rows stored */
+    uint64_t rows;       /* rows stored (the rows refused are not) */
     uint64_t batches;    /* write() calls that succeeded */
     uint64_t errors;     /* failed write()/flush() attempts (retried), refused pushes,
                             rows lost at the stop deadline */
@@ -125,6 +129,7 @@ typedef struct kf__writer_stats {
     uint64_t unstored;   /* rows queued (or written, not flushed) but not stored at the stop
                             deadline; also counted in errors */
     uint64_t covers;     /* complete ranges recorded (put_cover) */
+    uint64_t rejected;   /* rows the store refused for their data, left out (ops->rejected) */
     size_t queued, cap;  /* rows in the queue now, and its capacity */
     bool failing;        /* the last write/flush/put_cover attempt failed */
 } kf__writer_stats;

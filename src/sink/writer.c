@@ -74,7 +74,7 @@ struct kf__writer {
     _Atomic size_t notes_added, notes_taken;
 
     _Atomic int failing; /* the last write/flush/put_cover attempt failed */
-    _Atomic uint64_t rows, batches, errors, full_waits, unstored, covers;
+    _Atomic uint64_t rows, batches, errors, full_waits, unstored, covers, rejected;
 };
 
 static int64_t now_ms(void)
@@ -424,7 +424,16 @@ static kf_err wr_run(kf__writer *w)
             n = most;
         if (wr_until_ok(w, WR_WRITE, &w->ring[slot], n) != 0)
             return wr_give_up(w, h, dirty, 1);
-        atomic_fetch_add_explicit(&w->rows, n, memory_order_relaxed);
+        size_t stored = n;
+        if (w->ops->version >= 4 && w->ops->rejected) {
+            uint64_t was = atomic_load_explicit(&w->rejected, memory_order_relaxed);
+            uint64_t now = w->ops->rejected(w->state);
+            if (now > was) {
+                stored -= now - was < n ? (size_t)(now - was) : n;
+                atomic_store_explicit(&w->rejected, now, memory_order_relaxed);
+            }
+        }
+        atomic_fetch_add_explicit(&w->rows, stored, memory_order_relaxed);
         atomic_fetch_add_explicit(&w->batches, 1, memory_order_relaxed);
         dirty += n;
         wr_release(w, h, n);
@@ -485,11 +494,12 @@ kf_err kf__writer_stop_by(kf__writer *w, int64_t deadline_mono_ms)
         w->life = WR_STOPPED;
         kf__log(w->lg, KF_LOG_INFO,
                 "msg=\"sink stopped\" spec=%s rows=%llu batches=%llu errors=%llu "
-                "unstored=%llu full_waits=%llu",
+                "unstored=%llu rejected=%llu full_waits=%llu",
                 w->spec, (unsigned long long)atomic_load(&w->rows),
                 (unsigned long long)atomic_load(&w->batches),
                 (unsigned long long)atomic_load(&w->errors),
                 (unsigned long long)atomic_load(&w->unstored),
+                (unsigned long long)atomic_load(&w->rejected),
                 (unsigned long long)atomic_load(&w->full_waits));
     }
     kf_err rc = w->result;
@@ -542,6 +552,7 @@ void kf__writer_get_stats(kf__writer *w, kf__writer_stats *out)
     out->full_waits = atomic_load_explicit(&w->full_waits, memory_order_relaxed);
     out->unstored = atomic_load_explicit(&w->unstored, memory_order_relaxed);
     out->covers = atomic_load_explicit(&w->covers, memory_order_relaxed);
+    out->rejected = atomic_load_explicit(&w->rejected, memory_order_relaxed);
     size_t head = atomic_load_explicit(&w->head, memory_order_acquire);
     out->queued = atomic_load_explicit(&w->tail, memory_order_acquire) - head;
     out->cap = w->cap;

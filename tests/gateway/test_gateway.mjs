@@ -1,7 +1,9 @@
 // test_gateway: a real third-party Binance USDT-M client (ccxt's binanceusdm, pinned by
 // package-lock.json) pointed at klinefeed's gateway (`klinefeed run --http`), the collector
 // fed by klinefeed-sim at 60x. Its candles must equal the store's rows; Binance's
-// startTime/endTime/limit semantics and error replies are checked on the raw wire.
+// startTime/endTime/limit semantics and error replies are checked on the raw wire. ccxt pro's
+// watchOHLCV (ccxt's own Binance WebSocket client) on the gateway's /market/ws: every candle it
+// saw close equals the store's row.
 // Usage: node test_gateway.mjs KLINEFEED KLINEFEED_SIM NPM_DIR
 import { spawn, execFileSync } from 'node:child_process';
 import net from 'node:net';
@@ -170,6 +172,40 @@ async function main() {
   const p = await fetch(`${base}/fapi/v1/ping`);
   check(p.status === 200 && (await p.text()) === '{}', 'GET /fapi/v1/ping: 200 {}');
 
+  // ccxt pro's watchOHLCV (its own Binance WebSocket client: /market/ws/<n> and a SUBSCRIBE)
+  // pointed at the gateway: every candle it saw close equals the store's row
+  const pro = new ccxt.pro.binanceusdm({ enableRateLimit: false, timeout: 10000 });
+  for (const k of Object.keys(pro.urls.api)) {
+    if (typeof pro.urls.api[k] === 'string' && pro.urls.api[k].startsWith('https://fapi.binance.com'))
+      pro.urls.api[k] = pro.urls.api[k].replace('https://fapi.binance.com', base);
+  }
+  pro.urls.api.ws.future = base.replace('http://', 'ws://') + '/ws'; // ccxt adds /market
+  await pro.loadHttpProxyAgent(); // what ccxt asks for before a ws:// (not wss://) URL
+  await pro.loadMarkets();
+  const seen = new Map(); // open time -> the newest candle ccxt holds for it
+  let firstT = 0;
+  for (const end = Date.now() + 30000; Date.now() < end;) {
+    const cs = await pro.watchOHLCV('ETH/USDT:USDT', '1m');
+    for (const c of cs) seen.set(c[0], c);
+    if (!firstT) firstT = Math.max(...seen.keys());
+    const newest = Math.max(...seen.keys());
+    if (newest >= firstT + 4 * 60000) break; // 4 candles closed since the first event
+  }
+  await pro.close();
+  const newestSeen = Math.max(...seen.keys());
+  const eth = new Map(storeRows('ETHUSDT', '1m').map((r) => [r[0], r]));
+  let watched = 0;
+  for (const [t, c] of seen) {
+    if (t < firstT || t >= newestSeen) continue; // the first may be partial; the newest is open
+    const r = eth.get(t);
+    check(r && JSON.stringify(c) === JSON.stringify([r[0], +r[1], +r[2], +r[3], +r[4], +r[5]]),
+      `watchOHLCV candle ${t} ${JSON.stringify(c)} equals the store's ${JSON.stringify(r)}`);
+    watched++;
+  }
+  check(watched >= 3, `ccxt pro watchOHLCV saw ${watched} candles close (>= 3; it held ` +
+    `${seen.size} candles, ${firstT}..${newestSeen})`);
+  console.log(`ccxt pro watchOHLCV: ${watched} closed candles equal the store's`);
+
   // WebSocket: the live events, combined (/market/stream?streams=) and raw (/market/ws with a
   // live SUBSCRIBE), in Binance's format; every closed candle equals the store's row
   const WebSocket = require('ws');
@@ -241,6 +277,87 @@ async function main() {
   const text = fs.readFileSync(dlog, 'utf8');
   check(code === 0 && !/Sanitizer|runtime error/.test(text),
     `the daemon exits 0 on SIGTERM (exit ${code}, signal ${sig})`);
+
+  await limits(simPort);
+}
+
+// Binance's pings and limits on the gateway's clients, against a second daemon whose times and
+// streams per connection are lowered by the environment variables kept for tests (docs/cli.md):
+// a ping every 300 ms, pong deadline 1.5 s, lifetime 4 s, 3 streams per connection.
+async function limits(simPort) {
+  const dlog = path.join(tmp, 'daemon-limits.log');
+  const fd = fs.openSync(dlog, 'w');
+  const daemon = spawn(cli, ['run', '--symbols', 'BTCUSDT,ETHUSDT', '--intervals', '1m,5m',
+    '--ws-url', `ws://127.0.0.1:${simPort}/market`, '--rest-url', `http://127.0.0.1:${simPort}`,
+    '--sink', `sqlite:${path.join(tmp, 'limits.db')}`, '--state-dir', 'none',
+    '--http', '127.0.0.1:0'], {
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, KLINEFEED_GW_PING_MS: '300', KLINEFEED_GW_PONG_TIMEOUT_MS: '1500',
+      KLINEFEED_GW_MAX_AGE_MS: '4000', KLINEFEED_GW_MAX_STREAMS: '3' },
+  });
+  children.push(daemon);
+  const port = (await waitFor(dlog, /http listening.* port=(\d+)/, 20000))[1];
+  await waitFor(dlog, /msg="running"/, 20000);
+  const WebSocket = require('ws');
+  const wsBase = `ws://127.0.0.1:${port}`;
+  const open = (url, opts) => new Promise((res, rej) => {
+    const w = new WebSocket(`${wsBase}${url}`, opts);
+    w.msgs = [];
+    w.pings = [];
+    w.on('message', (m) => w.msgs.push(JSON.parse(m.toString())));
+    w.on('ping', (d) => w.pings.push(d.toString()));
+    w.closed = new Promise((r) => w.on('close', (code, reason) =>
+      r({ code, reason: reason.toString(), at: Date.now() })));
+    w.on('open', () => { w.openedAt = Date.now(); res(w); });
+    w.on('error', rej);
+  });
+  const [alive, mute, chatty, greedy] = await Promise.all([
+    open('/market/ws/btcusdt@kline_1m'),
+    open('/market/ws/btcusdt@kline_1m', { autoPong: false }),
+    open('/market/ws'),
+    open('/market/stream?streams=btcusdt@kline_1m/btcusdt@kline_5m/ethusdt@kline_1m/ethusdt@kline_5m'),
+  ]);
+  // more than 10 messages in a second: closed 1008 "Too many requests" (Binance)
+  for (let i = 1; i <= 20; i++) chatty.send(JSON.stringify({ method: 'LIST_SUBSCRIPTIONS', id: i }));
+  // 3 streams per connection: the URL's fourth is not taken; one more SUBSCRIBE is refused with
+  // Binance's error 4 and the connection closed 1008
+  greedy.send(JSON.stringify({ method: 'LIST_SUBSCRIPTIONS', id: 1 }));
+  await sleep(300);
+  greedy.send(JSON.stringify({ method: 'SUBSCRIBE', params: ['ethusdt@kline_5m'], id: 2 }));
+
+  const c = await Promise.race([chatty.closed, sleep(5000).then(() => null)]);
+  const replies = chatty.msgs.filter((m) => 'id' in m).length;
+  check(c && c.code === 1008 && c.reason === 'Too many requests' && replies === 10,
+    `20 requests at once: closed ${c && c.code} "${c && c.reason}" after ${replies} replies`);
+  const g = await Promise.race([greedy.closed, sleep(5000).then(() => null)]);
+  const gr = greedy.msgs.filter((m) => 'id' in m);
+  check(JSON.stringify(gr) === JSON.stringify([
+    { result: ['btcusdt@kline_1m', 'btcusdt@kline_5m', 'ethusdt@kline_1m'], id: 1 },
+    { error: { code: 4, msg: 'Too many subscriptions' }, id: 2 }]) && g && g.code === 1008,
+  `over 3 streams per connection: ${JSON.stringify(gr)}, closed ${g && g.code}`);
+
+  // a client that does not answer the pings is closed at the pong deadline; one that does stays
+  const m = await Promise.race([mute.closed, sleep(6000).then(() => null)]);
+  check(m && m.code === 1008 && m.reason === 'Pong timeout' && mute.pings.length >= 1,
+    `no pong: closed ${m && m.code} "${m && m.reason}" after ${m && m.at - mute.openedAt} ms ` +
+    `and ${mute.pings.length} pings`);
+  const now = Date.now();
+  check(alive.readyState === WebSocket.OPEN && alive.pings.length >= 3 &&
+    alive.pings.every((p) => /^\d{13}$/.test(p) && Math.abs(Number(p) - now) < 60000),
+  `pings every 300 ms with a ms timestamp, answered: still open (${alive.pings.length} pings: ` +
+  `${alive.pings.slice(0, 2).join(', ')}...) and receiving (${alive.msgs.length} events)`);
+  // the lifetime: closed 1001 at 4 s
+  const a = await Promise.race([alive.closed, sleep(10000).then(() => null)]);
+  check(a && a.code === 1001 && a.at - alive.openedAt >= 3900,
+    `the connection's lifetime: closed ${a && a.code} "${a && a.reason}" after ` +
+    `${a && a.at - alive.openedAt} ms (limit 4000)`);
+
+  const exited = new Promise((res) => daemon.on('exit', (code2) => res(code2)));
+  daemon.kill('SIGTERM');
+  const code = await Promise.race([exited, sleep(30000).then(() => 'timeout')]);
+  const text = fs.readFileSync(dlog, 'utf8');
+  check(code === 0 && !/Sanitizer|runtime error/.test(text),
+    `the limits daemon exits 0 on SIGTERM (exit ${code})`);
 }
 
 main().then(() => {

@@ -1049,15 +1049,18 @@ static void test_run_survives_a_stall(void **state)
     assert_non_null(sim);
     const char *db = tmp_path("stall.db");
     unlink(db);
-    static const char *const extra[] = {"--ping-interval-ms", "300", "--liveness-timeout-ms",
-                                        "1200", NULL};
+    /* a liveness timeout short enough for the stop to pass it twice, long enough that the
+     * simulator (which is not stopped) is never starved that long on a loaded host (1.2 s was
+     * not: under load 10 the exchange's side itself went silent) */
+    static const char *const extra[] = {"--ping-interval-ms", "500", "--liveness-timeout-ms",
+                                        "3000", NULL};
     write_file(tmp_path("cli.err"), "", 0);
     pid_t pid = spawn_run(kft_sim_port(sim), db, extra);
     assert_true(wait_for_text(tmp_path("cli.err"), "msg=\"subscribed\"", 20000));
     sleep(1);
     for (int i = 0; i < 2; i++) {
         assert_int_equal(kill(pid, SIGSTOP), 0);
-        usleep(2500000); /* twice the liveness timeout */
+        usleep(6500000); /* twice the liveness timeout */
         assert_int_equal(kill(pid, SIGCONT), 0);
         sleep(2);
     }

@@ -13,9 +13,6 @@
  * Skipped (with the reason) only when nats-server is not installed; scripts/setup.sh installs it.
  * The server is stopped at the end whatever happens (teardown; and it dies with the test process).
  */
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -24,8 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +31,7 @@
 #include "compare.h"
 #include "compare_nats.h"
 #include "kftest.h"
+#include "nats_proc.h"
 #include "sim_proc.h"
 
 #define START_MS 1767225600000LL
@@ -44,79 +40,17 @@
 #define STREAM "KLTEST"
 #define PREFIX "kl"
 
-static char server_bin[512];
 static pid_t server_pid = -1, daemon_pid = -1;
 static kft_sim *sim;
 
-/* nats-server on PATH or in /usr/sbin; false when absent. */
-static bool find_server(void)
-{
-    const char *env = getenv("PATH");
-    char path[4096];
-    snprintf(path, sizeof path, "%s:/usr/sbin:/usr/local/sbin:/usr/bin", env ? env : "");
-    char *save = NULL;
-    for (char *d = strtok_r(path, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-        snprintf(server_bin, sizeof server_bin, "%s/nats-server", d);
-        if (access(server_bin, X_OK) == 0)
-            return true;
-    }
-    return false;
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static bool port_open(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
 static void server_start(int port, const char *dir)
 {
-    char p[16], sd[512], log[512];
-    snprintf(p, sizeof p, "%d", port);
-    snprintf(sd, sizeof sd, "%s/js", dir);
-    snprintf(log, sizeof log, "%s/nats-server.log", dir);
-    server_pid = fork();
-    assert_true(server_pid >= 0);
-    if (server_pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test killed (ctest's timeout) takes it along */
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execl(server_bin, server_bin, "-js", "-sd", sd, "-a", "127.0.0.1", "-p", p, (char *)NULL);
-        _exit(127);
-    }
-    int64_t end = kft_now_ms() + 15000;
-    while (!port_open(port) && kft_now_ms() < end)
-        usleep(50000);
-    assert_true(port_open(port));
+    server_pid = kft_nats_start(port, dir);
 }
 
 static void server_kill(void)
 {
-    if (server_pid > 0) {
-        kill(server_pid, SIGKILL);
-        waitpid(server_pid, NULL, 0);
-        server_pid = -1;
-    }
+    kft_nats_kill(&server_pid);
 }
 
 static pid_t spawn_collector(int port, int nport, const char *log)
@@ -212,7 +146,7 @@ static void read_compare(int port, int nport, const char *dir, int64_t to_ms, kf
 static void test_nats_store_server_and_daemon_killed(void **state)
 {
     (void)state;
-    if (!find_server()) {
+    if (!kft_nats_find()) {
         printf("nats-server not installed (scripts/setup.sh installs it): skipped\n");
         skip();
     }
@@ -252,7 +186,7 @@ static void test_nats_store_server_and_daemon_killed(void **state)
     char *dir = kft_tmpdir();
     char log[512];
     snprintf(log, sizeof log, "%s/collector.log", dir);
-    int nport = free_port();
+    int nport = kft_free_port();
     server_start(nport, dir);
 
     /* 1. the server killed -9 mid-run, back after 4 s */

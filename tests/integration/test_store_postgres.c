@@ -151,6 +151,8 @@ static void test_store_postgres_faults(void **state)
     assert_true(failed > 0);         /* the writer did see the server go */
     assert_true(dropped > 0);        /* the queue did overflow: REST fetched them again */
     assert_int_equal(reconnects, 0); /* the exchange's connection never starved */
+    /* the server refused no row (the counter is on the final line, and 0) */
+    assert_int_equal(kft_log_final_counter(log, "store_rejected"), 0);
 
     /* 2. the daemon stopped for 5 s and restarted: it finds what the table lacks */
     sleep(5);
