@@ -125,6 +125,36 @@ bad:
     return false;
 }
 
+/* "90" (seconds), "500ms", "30s", "15m", "1h", "2d" into ms. */
+bool cli_parse_duration(const char *flag, const char *s, uint64_t *ms, char *err, size_t errlen)
+{
+    uint64_t n = 0;
+    const char *p = s;
+    if (*p < '0' || *p > '9')
+        goto bad;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (n > UINT64_MAX / 10 - 10)
+            goto bad;
+        n = n * 10 + (uint64_t)(*p - '0');
+    }
+    uint64_t unit = strcmp(p, "ms") == 0             ? 1
+                    : strcmp(p, "s") == 0 || *p == 0 ? 1000
+                    : strcmp(p, "m") == 0            ? 60000
+                    : strcmp(p, "h") == 0            ? 3600000
+                    : strcmp(p, "d") == 0            ? 86400000
+                                                     : 0;
+    if (!unit || n > UINT64_MAX / unit)
+        goto bad;
+    *ms = n * unit;
+    return true;
+bad:
+    snprintf(err, errlen,
+             "%s: \"%s\" is not a duration (a number and a unit: 500ms, 30s, 15m, 1h, 2d; no "
+             "unit: seconds)",
+             flag, s);
+    return false;
+}
+
 /* ---- the tables ---- */
 
 #define RUN(f) offsetof(cli_run_opts, f)
@@ -134,7 +164,14 @@ bad:
 static const cli_option run_opts[] = {
     {"symbols", NULL, CLI_LIST, RUN(symbols), NOG, 0, 0, "LIST",
      "comma-separated symbols, e.g. BTCUSDT,ETHUSDT (required; repeatable); ALL:\n"
-     "every TRADING USDT perpetual of exchangeInfo at start (read once)"},
+     "every TRADING USDT perpetual of exchangeInfo, re-read every --symbols-refresh"},
+    {"symbols-refresh", NULL, CLI_DURATION, RUN(symbols_refresh_ms), RUN(has_symbols_refresh), 0,
+     7 * 86400000ULL, "DURATION",
+     "with --symbols ALL: re-read exchangeInfo this often while running (1h;\n"
+     "0: never): a new listing is subscribed and backfilled from its listing,\n"
+     "a delisted symbol is dropped and logged; no other connection is touched"},
+    {"symbols-reserve", NULL, CLI_UINT, RUN(symbols_reserve), RUN(has_symbols_reserve), 0, 100000,
+     "N", "with --symbols ALL: room for N symbols listed while running (256)"},
     {"intervals", NULL, CLI_LIST, RUN(intervals), NOG, 0, 0, "LIST",
      "comma-separated intervals from 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M\n"
      "(required; repeatable)"},
@@ -407,6 +444,19 @@ static bool set_value(const cli_option *o, void *opts, const char *flag, const c
         if (!cli_parse_time(flag, v, (int64_t *)field, err, errlen))
             return false;
         break;
+    case CLI_DURATION: {
+        uint64_t x;
+        if (!cli_parse_duration(flag, v, &x, err, errlen))
+            return false;
+        if (x < o->min || x > o->max) {
+            snprintf(err, errlen,
+                     "%s: \"%s\" is out of range (%" PRIu64 " ms .. %" PRIu64 " ms, or 0: off)",
+                     flag, v, o->min, o->max);
+            return false;
+        }
+        *(uint64_t *)field = x;
+        break;
+    }
     case CLI_LEVEL: {
         int lv = kf_log_level_parse(v);
         if (lv < 0) {

@@ -41,6 +41,7 @@ typedef enum cli_kind {
     CLI_SINKS,    /* cli_list of sink specs, each checked by kf_sink_spec_check */
     CLI_UINT,     /* uint64_t within [min, max] */
     CLI_TIME,     /* int64_t unix ms: digits (ms, not seconds) or ISO-8601 UTC */
+    CLI_DURATION, /* uint64_t ms within [min, max]: digits and a unit ms s m h d (none: s) */
     CLI_LEVEL,    /* int: kf_log_level */
     CLI_VALIDATE, /* int: cli_validate_mode */
     CLI_CONFIG,   /* the configuration file itself (read before the command line) */
@@ -100,6 +101,7 @@ bool cli_parse_uint(const char *flag, const char *s, uint64_t max, uint64_t *out
  * 1767225600 is 1970 in ms). false with err naming flag and value otherwise.
  */
 bool cli_parse_time(const char *flag, const char *s, int64_t *out, char *err, size_t errlen);
+bool cli_parse_duration(const char *flag, const char *s, uint64_t *ms, char *err, size_t errlen);
 
 /* ---- the commands ---- */
 
@@ -129,6 +131,10 @@ typedef struct cli_run_opts {
     int64_t backfill_from;
     uint64_t status_every_s; /* the periodic status line; 0: not given (60) */
     bool has_status_every_s;
+    uint64_t symbols_refresh_ms; /* --symbols ALL re-read period; 0 off */
+    bool has_symbols_refresh;
+    uint64_t symbols_reserve; /* symbols that can be added while running */
+    bool has_symbols_reserve;
 } cli_run_opts;
 
 typedef struct cli_backfill_opts {

@@ -101,6 +101,8 @@ void http_readyz(kf_collector *c, const char *query, http_reply *r)
         if (kf_stream_info_get(c, i, &si, sizeof si) != KF_OK)
             continue;
         int64_t bound = fresh_bound_ms(kf_interval_index(si.interval, strlen(si.interval)));
+        if (si.state == KF_STREAM_DELISTED) /* its symbol is no longer traded: not expected */
+            continue;
         if (si.state == KF_STREAM_DOWN) {
             snprintf(why, sizeof why, "its connection %zu is not subscribed", si.connection);
         } else if (si.last_update_age_ms > bound) {

@@ -149,6 +149,11 @@ static void metrics_streams(kf_collector *c, http_buf *b)
     for (size_t i = 0; i < n; i++)
         put_sample(b, PREFIX "stream_live", "stream", kf_stream_name(c, i),
                    si[i].state == KF_STREAM_LIVE);
+    put_family(b, PREFIX "stream_delisted", "gauge",
+               "1 when the stream's symbol was delisted while running (--symbols ALL re-read)");
+    for (size_t i = 0; i < n; i++)
+        put_sample(b, PREFIX "stream_delisted", "stream", kf_stream_name(c, i),
+                   si[i].state == KF_STREAM_DELISTED);
     put_family(b, PREFIX "stream_missing", "gauge",
                "closed candles of the stream known missing now (asked of REST)");
     for (size_t i = 0; i < n; i++)

@@ -75,7 +75,10 @@ static void put_candle(http_buf *b, const kf_kline *k)
 
 static const char *state_name(kf_stream_state s)
 {
-    return s == KF_STREAM_LIVE ? "live" : s == KF_STREAM_WAITING ? "waiting" : "down";
+    return s == KF_STREAM_LIVE       ? "live"
+           : s == KF_STREAM_WAITING  ? "waiting"
+           : s == KF_STREAM_DELISTED ? "delisted"
+                                     : "down";
 }
 
 static void bad(http_reply *r, unsigned status, const char *what, const char *value)
@@ -112,7 +115,9 @@ typedef struct page_filter {
 
 static bool matches(const page_filter *f, const char *name, const kf_stream_info *si)
 {
-    if (f->problems && si->state == KF_STREAM_LIVE && si->missing == 0)
+    /* (a delisted stream is not expected to deliver: no operator needed) */
+    if (f->problems && (si->state == KF_STREAM_LIVE || si->state == KF_STREAM_DELISTED) &&
+        si->missing == 0)
         return false;
     if (!f->sub[0])
         return true;
@@ -182,12 +187,15 @@ void http_api_streams(kf_collector *c, const char *query, http_reply *r)
                     (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     /* one pass: the summary of every stream, the page of the matching ones */
     size_t ns = kf_stream_count(c), matched = 0, listed = 0;
-    uint64_t by_state[3] = {0}, gaps = 0, repaired = 0, missing = 0;
+    uint64_t by_state[4] = {0}, gaps = 0, repaired = 0, missing = 0;
     for (size_t i = 0; i < ns; i++) {
         kf_stream_info si;
         if (kf_stream_info_get(c, i, &si, sizeof si) != KF_OK)
             continue;
-        by_state[si.state == KF_STREAM_LIVE ? 0 : si.state == KF_STREAM_WAITING ? 1 : 2]++;
+        by_state[si.state == KF_STREAM_LIVE       ? 0
+                 : si.state == KF_STREAM_WAITING  ? 1
+                 : si.state == KF_STREAM_DELISTED ? 3
+                                                  : 2]++;
         gaps += si.gaps;
         repaired += si.repaired;
         missing += si.missing;
@@ -216,9 +224,10 @@ void http_api_streams(kf_collector *c, const char *query, http_reply *r)
     http_buf_printf(b,
                     "],\n\"total\":%zu,\"matched\":%zu,\"offset\":%ld,\"count\":%ld,"
                     "\"summary\":{\"live\":%" PRIu64 ",\"waiting\":%" PRIu64 ",\"down\":%" PRIu64
-                    ",\"gaps\":%" PRIu64 ",\"repaired\":%" PRIu64 ",\"missing\":%" PRIu64 "}",
-                    ns, matched, offset, count, by_state[0], by_state[1], by_state[2], gaps,
-                    repaired, missing);
+                    ",\"delisted\":%" PRIu64 ",\"gaps\":%" PRIu64 ",\"repaired\":%" PRIu64
+                    ",\"missing\":%" PRIu64 "}",
+                    ns, matched, offset, count, by_state[0], by_state[1], by_state[2], by_state[3],
+                    gaps, repaired, missing);
     if (one) {
         http_buf_printf(b, ",\n\"stream\":");
         put_str(b, stream);

@@ -23,6 +23,7 @@
 #include "http.h"
 
 #define DEFAULT_SINK "sqlite:klines.db"
+#define DEFAULT_SYMBOLS_REFRESH_MS 3600000u /* --symbols ALL re-read: 1 h */
 
 /* ---- configuration ---- */
 
@@ -123,6 +124,22 @@ static int build_config(kf_config *cfg, const cli_run_opts *o)
         CLI_SET(kf_config_set_state_dir(cfg, dir), "--state-dir", dir);
     CLI_SET(kf_config_set_log(cfg, cli_log_line, NULL, (kf_log_level)o->log_level), "--log-level",
             "");
+    if (!all && (o->has_symbols_refresh || o->has_symbols_reserve)) {
+        cli_error("%s applies to --symbols ALL only",
+                  o->has_symbols_refresh ? "--symbols-refresh" : "--symbols-reserve");
+        return CLI_EXIT_USAGE;
+    }
+    if (all) {
+        /* re-read while running: every hour unless told */
+        uint64_t ms = o->has_symbols_refresh ? o->symbols_refresh_ms : DEFAULT_SYMBOLS_REFRESH_MS;
+        snprintf(num, sizeof num, "%" PRIu64 "ms", ms);
+        CLI_SET(kf_config_set_symbol_refresh(cfg, (unsigned)ms), "--symbols-refresh", num);
+        if (o->has_symbols_reserve) {
+            snprintf(num, sizeof num, "%" PRIu64, o->symbols_reserve);
+            CLI_SET(kf_config_set_symbol_reserve(cfg, (size_t)o->symbols_reserve),
+                    "--symbols-reserve", num);
+        }
+    }
     if (all && kf_config_add_exchange_symbols(cfg, NULL) != KF_OK) {
         cli_error("--symbols ALL: %s", kf_config_errmsg(cfg));
         return CLI_EXIT_RUNTIME;

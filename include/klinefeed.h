@@ -258,10 +258,44 @@ kf_err kf_config_add_symbol(kf_config *cfg, const char *sym);
  * does. *added (may be NULL) is how many were new. Blocking (at most the connect timeout), on
  * the caller's thread; cfg as for its setters. KF_OK; KF_ERR_REST, KF_ERR_TLS, ... when the
  * exchange could not be asked or its answer is malformed, with kf_config_errmsg() naming the URL
- * and the cause (cfg keeps what it had). The set is read once: a listing after the call is not
- * collected, a delisting makes kf_start() refuse the symbol (validation) until it is removed.
+ * and the cause (cfg keeps what it had). Without kf_config_set_symbol_refresh the set is read
+ * once: a listing after the call is not collected, a delisting makes kf_start() refuse the
+ * symbol (validation) until it is removed.
  */
 kf_err kf_config_add_exchange_symbols(kf_config *cfg, size_t *added);
+/*
+ * Re-reads exchangeInfo every ms while the collector runs (0, the default: never; else
+ * 1000..604800000), when the symbols came from kf_config_add_exchange_symbols (otherwise it has
+ * no effect). Each re-read runs on the REST thread ("kf-rest"), under the REST weight budget
+ * (weight 1), and hands the difference to the I/O thread; nothing else is reconnected:
+ *  - a new TRADING USDT perpetual (of this collector's shard, kf_config_set_shard) is
+ *    subscribed: its streams are appended (to the last connection while it has room under
+ *    the streams-per-connection limit, else on a new connection, within the new-connection
+ *    budget) and, with backfill on, its closed candles are fetched from REST from its listing
+ *    (exchangeInfo onboardDate), or from the start of this run if it was listed before
+ *    (kf_config_set_backfill_from, when set, instead of the start of the run), on;
+ *  - a collected symbol that is no longer TRADING (or no longer listed) is delisted: its
+ *    streams keep their place (kf_stream_info_get: state KF_STREAM_DELISTED), are unsubscribed
+ *    and never subscribed again by a reconnect, logged once (level=warn msg="symbol delisted"),
+ *    and their candles after it are not counted missing; listed again, it is collected again
+ *    in the same place;
+ *  - a re-read that fails is logged and tried again at the next period; one that would delist
+ *    more than a quarter of the collected symbols (and more than one) is taken for a bad
+ *    answer: its delistings are not applied (logged as an error), its listings are.
+ * Counted in kf_stats: symbols_listed, symbols_delisted, symbols_refused, symbol_refresh_failures.
+ * cfg as for its setters; KF_ERR_CONFIG naming the value when out of range.
+ */
+kf_err kf_config_set_symbol_refresh(kf_config *cfg, unsigned ms);
+/*
+ * Room for symbols added while running (kf_config_set_symbol_refresh): kf_create reserves
+ * streams, per-stream state, connections and ring space for this many more symbols (times the
+ * intervals). Default 256, 0..100000. The ring space is address space only: its pages are
+ * touched as candles arrive (measured: about 70 bytes of memory per reserved symbol x
+ * interval until used, for 0.5 KB of address space plus its ring). A listing past the reserve
+ * is refused: logged as an error naming the symbol (once per symbol) and counted
+ * (symbols_refused); a restart collects it.
+ */
+kf_err kf_config_set_symbol_reserve(kf_config *cfg, size_t symbols);
 /* Adds one of the 15 intervals ("1m" ... "1M"); anything else is KF_ERR_CONFIG. */
 kf_err kf_config_add_interval(kf_config *cfg, const char *interval);
 /* Adds a comma-separated list ("BTCUSDT,ETHUSDT"; "1m,5m"); stops at the first bad item. */
@@ -504,10 +538,13 @@ const char *kf_errmsg(const kf_collector *c);
 const char *kf_ws_url(const kf_collector *c);
 const char *kf_rest_url(const kf_collector *c);
 
-/* Number of streams (symbols x intervals) and their names, "btcusdt@kline_1m". Any thread. */
+/* Number of streams (symbols x intervals) and their names, "btcusdt@kline_1m". Any thread. With
+ * kf_config_set_symbol_refresh the count grows while running (streams are only appended; a
+ * stream once counted keeps its index and name); a name is owned by c until kf_free. */
 size_t kf_stream_count(const kf_collector *c);
 const char *kf_stream_name(const kf_collector *c, size_t i);
-/* Number of WebSocket connections (shards) the streams are spread over. */
+/* Number of WebSocket connections (shards) the streams are spread over (grows like
+ * kf_stream_count). Any thread. */
 size_t kf_connection_count(const kf_collector *c);
 
 /*
@@ -580,7 +617,13 @@ kf_err kf_recent(kf_collector *c, const char *symbol, const char *interval, kf_k
       "closed candles a store had not taken when kf_stop's deadline passed (the next start asks "  \
       "REST)")                                                                                     \
     X(store_rejected, KF_STAT_COUNTER,                                                             \
-      "rows a store's server refused for their data (left out of their batch, logged)")
+      "rows a store's server refused for their data (left out of their batch, logged)")            \
+    X(symbols_listed, KF_STAT_COUNTER,                                                             \
+      "symbols added while running (kf_config_set_symbol_refresh: a new or relisted symbol)")      \
+    X(symbols_delisted, KF_STAT_COUNTER, "symbols dropped while running: no longer TRADING")       \
+    X(symbols_refused, KF_STAT_COUNTER, "new symbols not collected: the reserve was spent")        \
+    X(symbol_refresh_failures, KF_STAT_COUNTER,                                                    \
+      "exchangeInfo re-reads that failed (tried again at the next period)")
 
 typedef enum kf_stat_kind {
     KF_STAT_COUNTER = 0, /* only grows (since kf_create()) */
@@ -635,6 +678,9 @@ typedef enum kf_stream_state {
     KF_STREAM_WAITING = 0, /* its connection is subscribed, no update has come yet */
     KF_STREAM_LIVE = 1,    /* its connection is subscribed and has delivered an update of it */
     KF_STREAM_DOWN = 2,    /* its connection is not subscribed (not started, lost, reconnecting) */
+    /* appended after 0.2.0: */
+    KF_STREAM_DELISTED = 3, /* its symbol was delisted while running (kf_config_set_symbol_refresh):
+                               unsubscribed, not expected to deliver */
 } kf_stream_state;
 
 typedef struct kf_stream_info {
@@ -650,6 +696,9 @@ typedef struct kf_stream_info {
     /* appended after 0.2.0: */
     uint64_t gaps;     /* closed candles found missing since kf_create (gaps, the stores' holes) */
     uint64_t repaired; /* closed candles stored from REST since kf_create (the gaps repaired) */
+    /* appended after 0.2.0 (kf_config_set_symbol_refresh): */
+    bool delisted; /* its symbol is delisted now (state KF_STREAM_DELISTED) */
+    bool added;    /* its symbol was added while running (a listing after kf_start) */
 } kf_stream_info;
 
 /* Stream i (0 <= i < kf_stream_count(c), kf_stream_name's order) into *out. */

@@ -466,8 +466,10 @@ static unsigned parse_rate_limit(kf__json *j)
     return found;
 }
 
+/* Each element of symbols[]: on_full (when given) gets every field, else on_symbol the symbol
+ * and its status. */
 static void parse_symbols(kf__json *j, void (*on_symbol)(void *, const char *, const char *),
-                          void *ud)
+                          void (*on_full)(void *, const kf__exchange_symbol *), void *ud)
 {
     kf__json_span key, v;
     if (!kf__json_enter_array(j))
@@ -478,29 +480,42 @@ static void parse_symbols(kf__json *j, void (*on_symbol)(void *, const char *, c
             continue;
         }
         kf__json_enter_object(j);
-        char sym[KF_SYMBOL_MAX + 1] = "", status[32] = "";
+        kf__exchange_symbol e;
+        memset(&e, 0, sizeof e);
         while (kf__json_next_key(j, &key)) {
-            bool is_sym = kf__json_key_eq(&key, "symbol");
-            bool is_status = kf__json_key_eq(&key, "status");
-            if ((is_sym || is_status) && kf__json_peek(j) == KF__JSON_STRING) {
+            char *dst = kf__json_key_eq(&key, "symbol")         ? e.symbol
+                        : kf__json_key_eq(&key, "status")       ? e.status
+                        : kf__json_key_eq(&key, "contractType") ? e.contract_type
+                        : kf__json_key_eq(&key, "quoteAsset")   ? e.quote_asset
+                                                                : NULL;
+            size_t cap = dst == e.symbol          ? sizeof e.symbol
+                         : dst == e.quote_asset   ? sizeof e.quote_asset
+                         : dst == e.contract_type ? sizeof e.contract_type
+                                                  : sizeof e.status;
+            if (dst && kf__json_peek(j) == KF__JSON_STRING) {
                 kf__json_read_string(j, &v);
-                char *dst = is_sym ? sym : status;
-                size_t cap = is_sym ? sizeof sym : sizeof status;
                 if (kf__json_unescape(v.p, v.len, dst, cap) < 0)
                     dst[0] = 0;
+            } else if (kf__json_key_eq(&key, "onboardDate") &&
+                       kf__json_peek(j) == KF__JSON_NUMBER) {
+                if (!kf__json_read_i64(j, &e.onboard_date))
+                    e.onboard_date = 0;
             } else {
                 kf__json_skip_value(j, NULL);
             }
         }
-        if (sym[0] && on_symbol)
-            on_symbol(ud, sym, status[0] ? status : "?");
+        if (!e.symbol[0])
+            continue;
+        if (on_full)
+            on_full(ud, &e);
+        else if (on_symbol)
+            on_symbol(ud, e.symbol, e.status[0] ? e.status : "?");
     }
 }
 
-kf_err kf__fetcher_exchange_info(kf__fetcher *f,
-                                 void (*on_symbol)(void *ud, const char *symbol,
-                                                   const char *status),
-                                 void *ud, char *err, size_t errlen)
+static kf_err exchange_info(kf__fetcher *f, void (*on_symbol)(void *, const char *, const char *),
+                            void (*on_full)(void *, const kf__exchange_symbol *), void *ud,
+                            char *err, size_t errlen)
 {
     kf__rest_resp resp;
     kf_err e = fetch_get(f, "/fapi/v1/exchangeInfo", 1, &resp, body_is_json, NULL, err, errlen);
@@ -514,8 +529,8 @@ kf_err kf__fetcher_exchange_info(kf__fetcher *f,
         while (kf__json_next_key(&j, &key)) {
             if (kf__json_key_eq(&key, "rateLimits"))
                 published = parse_rate_limit(&j);
-            else if (kf__json_key_eq(&key, "symbols") && on_symbol)
-                parse_symbols(&j, on_symbol, ud);
+            else if (kf__json_key_eq(&key, "symbols") && (on_symbol || on_full))
+                parse_symbols(&j, on_symbol, on_full, ud);
             else
                 kf__json_skip_value(&j, NULL);
         }
@@ -530,6 +545,21 @@ kf_err kf__fetcher_exchange_info(kf__fetcher *f,
             "msg=\"REST weight limit\" published=%u configured=%u effective=%u", published, before,
             f->budget.limit);
     return KF_OK;
+}
+
+kf_err kf__fetcher_exchange_info(kf__fetcher *f,
+                                 void (*on_symbol)(void *ud, const char *symbol,
+                                                   const char *status),
+                                 void *ud, char *err, size_t errlen)
+{
+    return exchange_info(f, on_symbol, NULL, ud, err, errlen);
+}
+
+kf_err kf__fetcher_exchange_symbols(kf__fetcher *f,
+                                    void (*on_symbol)(void *ud, const kf__exchange_symbol *s),
+                                    void *ud, char *err, size_t errlen)
+{
+    return exchange_info(f, NULL, on_symbol, ud, err, errlen);
 }
 
 kf_err kf__fetcher_sync_limits(kf__fetcher *f, char *err, size_t errlen)

@@ -68,6 +68,22 @@ kf_err kf__fetcher_exchange_info(kf__fetcher *f,
                                                    const char *status),
                                  void *ud, char *err, size_t errlen);
 
+/* One symbol of exchangeInfo, as kf__fetcher_exchange_symbols reads it (strings NUL-terminated,
+ * "" when absent). */
+typedef struct kf__exchange_symbol {
+    char symbol[KF_SYMBOL_MAX + 1];
+    char status[32];        /* "TRADING", "SETTLING", ... */
+    char contract_type[32]; /* "PERPETUAL", "CURRENT_QUARTER", ... */
+    char quote_asset[16];   /* "USDT" */
+    int64_t onboard_date;   /* ms, 0 when absent */
+} kf__exchange_symbol;
+
+/* As kf__fetcher_exchange_info, with every field above of each listed symbol (on_symbol: the
+ * entry is valid during the call). For the collector's re-read of the symbols. */
+kf_err kf__fetcher_exchange_symbols(kf__fetcher *f,
+                                    void (*on_symbol)(void *ud, const kf__exchange_symbol *s),
+                                    void *ud, char *err, size_t errlen);
+
 /* GET /fapi/v1/time: the exchange's clock. Also measures the skew of the local clock
  * (adopted for the budget's minute boundaries when under 30 s; a larger difference is a
  * simulated clock, not skew, and the local UTC minute is used). */

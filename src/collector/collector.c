@@ -61,6 +61,10 @@ static void collector_release(kf_collector *c)
     kf__stream_index_free(&c->index);
     kf__free(c->writers);
     kf__free(c->covers);
+    kf__listing_diff_free(&c->list_pending);
+    kf__free(c->refused);
+    pthread_rwlock_destroy(&c->index_lock);
+    pthread_mutex_destroy(&c->list_mu);
     kf__logger_destroy(&c->log);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
@@ -102,6 +106,8 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
     pthread_mutex_init(&c->err_mu, NULL);
     pthread_mutex_init(&c->stop_mu, NULL);
     pthread_cond_init(&c->stop_cv, NULL);
+    pthread_rwlock_init(&c->index_lock, NULL);
+    pthread_mutex_init(&c->list_mu, NULL);
     kf__rng_seed(&c->rng, c);
     c->next_id = 1;
 
@@ -128,18 +134,33 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
     if (cfg->shard_n)
         kf__log(&c->log, KF_LOG_INFO, "msg=\"shard\" shard=%u/%u symbols=%zu", cfg->shard_k,
                 cfg->shard_n, cfg->nsymbols);
-    c->nstreams = cfg->nsymbols * nint;
-    c->streams = kf__calloc(c->nstreams, sizeof *c->streams);
-    c->last_update = kf__calloc(c->nstreams * 3, sizeof *c->last_update);
+    size_t nstreams = cfg->nsymbols * nint;
+    for (int i = 0; i < KF_INTERVAL_COUNT; i++)
+        if (cfg->intervals[i])
+            c->ivs[c->nint++] = i;
+    /* Re-reading the symbols: room for the reserve, allocated now and zeroed (calloc: the pages
+     * of what is not used are not touched), so that nothing moves while other threads read. */
+    c->refresh = cfg->symbol_refresh_ms && cfg->exchange_symbols;
+    c->cap_streams = nstreams + (c->refresh ? cfg->symbol_reserve * nint : 0);
+    if (c->refresh)
+        kf__log(&c->log, KF_LOG_INFO,
+                "msg=\"symbols re-read while running\" refresh_ms=%u reserve_symbols=%zu "
+                "reserve_streams=%zu",
+                cfg->symbol_refresh_ms, cfg->symbol_reserve, c->cap_streams - nstreams);
+    size_t cap = c->cap_streams;
+    c->nstreams = nstreams;
+    c->streams = kf__calloc(cap, sizeof *c->streams);
+    c->last_update = kf__calloc(cap * 3, sizeof *c->last_update);
     if (c->last_update) {
-        c->stream_gaps = c->last_update + c->nstreams;
-        c->stream_repaired = c->last_update + 2 * c->nstreams;
+        c->stream_gaps = c->last_update + cap;
+        c->stream_repaired = c->last_update + 2 * cap;
     }
     size_t per = cfg->streams_per_connection;
-    c->nshards = (c->nstreams + per - 1) / per;
-    c->shards = kf__calloc(c->nshards, sizeof *c->shards);
-    c->rings = kf__calloc(c->nstreams * cfg->ring_size, sizeof *c->rings);
-    c->covers = kf__calloc(c->nstreams, sizeof *c->covers);
+    c->nshards = (nstreams + per - 1) / per;
+    c->cap_shards = (cap + per - 1) / per;
+    c->shards = kf__calloc(c->cap_shards, sizeof *c->shards);
+    c->rings = kf__calloc(cap * cfg->ring_size, sizeof *c->rings);
+    c->covers = kf__calloc(cap, sizeof *c->covers);
     bool ok =
         c->streams && c->last_update && c->shards && c->rings && c->covers &&
         kf__conn_budget_init(&c->budget, cfg->conn_budget, cfg->conn_budget_window_ms) == KF_OK;
@@ -152,16 +173,16 @@ kf_collector *kf_create(const kf_config *cfg, char *errbuf, size_t errlen)
                 c->streams[k].shard = k / per;
                 k++;
             }
-    ok = ok && kf__stream_index_build(&c->index, c->streams, c->nstreams) == KF_OK;
+    ok = ok && kf__stream_index_build(&c->index, c->streams, nstreams, cap) == KF_OK;
     kf__shard_env env;
     collector_shard_env(c, &env);
     for (size_t i = 0; ok && i < c->nshards; i++) {
         size_t first = i * per;
-        size_t n = c->nstreams - first < per ? c->nstreams - first : per;
-        ok = kf__shard_init(&c->shards[i], &env, i, first, n) == KF_OK;
+        size_t n = nstreams - first < per ? nstreams - first : per;
+        ok = kf__shard_init(&c->shards[i], &env, i, first, n, c->refresh ? per : n) == KF_OK;
     }
     if (!ok) {
-        errbuf_set(errbuf, errlen, "out of memory for %zu streams", c->nstreams);
+        errbuf_set(errbuf, errlen, "out of memory for %zu streams", cap);
         collector_release(c);
         return NULL;
     }
@@ -216,6 +237,13 @@ static bool collector_starting(void *owner)
 
 /* ---- delivery: one place where closed candles become stored, from either source ---- */
 
+/* The REST worker, for repairs: NULL when backfill is off (the worker may still run for the
+ * symbol re-read). */
+static kf__repair *collector_repairer(kf_collector *c)
+{
+    return c->cfg->backfill ? c->repair : NULL;
+}
+
 /* The "store queue full" line, at most once per KF__DROP_LOG_EVERY_MS (I/O thread). */
 static void collector_log_drop(kf_collector *c, const kf__stream *s, const kf_kline *k, bool closed)
 {
@@ -267,7 +295,7 @@ static void collector_store(kf_collector *c, size_t si, const kf_kline *k, unsig
                 "msg=\"out of memory: a candle no store took is not kept as missing; the next "
                 "start finds it\" stream=%s open_time=%lld",
                 s->name, (long long)k->open_time);
-    kf__repair_request(c->repair, si, KF__NO_TAIL);
+    kf__repair_request(collector_repairer(c), si, KF__NO_TAIL);
 }
 
 /* Shards, I/O thread: applies a WebSocket update to stream si: state, ring, callbacks, sinks,
@@ -280,6 +308,8 @@ static void collector_deliver_ws(void *owner, size_t si, const kf_kline *k)
     kf__gap gap;
     kf__apply r = kf__stream_apply(s, k, &gap);
     atomic_store_explicit(&c->last_update[si], uv_now(&c->loop), memory_order_relaxed);
+    if (!c->first_event_ms)
+        c->first_event_ms = k->event_time;
     if (cfg->on_kline)
         cfg->on_kline(cfg->on_kline_ud, k);
     if (r == KF__APPLY_CLOSED) {
@@ -293,7 +323,7 @@ static void collector_deliver_ws(void *owner, size_t si, const kf_kline *k)
                     (long long)gap.from, (long long)gap.to,
                     gap.nomem ? " error=\"out of memory: not kept; the next start finds them\""
                               : "");
-            kf__repair_request(c->repair, si, KF__NO_TAIL);
+            kf__repair_request(collector_repairer(c), si, KF__NO_TAIL);
         }
     } else if (r == KF__APPLY_DUPLICATE) {
         KF__STAT_INC(c, duplicates);
@@ -326,7 +356,7 @@ static void collector_repair_after_last(void *owner, size_t si)
 {
     kf_collector *c = owner;
     const kf__stream *s = &c->streams[si];
-    if (c->repair && s->has_closed)
+    if (collector_repairer(c) && s->has_closed)
         kf__repair_request(c->repair, si, kf__interval_next(s->interval, s->last_closed));
 }
 
@@ -415,12 +445,16 @@ static void collector_drain(kf_collector *c)
         uv_timer_start(&c->drain_timer, collector_on_drain_timer, KF__DRAIN_RETRY_MS, 0);
 }
 
+static void collector_apply_listing(kf_collector *c);
+
 static void collector_on_wake(uv_async_t *a)
 {
     kf_collector *c = a->data;
     collector_drain(c);
-    if (!atomic_load(&c->stopping))
+    if (!atomic_load(&c->stopping)) {
+        collector_apply_listing(c);
         return;
+    }
     for (size_t i = 0; i < c->nshards; i++)
         kf__shard_close(&c->shards[i]);
     collector_check_all_closed(c);
@@ -516,7 +550,7 @@ static void collector_shard_error(void *owner, size_t shard, const char *msg)
 static void collector_repair_candle(void *owner, size_t si, int64_t open_time)
 {
     kf_collector *c = owner;
-    kf__repair_request(c->repair, si, open_time);
+    kf__repair_request(collector_repairer(c), si, open_time);
 }
 
 static bool collector_stopping(void *owner)
@@ -530,6 +564,317 @@ static void collector_repair_wake(void *owner)
 {
     kf_collector *c = owner;
     uv_async_send(&c->wake);
+}
+
+/* ---- the symbol re-read (kf_config_set_symbol_refresh) ---- */
+
+/* The answer being read, on the REST thread. */
+typedef struct list_answer {
+    kf__listed *v;
+    size_t n, cap;
+    bool nomem;
+} list_answer;
+
+static void list_on_symbol(void *ud, const kf__exchange_symbol *e)
+{
+    list_answer *a = ud;
+    kf__listed *p = kf__grow(a->v, &a->cap, a->n + 1, sizeof *p, 256);
+    if (!p) {
+        a->nomem = true;
+        return;
+    }
+    a->v = p;
+    kf__listed *l = &a->v[a->n++];
+    memset(l, 0, sizeof *l);
+    snprintf(l->symbol, sizeof l->symbol, "%s", e->symbol);
+    l->trading = strcmp(e->status, "TRADING") == 0;
+    l->usdt_perpetual =
+        strcmp(e->contract_type, "PERPETUAL") == 0 && strcmp(e->quote_asset, "USDT") == 0;
+    l->onboard = e->onboard_date;
+}
+
+/* What the collector holds now, one entry per symbol (its streams are consecutive). Any thread:
+ * the streams published (nstreams) are initialised, their symbols never change. NULL when out
+ * of memory. */
+static kf__held *collector_held(kf_collector *c, size_t *n)
+{
+    size_t ns = atomic_load(&c->nstreams);
+    kf__held *h = kf__calloc(ns ? ns : 1, sizeof *h);
+    *n = 0;
+    if (!h)
+        return NULL;
+    for (size_t i = 0; i < ns; i++) {
+        const kf__stream *s = &c->streams[i];
+        if (*n && strcmp(h[*n - 1].symbol, s->symbol) == 0)
+            continue;
+        memcpy(h[*n].symbol, s->symbol, sizeof h[*n].symbol);
+        h[*n].delisted = atomic_load(&s->delisted);
+        (*n)++;
+    }
+    return h;
+}
+
+/* REST thread, every refresh period: reads exchangeInfo (under the worker's weight budget),
+ * decides what changed (kf__listing_compare) and hands it to the I/O thread. A failure changes
+ * nothing: logged, counted, asked again at the next period. */
+static void collector_list(void *owner, kf__fetcher *f)
+{
+    kf_collector *c = owner;
+    list_answer a = {0};
+    char err[1024] = "";
+    kf_err e = kf__fetcher_exchange_symbols(f, list_on_symbol, &a, err, sizeof err);
+    if (e == KF_ERR_NOT_RUNNING) { /* stopping */
+        kf__free(a.v);
+        return;
+    }
+    if (!e && a.nomem) {
+        e = KF_ERR_NOMEM;
+        snprintf(err, sizeof err, "out of memory for the symbols of exchangeInfo");
+    }
+    size_t nheld = 0;
+    kf__held *held = e ? NULL : collector_held(c, &nheld);
+    kf__listing_diff d;
+    memset(&d, 0, sizeof d);
+    if (!e && (!held || kf__listing_compare(a.v, a.n, held, nheld, c->cfg->shard_k, c->cfg->shard_n,
+                                            &d) != KF_OK)) {
+        e = KF_ERR_NOMEM;
+        snprintf(err, sizeof err, "out of memory comparing the symbols");
+    }
+    kf__free(held);
+    size_t listed = a.n;
+    kf__free(a.v);
+    if (e) {
+        KF__STAT_INC(c, symbol_refresh_failures); /* (this thread is its only writer) */
+        kf__log(&c->log, KF_LOG_WARN,
+                "msg=\"symbol refresh failed: the symbols are kept, asked again at the next "
+                "refresh\" err=\"%s\" why=\"%s\" refresh_ms=%u",
+                kf_strerror(e), err, c->cfg->symbol_refresh_ms);
+        return;
+    }
+    kf__log(&c->log, KF_LOG_DEBUG,
+            "msg=\"symbols re-read\" listed=%zu collected=%zu to_add=%zu to_delist=%zu", listed,
+            d.active, d.nadd, d.ndrop);
+    if (d.drops_refused) {
+        kf__log(&c->log, KF_LOG_ERROR,
+                "msg=\"symbol refresh: delistings not applied: the answer looks wrong\" "
+                "why=\"%s\" would_delist=%zu collected=%zu first=%s listed=%zu",
+                d.why, d.ndrop, d.active, d.drop[0].symbol, listed);
+        d.ndrop = 0;
+    }
+    if (!d.nadd && !d.ndrop) {
+        kf__listing_diff_free(&d);
+        return;
+    }
+    pthread_mutex_lock(&c->list_mu);
+    kf__listing_diff_free(&c->list_pending); /* an older one not applied yet: this one has it */
+    c->list_pending = d;
+    c->list_has = true;
+    pthread_mutex_unlock(&c->list_mu);
+    uv_async_send(&c->wake);
+}
+
+/* I/O thread: where a new symbol's closed candles are fetched from: its listing (onboardDate),
+ * but not before this run's first update (the exchange's clock) unless a first-run time is
+ * configured (kf_config_set_backfill_from), which then takes its place. */
+static int64_t collector_listing_from(const kf_collector *c, int64_t onboard)
+{
+    int64_t floor = c->cfg->has_backfill_from ? c->cfg->backfill_from
+                    : c->first_event_ms       ? c->first_event_ms
+                                              : onboard;
+    return onboard > floor ? onboard : floor;
+}
+
+/* I/O thread: the symbol's streams are delisted: unsubscribed, kept in place. */
+static void collector_delist(kf_collector *c, const char *symbol)
+{
+    long changed[KF_INTERVAL_COUNT];
+    size_t n = 0;
+    for (size_t k = 0; k < c->nint; k++) {
+        long si = kf__stream_index_find(&c->index, c->streams, symbol, strlen(symbol), c->ivs[k]);
+        if (si < 0 || atomic_load(&c->streams[si].delisted))
+            continue;
+        atomic_store(&c->streams[si].delisted, true);
+        changed[n++] = si;
+    }
+    /* (every flag first: one UNSUBSCRIBE names them all) */
+    for (size_t i = 0; i < n; i++)
+        kf__shard_listing_changed(&c->shards[c->streams[changed[i]].shard], (size_t)changed[i]);
+    if (!n)
+        return;
+    KF__STAT_INC(c, symbols_delisted);
+    kf__log(&c->log, KF_LOG_WARN,
+            "msg=\"symbol delisted\" symbol=%s streams=%zu hint=\"no longer TRADING in "
+            "exchangeInfo: unsubscribed, its candles after this are not expected\"",
+            symbol, n);
+}
+
+/* I/O thread: a delisted symbol is listed again: its streams, in place, subscribed again;
+ * what it lacks since its newest candle is asked of REST. */
+static void collector_relist(kf_collector *c, const kf__listed *l)
+{
+    long changed[KF_INTERVAL_COUNT];
+    size_t n = 0;
+    for (size_t k = 0; k < c->nint; k++) {
+        long si =
+            kf__stream_index_find(&c->index, c->streams, l->symbol, strlen(l->symbol), c->ivs[k]);
+        if (si < 0 || !atomic_load(&c->streams[si].delisted))
+            continue;
+        atomic_store(&c->streams[si].delisted, false);
+        changed[n++] = si;
+    }
+    for (size_t i = 0; i < n; i++) { /* (every flag first: one SUBSCRIBE names them all) */
+        kf__stream *s = &c->streams[changed[i]];
+        kf__shard_listing_changed(&c->shards[s->shard], (size_t)changed[i]);
+        if (s->has_closed)
+            collector_repair_after_last(c, (size_t)changed[i]);
+    }
+    if (!n)
+        return;
+    KF__STAT_INC(c, symbols_listed);
+    kf__log(&c->log, KF_LOG_INFO, "msg=\"symbol listed again\" symbol=%s streams=%zu", l->symbol,
+            n);
+}
+
+static bool collector_was_refused(kf_collector *c, const char *symbol)
+{
+    for (size_t i = 0; i < c->nrefused; i++)
+        if (strcmp(c->refused[i], symbol) == 0)
+            return true;
+    return false;
+}
+
+/* I/O thread: a listing that does not fit (reserve spent, out of memory): logged and counted
+ * once per symbol. */
+static void collector_refuse(kf_collector *c, const kf__listed *l, const char *why)
+{
+    if (collector_was_refused(c, l->symbol))
+        return;
+    char(*p)[KF_SYMBOL_MAX + 1] =
+        kf__grow(c->refused, &c->refused_cap, c->nrefused + 1, sizeof *p, 16);
+    if (p) {
+        c->refused = p;
+        memcpy(c->refused[c->nrefused++], l->symbol, sizeof *p);
+    }
+    KF__STAT_INC(c, symbols_refused);
+    kf__log(&c->log, KF_LOG_ERROR,
+            "msg=\"new symbol not collected: %s\" symbol=%s streams=%zu capacity=%zu "
+            "reserve_symbols=%zu hint=\"a restart collects it; raise the reserve "
+            "(kf_config_set_symbol_reserve, --symbols-reserve)\"",
+            why, l->symbol, atomic_load(&c->nstreams), c->cap_streams, c->cfg->symbol_reserve);
+}
+
+/* I/O thread: a new symbol: its streams appended (the last connection extended while it has
+ * room, else new connections), published, subscribed, and its candles since its listing asked
+ * of REST. */
+static void collector_add_symbol(kf_collector *c, const kf__listed *l)
+{
+    const kf_config *cfg = c->cfg;
+    size_t base = atomic_load(&c->nstreams), nint = c->nint;
+    if (base + nint > c->cap_streams) {
+        collector_refuse(c, l, "the reserve is spent");
+        return;
+    }
+    size_t per = cfg->streams_per_connection;
+    size_t ns = atomic_load(&c->nshards);
+    size_t room = ns ? per - c->shards[ns - 1].count : 0;
+    size_t to_last = room < nint ? room : nint;
+    for (size_t k = 0; k < nint; k++) {
+        kf__stream *s = &c->streams[base + k];
+        if (kf__stream_init(s, l->symbol, c->ivs[k], c->rings + (base + k) * cfg->ring_size,
+                            cfg->ring_size) != KF_OK) {
+            for (size_t j = 0; j < k; j++)
+                kf__stream_destroy(&c->streams[base + j]);
+            memset(&c->streams[base], 0, nint * sizeof *c->streams);
+            collector_refuse(c, l, "its name is refused");
+            return;
+        }
+        s->added = true;
+        s->shard = k < to_last ? ns - 1 : ns + (k - to_last) / per;
+    }
+    /* new connections for what the last one cannot take */
+    size_t nnew = nint > to_last ? (nint - to_last + per - 1) / per : 0;
+    kf__shard_env env;
+    collector_shard_env(c, &env);
+    bool ok = ns + nnew <= c->cap_shards;
+    size_t inited = 0;
+    for (size_t j = 0; ok && j < nnew; j++, inited++) {
+        size_t first = base + to_last + j * per;
+        size_t cnt = base + nint - first < per ? base + nint - first : per;
+        ok = kf__shard_init(&c->shards[ns + j], &env, ns + j, first, cnt, per) == KF_OK;
+        if (!ok)
+            kf__shard_free(&c->shards[ns + j]);
+    }
+    if (!ok) {
+        for (size_t j = 0; j < inited; j++)
+            kf__shard_free(&c->shards[ns + j]);
+        for (size_t k = 0; k < nint; k++)
+            kf__stream_destroy(&c->streams[base + k]);
+        memset(&c->streams[base], 0, nint * sizeof *c->streams);
+        collector_refuse(c, l, "out of memory for its connection");
+        return;
+    }
+    int64_t from = collector_listing_from(c, l->onboard);
+    bool backfill = collector_repairer(c) && from > 0;
+    for (size_t k = 0; backfill && k < nint; k++) {
+        kf__stream *s = &c->streams[base + k];
+        int64_t f = kf__interval_floor(s->interval, from);
+        kf__stream_resume(s, kf__interval_prev(s->interval, f)); /* as if the one before were
+                                                                     stored: REST asks from f */
+        kf__stream_set_cover_from(s, f);
+    }
+    pthread_rwlock_wrlock(&c->index_lock);
+    for (size_t k = 0; k < nint; k++)
+        kf__stream_index_add(&c->index, c->streams, base + k);
+    pthread_rwlock_unlock(&c->index_lock);
+    /* published: the connections first (a stream's connection exists when it is seen) */
+    c->nshards = ns + nnew;
+    c->nstreams = base + nint;
+    if (to_last)
+        kf__shard_extend(&c->shards[ns - 1], to_last);
+    for (size_t j = 0; j < nnew; j++) {
+        kf_err e = kf__shard_start(&c->shards[ns + j], c->ssl_ctx);
+        if (e != KF_OK) /* (a later reconnect retries; out of memory for the connection) */
+            kf__log(&c->log, KF_LOG_ERROR,
+                    "msg=\"connection for a new symbol not opened\" shard=%zu err=\"%s\"", ns + j,
+                    kf_strerror(e));
+    }
+    for (size_t k = 0; backfill && k < nint; k++) {
+        kf__stream *s = &c->streams[base + k];
+        kf__repair_request(c->repair, base + k, kf__interval_next(s->interval, s->last_closed));
+    }
+    KF__STAT_INC(c, symbols_listed);
+    kf__log(&c->log, KF_LOG_INFO,
+            "msg=\"symbol listed\" symbol=%s streams=%zu onboard=%lld backfill_from=%lld "
+            "connections=%zu new_connections=%zu",
+            l->symbol, nint, (long long)l->onboard, backfill ? (long long)from : -1LL, ns + nnew,
+            nnew);
+}
+
+/* I/O thread (wake): applies the latest re-read's difference, each item checked against what
+ * is held now (the REST thread decided on what was published then). */
+static void collector_apply_listing(kf_collector *c)
+{
+    if (!c->refresh)
+        return;
+    pthread_mutex_lock(&c->list_mu);
+    kf__listing_diff d = c->list_pending;
+    bool has = c->list_has;
+    memset(&c->list_pending, 0, sizeof c->list_pending);
+    c->list_has = false;
+    pthread_mutex_unlock(&c->list_mu);
+    if (!has)
+        return;
+    for (size_t i = 0; i < d.ndrop; i++)
+        collector_delist(c, d.drop[i].symbol);
+    for (size_t i = 0; i < d.nadd; i++) {
+        const kf__listed *l = &d.add[i];
+        if (kf__stream_index_find(&c->index, c->streams, l->symbol, strlen(l->symbol), c->ivs[0]) >=
+            0)
+            collector_relist(c, l);
+        else
+            collector_add_symbol(c, l);
+    }
+    kf__listing_diff_free(&d);
 }
 
 static const kf__shard_ops collector_shard_ops = {
@@ -550,6 +895,7 @@ static const kf__repair_ops collector_repair_ops = {
     .deliver = collector_deliver_rest,
     .done = collector_repair_done,
     .wake = collector_repair_wake,
+    .list = collector_list,
 };
 
 /* What every shard of c is given (kf_create). */
@@ -591,7 +937,8 @@ static kf__repair *collector_repair_new(kf_collector *c, char *err, size_t errle
 {
     kf__repair_env env = {
         .streams = c->streams,
-        .nstreams = c->nstreams,
+        .nstreams = c->cap_streams,
+        .list_every_ms = c->refresh ? c->cfg->symbol_refresh_ms : 0,
         .log = &c->log,
         .fetch =
             {
@@ -968,10 +1315,24 @@ static kf_err collector_start(kf_collector *c)
                 "subscriptions there and delivers no klines\" ws=%s hint=\"%s\"",
                 c->ws_base, c->cfg->testnet ? KF_WS_TESTNET : KF_WS_MAINNET);
 
+    /* With the symbols re-read, what is checked is what is collected now: the symbols listed
+     * while running too, not those delisted (a start after kf_stop would refuse them) */
+    const char(*symbols)[KF_SYMBOL_MAX + 1] = (const char(*)[KF_SYMBOL_MAX + 1]) c->cfg->symbols;
+    size_t nsymbols = c->cfg->nsymbols, nheld = 0;
+    kf__held *held = c->refresh ? collector_held(c, &nheld) : NULL;
+    char(*active)[KF_SYMBOL_MAX + 1] = held ? kf__calloc(nheld + 1, sizeof *active) : NULL;
+    if (active) {
+        nsymbols = 0;
+        for (size_t i = 0; i < nheld; i++)
+            if (!held[i].delisted)
+                memcpy(active[nsymbols++], held[i].symbol, sizeof *active);
+        symbols = (const char(*)[KF_SYMBOL_MAX + 1]) active;
+    }
+    kf__free(held);
     kf__validate_opts vo = {
         .mode = c->cfg->validate,
-        .symbols = (const char(*)[KF_SYMBOL_MAX + 1]) c->cfg->symbols,
-        .nsymbols = c->cfg->nsymbols,
+        .symbols = symbols,
+        .nsymbols = nsymbols,
         .rest_base = c->rest_base,
         .tls_verify = c->cfg->tls_verify,
         .ca_file = c->cfg->ca_file,
@@ -982,6 +1343,7 @@ static kf_err collector_start(kf_collector *c)
         .cancel = &c->start_abort,
     };
     kf_err e = kf__validate_symbols(&vo, err, sizeof err);
+    kf__free(active);
     if (start_aborted(c))
         return KF_ERR_NOT_RUNNING;
     if (e) {
@@ -1029,7 +1391,7 @@ static kf_err collector_start(kf_collector *c)
             return KF_ERR_SINK;
         }
     }
-    if (c->cfg->backfill) {
+    if (c->cfg->backfill || c->refresh) { /* the REST thread: repairs, the symbol re-read */
         kf__repair *r = collector_repair_new(c, err, sizeof err);
         pthread_mutex_lock(&c->mu); /* kf_stats_get reads it from any thread */
         c->repair = r;
@@ -1039,7 +1401,8 @@ static kf_err collector_start(kf_collector *c)
             collector_set_error(c, "%s", err);
             return KF_ERR_REST;
         }
-        collector_request_resume(c);
+        if (c->cfg->backfill)
+            collector_request_resume(c);
     }
 
     if (c->ws_url.tls && !(c->ssl_ctx = collector_ssl_ctx(c, err, sizeof err))) {
@@ -1168,7 +1531,8 @@ static bool collector_unreceived_of(kf_collector *c, size_t si, int64_t newest, 
     kf__stream *s = &c->streams[si];
     const kf__shard *sh = &c->shards[s->shard];
     int64_t now = kf__shard_was_down(sh) ? newest : kf__shard_exchange_time(sh);
-    if (!s->has_closed || now <= KF__STOP_GRACE_MS)
+    /* a delisted stream expects nothing after its delisting */
+    if (!s->has_closed || now <= KF__STOP_GRACE_MS || atomic_load(&s->delisted))
         return false;
     int64_t expected =
         kf__interval_prev(s->interval, kf__interval_floor(s->interval, now - KF__STOP_GRACE_MS));
@@ -1521,7 +1885,9 @@ kf_err kf_recent(kf_collector *c, const char *symbol, const char *interval, kf_k
         return KF_ERR_NOT_FOUND;
     for (size_t i = 0; i <= len; i++)
         up[i] = (symbol[i] >= 'a' && symbol[i] <= 'z') ? (char)(symbol[i] - 'a' + 'A') : symbol[i];
+    pthread_rwlock_rdlock(&c->index_lock); /* the I/O thread adds listings to the index */
     long si = kf__stream_index_find(&c->index, c->streams, up, len, iv);
+    pthread_rwlock_unlock(&c->index_lock);
     if (si < 0) {
         *n = 0;
         return KF_ERR_NOT_FOUND;
@@ -1565,6 +1931,10 @@ static void collector_stats(kf_collector *c, kf_stats *out)
     out->repair_failures = LOAD(repair_failures);
     out->store_dropped = LOAD(store_dropped);
     out->updates_dropped = LOAD(updates_dropped);
+    out->symbols_listed = LOAD(symbols_listed);
+    out->symbols_delisted = LOAD(symbols_delisted);
+    out->symbols_refused = LOAD(symbols_refused);
+    out->symbol_refresh_failures = LOAD(symbol_refresh_failures);
     for (size_t i = 0; i < c->nstreams; i++)
         out->missing += kf__stream_missing(&c->streams[i]);
     out->missing += atomic_load_explicit(&c->unreceived, memory_order_relaxed);
@@ -1653,6 +2023,10 @@ kf_err kf_stream_info_get(const kf_collector *c, size_t i, kf_stream_info *out, 
     if (atomic_load(&c->running))
         kf__shard_status(&c->shards[s->shard], &up, &subscribed, &opened_at);
     info.state = !subscribed ? KF_STREAM_DOWN : last ? KF_STREAM_LIVE : KF_STREAM_WAITING;
+    info.delisted = atomic_load(&s->delisted);
+    info.added = s->added;
+    if (info.delisted)
+        info.state = KF_STREAM_DELISTED;
     copy_sized(out, size, &info, sizeof info);
     return KF_OK;
 }
@@ -1666,8 +2040,11 @@ kf_err kf_connection_info_get(const kf_collector *c, size_t i, kf_connection_inf
     kf_connection_info info;
     memset(&info, 0, sizeof info);
     size_t per = c->cfg->streams_per_connection;
+    size_t ns = c->nstreams; /* (read once: it grows while running, after nshards) */
     info.first_stream = i * per;
-    info.streams = c->nstreams - info.first_stream < per ? c->nstreams - info.first_stream : per;
+    info.streams = ns < info.first_stream         ? 0 /* its streams not published yet */
+                   : ns - info.first_stream < per ? ns - info.first_stream
+                                                  : per;
     uint64_t opened_at = 0;
     if (atomic_load(&c->running))
         kf__shard_status(&c->shards[i], &info.connected, &info.subscribed, &opened_at);

@@ -20,6 +20,7 @@
 #include "collector/config.h"
 #include "collector/conn_budget.h"
 #include "collector/counters.h"
+#include "collector/listing.h"
 #include "collector/repair.h"
 #include "collector/shard.h"
 #include "core/log.h"
@@ -36,7 +37,12 @@ struct kf_collector {
     char ws_path[1100]; /* ws_url.path + "/ws" */
 
     kf__stream *streams;
-    size_t nstreams;
+    /* Streams and connections: allocated for cap_streams / cap_shards at kf_create (the reserve
+     * of kf_config_set_symbol_reserve when the symbols are re-read), appended to by the I/O
+     * thread only; the counts are published (seq_cst stores) after what they cover is
+     * initialised, so any thread may read streams [0, nstreams) and shards [0, nshards). */
+    _Atomic size_t nstreams;
+    size_t cap_streams;
     _Atomic uint64_t *last_update;     /* per stream: loop ms of its last WebSocket update, 0 none
                                           (written by the I/O thread, read by kf_stream_info_get) */
     _Atomic uint64_t *stream_gaps;     /* per stream: closed candles found missing (in the
@@ -44,8 +50,24 @@ struct kf_collector {
     _Atomic uint64_t *stream_repaired; /* per stream: closed candles stored from REST (same) */
     kf__candle *rings; /* every stream's ring, one zeroed arena touched only as candles arrive */
     kf__stream_index index;
+    pthread_rwlock_t index_lock; /* the I/O thread adds to the index under it (write); readers
+                                    on other threads (kf_recent) hold it (read). The I/O thread
+                                    reads without it: it is the only writer */
     kf__shard *shards;
-    size_t nshards;
+    _Atomic size_t nshards;
+    size_t cap_shards;
+
+    /* The symbol re-read (kf_config_set_symbol_refresh) */
+    bool refresh; /* on: the symbols came from exchangeInfo, a period is set */
+    size_t nint;  /* intervals per symbol, in kf_interval order: ivs[] */
+    int ivs[KF_INTERVAL_COUNT];
+    int64_t first_event_ms;        /* exchange time (E) of this run's first update, 0 none yet
+                                      (I/O thread): the backfill floor of a listing */
+    pthread_mutex_t list_mu;       /* guards list_pending between the REST thread and I/O */
+    kf__listing_diff list_pending; /* the latest re-read's difference, not applied yet */
+    bool list_has;
+    char (*refused)[KF_SYMBOL_MAX + 1]; /* listings refused for want of reserve, logged once */
+    size_t nrefused, refused_cap;
 
     kf__repair *repair;        /* NULL when REST repair is off; guarded by mu for stats */
     kf__fetch_stats rest_done; /* counters of REST workers already closed */

@@ -43,6 +43,7 @@ kf_config *kf_config_new(void)
     cfg->conn_budget_window_ms = 300000;
     cfg->log_level = KF_LOG_INFO;
     cfg->sink_queue_rows = 65536;
+    cfg->symbol_reserve = 256;
     return cfg;
 }
 
@@ -340,6 +341,27 @@ kf_err kf__config_apply_shard(kf_config *cfg, char *err, size_t errlen)
                  "of the uppercase symbol mod %u, plus 1)",
                  cfg->shard_k, cfg->shard_n, total, cfg->shard_n);
     return KF_ERR_CONFIG;
+}
+
+kf_err kf_config_set_symbol_refresh(kf_config *cfg, unsigned ms)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    if (ms != 0 && (ms < 1000 || ms > 7u * 86400000u))
+        return cfg_fail(
+            cfg, "symbol refresh period %u ms is out of range (0 off, or 1000..604800000)", ms);
+    cfg->symbol_refresh_ms = ms;
+    return KF_OK;
+}
+
+kf_err kf_config_set_symbol_reserve(kf_config *cfg, size_t symbols)
+{
+    if (!cfg)
+        return KF_ERR_INVALID_ARG;
+    if (symbols > 100000)
+        return cfg_fail(cfg, "symbol reserve %zu is out of range 0..100000", symbols);
+    cfg->symbol_reserve = symbols;
+    return KF_OK;
 }
 
 kf_err kf_config_set_reconnect_backoff(kf_config *cfg, unsigned initial_ms, unsigned max_ms)

@@ -41,8 +41,11 @@ struct kf_config {
     size_t nsinks;
     bool sink_all_updates;
     size_t sink_queue_rows;
-    char *state_dir;           /* NULL: nothing kept across processes */
-    unsigned shard_k, shard_n; /* this collector's share: kf_shard_of(sym, n) == k; 0/0 all */
+    char *state_dir;            /* NULL: nothing kept across processes */
+    unsigned shard_k, shard_n;  /* this collector's share: kf_shard_of(sym, n) == k; 0/0 all */
+    bool exchange_symbols;      /* kf_config_add_exchange_symbols succeeded ("ALL") */
+    unsigned symbol_refresh_ms; /* exchangeInfo re-read while running (ALL only), 0 off */
+    size_t symbol_reserve;      /* symbols a running collector can add (refresh on) */
     char errmsg[256];
 };
 

@@ -13,7 +13,8 @@ typedef struct kf__counters {
         unknown_streams, acks, exchange_errors, connects, disconnects, pings, rest_requests,
         reconnects, lost_server_close, lost_reset, lost_protocol, lost_liveness, connect_failures,
         rotations, stale_streams, gaps, missing_closes, backfilled, absent, repair_failures,
-        store_dropped, updates_dropped;
+        store_dropped, updates_dropped, symbols_listed, symbols_delisted, symbols_refused,
+        symbol_refresh_failures;
 } kf__counters;
 
 /* One writer per counter: a load and a store, no read-modify-write. */

@@ -100,6 +100,7 @@ kf__repair *kf__repair_new(const kf__repair_env *env, char *err, size_t errlen)
         kf__repair_free(r);
         return NULL;
     }
+    kf__fetcher_set_cancel(r->fetcher, &r->cancel); /* the periodic job's requests */
     return r;
 }
 
@@ -315,16 +316,35 @@ static void *repair_main(void *arg)
     kf__repair *r = arg;
     const kf__repair_env *env = &r->env;
     pthread_setname_np(pthread_self(), "kf-rest");
+    unsigned every = env->ops->list ? env->list_every_ms : 0;
+    int64_t next_list = mono_ms() + every;
     pthread_mutex_lock(&r->mu);
     for (;;) {
         if (atomic_load(&r->cancel))
             break;
+        if (every && mono_ms() >= next_list) { /* the owner's periodic job, in turn */
+            pthread_mutex_unlock(&r->mu);
+            env->ops->list(env->owner, r->fetcher);
+            kf__fetch_stats fs;
+            kf__fetcher_get_stats(r->fetcher, &fs);
+            next_list = mono_ms() + every;
+            pthread_mutex_lock(&r->mu);
+            r->stats = fs;
+            continue;
+        }
         if (r->qlen && !env->ops->sinks_ready(env->owner)) {
             repair_wait(r, 200); /* rows now could not be stored: wait for the stores */
             continue;
         }
         int64_t wait_ms;
         long picked = repair_pick(r, mono_ms(), &wait_ms);
+        if (every) {
+            int64_t left = next_list - mono_ms();
+            if (left < 0)
+                left = 0;
+            if (picked < 0 && (wait_ms < 0 || left < wait_ms))
+                wait_ms = left;
+        }
         if (picked < 0) {
             repair_wait(r, wait_ms);
             continue;

@@ -41,12 +41,19 @@ typedef struct kf__repair_ops {
     void (*done)(void *owner, size_t si, int64_t from, int64_t to, int64_t covered, kf_err err);
     /* Worker thread: rows or outcomes are waiting: have the I/O thread call kf__repair_drain. */
     void (*wake)(void *owner);
+    /* Worker thread, every env.list_every_ms (the first one period after kf__repair_start), when
+     * that is not 0: the owner's periodic job (the symbol re-read), given the worker's fetcher
+     * (its weight budget, pauses and cancel flag: it returns promptly on kf__repair_stop).
+     * May be NULL when list_every_ms is 0. */
+    void (*list)(void *owner, kf__fetcher *f);
 } kf__repair_ops;
 
 /* What the worker is given: borrowed, must outlive it. */
 typedef struct kf__repair_env {
-    kf__stream *streams; /* the owner's; the worker reads their holes (kf__stream_holes) */
-    size_t nstreams;
+    kf__stream *streams;    /* the owner's; the worker reads their holes (kf__stream_holes) */
+    size_t nstreams;        /* the most there will be: a stream appended while running (up to this)
+                               may be asked for once initialised */
+    unsigned list_every_ms; /* ops.list's period, 0 none */
     kf__logger *log;
     kf__fetcher_opts fetch; /* the REST endpoint, weight budget, timeout, pause file */
     const kf__repair_ops *ops;

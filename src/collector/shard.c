@@ -28,29 +28,32 @@ static void shard_schedule_retry(kf__shard *sh);
 static kf_err shard_open_link(kf__shard *sh, int slot);
 
 kf_err kf__shard_init(kf__shard *sh, const kf__shard_env *env, size_t index, size_t first,
-                      size_t count)
+                      size_t count, size_t cap)
 {
     memset(sh, 0, sizeof *sh);
     sh->env = *env;
     sh->index = index;
     sh->first = first;
     sh->count = count;
+    sh->cap = cap > count ? cap : count;
+    size_t n = sh->cap ? sh->cap : 1;
     size_t per = env->set.names_per_subscribe;
-    sh->batches = (count + per - 1) / per;
+    sh->max_batches = (n + per - 1) / per;
     sh->req_cap = per * (KF__STREAM_NAME_MAX + 3) + 128;
     sh->req = kf__malloc(sh->req_cap);
-    sh->last_seen = kf__calloc(count, sizeof *sh->last_seen);
-    sh->last_event = kf__calloc(count, sizeof *sh->last_event);
-    sh->stale = kf__calloc(count, 1);
-    sh->await_close = kf__calloc(count, sizeof *sh->await_close);
-    sh->await_deadline = kf__calloc(count, sizeof *sh->await_deadline);
+    sh->last_seen = kf__calloc(n, sizeof *sh->last_seen);
+    sh->last_event = kf__calloc(n, sizeof *sh->last_event);
+    sh->stale = kf__calloc(n, 1);
+    sh->await_close = kf__calloc(n, sizeof *sh->await_close);
+    sh->await_deadline = kf__calloc(n, sizeof *sh->await_deadline);
     bool ok = sh->req && sh->last_seen && sh->last_event && sh->stale && sh->await_close &&
               sh->await_deadline;
     for (int i = 0; i < 2; i++) {
         sh->link[i].sh = sh;
         sh->link[i].slot = i;
-        sh->link[i].batch_acked = kf__calloc(sh->batches, 1);
-        ok = ok && sh->link[i].batch_acked;
+        sh->link[i].batch_acked = kf__calloc(sh->max_batches, 1);
+        sh->link[i].sub = kf__calloc(n, 1);
+        ok = ok && sh->link[i].batch_acked && sh->link[i].sub;
     }
     return ok ? KF_OK : KF_ERR_NOMEM;
 }
@@ -60,6 +63,8 @@ void kf__shard_free(kf__shard *sh)
     for (int i = 0; i < 2; i++) {
         kf__free(sh->link[i].batch_acked);
         sh->link[i].batch_acked = NULL;
+        kf__free(sh->link[i].sub);
+        sh->link[i].sub = NULL;
     }
     kf__free(sh->req);
     kf__free(sh->last_seen);
@@ -94,43 +99,127 @@ static void shard_error(kf__shard *sh, const char *fmt, ...)
 
 /* ---- subscribing ---- */
 
-static void link_send_batch(kf__link *l)
+static bool shard_stream_delisted(const kf__shard *sh, size_t rel)
+{
+    return atomic_load_explicit(&sh->env.streams[sh->first + rel].delisted, memory_order_relaxed);
+}
+
+static void link_check_subscribed(kf__link *l);
+
+/* Sends one request naming up to names_per_subscribe streams: SUBSCRIBE (subscribe true) for
+ * streams that are wanted and not yet named on this link, or UNSUBSCRIBE for delisted ones that
+ * were. A SUBSCRIBE of the first subscription takes its id from the link's block, any other
+ * request one id of its own. false when there was nothing to send. */
+static bool link_send_request(kf__link *l, bool subscribe)
 {
     kf__shard *sh = l->sh;
     kf__shard_env *env = &sh->env;
     size_t per = env->set.names_per_subscribe;
-    size_t b = l->sent;
     size_t n = 0;
-    int len = snprintf(sh->req, sh->req_cap, "{\"method\":\"SUBSCRIBE\",\"params\":[");
-    for (size_t i = l->next; i < sh->count && n < per; i++, n++) {
+    int len = snprintf(sh->req, sh->req_cap, "{\"method\":\"%s\",\"params\":[",
+                       subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE");
+    for (size_t i = 0; i < sh->count && n < per; i++) {
+        if (shard_stream_delisted(sh, i) != !subscribe || (l->sub[i] != 0) != !subscribe)
+            continue;
         const kf__stream *s = &env->streams[sh->first + i];
         len +=
             snprintf(sh->req + len, sh->req_cap - (size_t)len, "%s\"%s\"", n ? "," : "", s->name);
+        l->sub[i] = subscribe;
+        n++;
     }
-    len +=
-        snprintf(sh->req + len, sh->req_cap - (size_t)len, "],\"id\":%" PRIu64 "}", l->id_base + b);
+    bool first = subscribe && l->sent < l->batches;
+    if (!n) {
+        if (first) { /* planned at open, its streams delisted since: nothing to acknowledge */
+            for (size_t b = l->sent; b < l->batches; b++)
+                if (!l->batch_acked[b]) {
+                    l->batch_acked[b] = 1;
+                    l->acked++;
+                }
+            l->sent = l->batches;
+            link_check_subscribed(l);
+        }
+        return false;
+    }
+    uint64_t id = first ? l->id_base + l->sent : (*env->next_id)++;
+    len += snprintf(sh->req + len, sh->req_cap - (size_t)len, "],\"id\":%" PRIu64 "}", id);
     kf_err e = kf__conn_send_text(l->conn, sh->req, (size_t)len);
     if (e) {
-        kf__log(env->log, KF_LOG_ERROR, "msg=\"SUBSCRIBE not sent\" shard=%zu err=\"%s\"",
-                sh->index, kf_strerror(e));
+        kf__log(env->log, KF_LOG_ERROR, "msg=\"%s not sent\" shard=%zu err=\"%s\"",
+                subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE", sh->index, kf_strerror(e));
+        return true; /* the connection is failing: its close resubscribes everything */
+    }
+    kf__log(env->log, first ? KF_LOG_DEBUG : KF_LOG_INFO,
+            "msg=\"%s sent\" shard=%zu id=%" PRIu64 " streams=%zu%s",
+            subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE", sh->index, id, n,
+            first ? "" : " while_running=1");
+    if (first)
+        l->sent++;
+    return true;
+}
+
+static void link_on_pace(uv_timer_t *t);
+
+/* Sends the link's next request if the message rate allows it now, else arms the pacer: the
+ * first at once, then at most one every 1/rate seconds. SUBSCRIBE before UNSUBSCRIBE. */
+static void link_pump(kf__link *l)
+{
+    kf__shard *sh = l->sh;
+    if (!l->conn || !l->opened || l->closed || kf__conn_get_state(l->conn) != KF__CONN_OPEN ||
+        !l->dirty)
+        return;
+    unsigned rate = sh->env.set.messages_per_second;
+    uint64_t period = (1000 + rate - 1) / rate;
+    uint64_t now = shard_now(sh);
+    if (l->last_send && now - l->last_send < period) {
+        if (!uv_is_active((uv_handle_t *)&l->pace))
+            uv_timer_start(&l->pace, link_on_pace, period - (now - l->last_send), 0);
         return;
     }
-    kf__log(env->log, KF_LOG_DEBUG, "msg=\"SUBSCRIBE sent\" shard=%zu id=%" PRIu64 " streams=%zu",
-            sh->index, l->id_base + b, n);
-    l->next += n;
-    l->sent++;
+    if (!link_send_request(l, true) && !link_send_request(l, false)) {
+        l->dirty = false;
+        return;
+    }
+    l->last_send = now ? now : 1;
+    if (!uv_is_active((uv_handle_t *)&l->pace))
+        uv_timer_start(&l->pace, link_on_pace, period, 0);
 }
 
 static void link_on_pace(uv_timer_t *t)
 {
-    kf__link *l = t->data;
-    if (!l->conn || kf__conn_get_state(l->conn) != KF__CONN_OPEN || l->sent >= l->sh->batches) {
-        uv_timer_stop(t);
-        return;
+    link_pump(t->data);
+}
+
+/* Every link of the shard has work to look at. */
+static void shard_pump(kf__shard *sh)
+{
+    for (int i = 0; i < 2; i++) {
+        kf__link *l = &sh->link[i];
+        l->dirty = true;
+        link_pump(l);
     }
-    link_send_batch(l);
-    if (l->sent >= l->sh->batches)
-        uv_timer_stop(t);
+}
+
+void kf__shard_extend(kf__shard *sh, size_t n)
+{
+    if (sh->count + n > sh->cap)
+        n = sh->cap - sh->count;
+    sh->count += n;
+    kf__log(sh->env.log, KF_LOG_INFO,
+            "msg=\"streams added to a connection\" shard=%zu streams=%zu "
+            "added=%zu",
+            sh->index, sh->count, n);
+    shard_pump(sh);
+}
+
+void kf__shard_listing_changed(kf__shard *sh, size_t si)
+{
+    if (si < sh->first || si - sh->first >= sh->count)
+        return;
+    size_t rel = si - sh->first;
+    sh->await_close[rel] = 0;
+    sh->stale[rel] = 0;
+    sh->last_seen[rel] = shard_now(sh); /* silence is counted from now when listed again */
+    shard_pump(sh);
 }
 
 /* Publishes the active link's state for kf__shard_status (readers on other threads). */
@@ -183,24 +272,30 @@ static void link_on_open(void *ud, kf__conn *conn)
     l->opened = true;
     l->opened_at = l->last_ping = shard_now(sh);
     l->last_error[0] = 0;
-    l->next = l->sent = l->acked = 0;
-    memset(l->batch_acked, 0, sh->batches);
+    l->sent = l->acked = 0;
+    l->last_send = 0;
+    memset(l->sub, 0, sh->cap ? sh->cap : 1);
+    size_t wanted = 0; /* a delisted stream is not subscribed again */
+    for (size_t i = 0; i < sh->count; i++)
+        wanted += !shard_stream_delisted(sh, i);
+    size_t per = env->set.names_per_subscribe;
+    l->batches = (wanted + per - 1) / per;
+    memset(l->batch_acked, 0, sh->max_batches);
     l->id_base = *env->next_id;
-    *env->next_id += sh->batches;
+    *env->next_id += l->batches;
     KF__COUNT_INC(env->st, connects);
     kf__log(env->log, KF_LOG_INFO, "msg=\"connected\" shard=%zu url=%s streams=%zu batches=%zu%s",
-            sh->index, kf__conn_url(l->conn), sh->count, sh->batches,
+            sh->index, kf__conn_url(l->conn), wanted, l->batches,
             l->slot != sh->cur ? " role=replacement" : "");
     if (l->slot == sh->cur) {
         shard_publish(sh);
         env->ops->opened(env->owner, sh->index);
     }
     /* First batch at once, then one every 1/rate seconds: never over the message rate. */
-    unsigned rate = env->set.messages_per_second;
-    uint64_t period = (1000 + rate - 1) / rate;
-    link_send_batch(l);
-    if (l->sent < sh->batches)
-        uv_timer_start(&l->pace, link_on_pace, period, period);
+    l->dirty = true;
+    if (!l->batches)
+        link_check_subscribed(l); /* every stream of the shard is delisted */
+    link_pump(l);
 }
 
 static void link_on_ack(kf__link *l, uint64_t id)
@@ -208,8 +303,11 @@ static void link_on_ack(kf__link *l, uint64_t id)
     kf__shard *sh = l->sh;
     kf__shard_env *env = &sh->env;
     KF__COUNT_INC(env->st, acks);
-    if (id < l->id_base || id - l->id_base >= sh->batches) {
-        kf__log(env->log, KF_LOG_DEBUG, "msg=\"acknowledgement for an unknown id\" id=%" PRIu64,
+    if (id < l->id_base || id - l->id_base >= l->batches) {
+        /* (a request sent while running: SUBSCRIBE of a listing, UNSUBSCRIBE of a delisting) */
+        kf__log(env->log, KF_LOG_DEBUG,
+                "msg=\"acknowledgement outside the first subscription\" "
+                "id=%" PRIu64,
                 id);
         return;
     }
@@ -217,7 +315,16 @@ static void link_on_ack(kf__link *l, uint64_t id)
     if (l->batch_acked[b])
         return;
     l->batch_acked[b] = 1;
-    if (++l->acked < sh->batches || l->subscribed)
+    l->acked++;
+    link_check_subscribed(l);
+}
+
+/* Every batch of the first subscription is acknowledged: the link is subscribed. */
+static void link_check_subscribed(kf__link *l)
+{
+    kf__shard *sh = l->sh;
+    kf__shard_env *env = &sh->env;
+    if (l->acked < l->batches || l->subscribed)
         return;
     l->subscribed = true;
     l->subscribed_at = shard_now(sh);
@@ -254,7 +361,7 @@ static void link_on_error(kf__link *l, const kf__frame *f)
                  "request %" PRIu64 " refused with code %" PRId64 ": %.*s", f->id, f->err_code, ml,
                  msg);
         shard_error(sh, "%s: %s", kf__conn_url(l->conn), l->last_error);
-        if (f->id >= l->id_base && f->id - l->id_base < sh->batches) /* one of our SUBSCRIBEs */
+        if (f->id >= l->id_base && f->id - l->id_base < l->batches) /* one of our SUBSCRIBEs */
             env->ops->subscribe_refused(env->owner, sh->index, kf__conn_url(l->conn),
                                         l->last_error);
     } else {
@@ -397,8 +504,9 @@ static void link_reset(kf__link *l)
     if (l->conn)
         kf__conn_destroy(l->conn);
     l->conn = NULL;
-    l->opened = l->subscribed = l->delivered = l->closed = l->dead = false;
+    l->opened = l->subscribed = l->delivered = l->closed = l->dead = l->dirty = false;
     l->first_event = l->last_event = 0;
+    l->last_send = 0;
 }
 
 /* Counts a lost link by cause; returns the cause as the logs and counters name it. */
@@ -577,7 +685,7 @@ static void shard_check_stale(kf__shard *sh, uint64_t now)
         return;
     int64_t exch_from = l->first_event; /* exchange time of the first event since subscribed */
     for (size_t i = 0; i < sh->count; i++) {
-        if (sh->stale[i])
+        if (sh->stale[i] || shard_stream_delisted(sh, i))
             continue;
         const kf__stream *s = &env->streams[sh->first + i];
         int64_t iv = kf_interval_ms(s->interval);
@@ -662,6 +770,8 @@ static void shard_on_tick(uv_timer_t *t)
             continue;
         int64_t open_time = sh->await_close[i];
         sh->await_close[i] = 0;
+        if (shard_stream_delisted(sh, i))
+            continue;
         const kf__stream *s = &env->streams[sh->first + i];
         KF__COUNT_INC(env->st, missing_closes);
         kf__log(env->log, KF_LOG_INFO,

@@ -83,7 +83,8 @@ typedef struct kf__shard_env {
     const char *path;              /* its request path ("/market/ws") */
     kf__conn_budget *budget;       /* shared by the owner's shards */
     kf__rng *rng;                  /* reconnect jitter, shared */
-    uint64_t *next_id;             /* request ids, shared: each connection takes a block */
+    uint64_t *next_id;             /* request ids, shared: each connection takes a block, and
+                                      one per request sent while running */
     const kf__shard_ops *ops;
     void *owner;
 } kf__shard_env;
@@ -93,11 +94,15 @@ typedef struct kf__link {
     struct kf__shard *sh;
     int slot;        /* index in sh->link */
     kf__conn *conn;  /* NULL when unused */
-    uv_timer_t pace; /* SUBSCRIBE pacing */
-    size_t next;     /* next stream to subscribe, relative to the shard's first */
+    uv_timer_t pace; /* request pacing: never over the exchange's message rate */
+    size_t batches;  /* SUBSCRIBE requests of the first subscription (at open) */
     size_t sent, acked;
     uint64_t id_base;     /* batch b was sent with id id_base + b */
     uint8_t *batch_acked; /* per batch */
+    uint8_t *sub;         /* per stream of the shard (relative): named in a SUBSCRIBE on this
+                             link and not unsubscribed since */
+    uint64_t last_send;   /* loop ms of the last request sent, 0 none */
+    bool dirty;           /* a stream may need a SUBSCRIBE or UNSUBSCRIBE on this link */
     bool opened, subscribed, delivered, closed, dead;
     uint64_t opened_at, subscribed_at, last_ping; /* loop ms */
     int64_t first_event, last_event; /* exchange ms: first event since subscribed, newest */
@@ -113,7 +118,8 @@ typedef struct kf__shard {
     kf__shard_env env;
     size_t index;
     size_t first, count; /* streams [first, first + count) of env.streams */
-    size_t batches;      /* SUBSCRIBE requests per connection */
+    size_t cap;          /* count may grow to this (kf__shard_extend): the per-stream arrays */
+    size_t max_batches;  /* SUBSCRIBE requests of a first subscription of cap streams */
     kf__link link[2];
     int cur;   /* the active link */
     char *req; /* SUBSCRIBE request buffer */
@@ -142,10 +148,21 @@ typedef struct kf__shard {
     _Atomic uint64_t pub_opened_at; /* loop ms the active link opened, 0 when down */
 } kf__shard;
 
-/* Sets the shard up for streams [first, first + count) of env->streams (env is copied; what
- * it points to is borrowed). KF_ERR_NOMEM when out of memory (kf__shard_free still applies). */
+/* Sets the shard up for streams [first, first + count) of env->streams, with room to grow to
+ * cap streams (kf__shard_extend; cap >= count) (env is copied; what it points to is borrowed).
+ * A stream whose delisted flag is set is not subscribed. KF_ERR_NOMEM when out of memory
+ * (kf__shard_free still applies). */
 kf_err kf__shard_init(kf__shard *sh, const kf__shard_env *env, size_t index, size_t first,
-                      size_t count);
+                      size_t count, size_t cap);
+/* The next n streams of env.streams (initialised) join the shard (count + n <= cap): each open
+ * connection subscribes them (SUBSCRIBE requests paced under the message rate), a connection
+ * opened later subscribes them with the others. No reconnect. */
+void kf__shard_extend(kf__shard *sh, size_t n);
+/* Stream si (one of the shard's) had its delisted flag set or cleared by the owner: each open
+ * connection sends UNSUBSCRIBE (set) or SUBSCRIBE (cleared) for it, paced; a connection opened
+ * later subscribes it only when not delisted. A delisted stream is not watched for silence
+ * nor for closing updates. */
+void kf__shard_listing_changed(kf__shard *sh, size_t si);
 void kf__shard_free(kf__shard *sh);
 /* Starts the shard on the loop: its timers and the first connection. ssl_ctx: required for
  * wss://, borrowed until kf__shard_release. */

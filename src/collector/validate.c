@@ -287,11 +287,13 @@ kf_err kf_config_add_exchange_symbols(kf_config *cfg, size_t *added)
     if (e) {
         cfg->nsymbols = before; /* a body cut short adds nothing */
         snprintf(cfg->errmsg, sizeof cfg->errmsg, "%s", err);
-    } else
+    } else {
+        cfg->exchange_symbols = true; /* what kf_config_set_symbol_refresh re-reads */
         kf__log(&log, KF_LOG_INFO,
                 "msg=\"symbols from exchangeInfo: every TRADING USDT perpetual\" listed=%zu "
                 "added=%zu",
                 count, cfg->nsymbols - before);
+    }
     kf__logger_destroy(&log);
     if (added)
         *added = cfg->nsymbols - before;

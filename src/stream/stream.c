@@ -354,23 +354,29 @@ static uint64_t index_hash(const char *sym, size_t n, int interval)
     return h ^ (h >> 29);
 }
 
-kf_err kf__stream_index_build(kf__stream_index *ix, const kf__stream *streams, size_t n)
+void kf__stream_index_add(kf__stream_index *ix, const kf__stream *streams, size_t i)
+{
+    size_t h =
+        (size_t)index_hash(streams[i].symbol, strlen(streams[i].symbol), streams[i].interval) &
+        ix->mask;
+    while (ix->slots[h])
+        h = (h + 1) & ix->mask;
+    ix->slots[h] = (uint32_t)(i + 1);
+}
+
+kf_err kf__stream_index_build(kf__stream_index *ix, const kf__stream *streams, size_t n, size_t cap)
 {
     size_t size = 16;
-    while (size < n * 2)
+    if (cap < n)
+        cap = n;
+    while (size < cap * 2)
         size <<= 1;
     ix->slots = kf__calloc(size, sizeof *ix->slots);
     if (!ix->slots)
         return KF_ERR_NOMEM;
     ix->mask = size - 1;
-    for (size_t i = 0; i < n; i++) {
-        size_t h =
-            (size_t)index_hash(streams[i].symbol, strlen(streams[i].symbol), streams[i].interval) &
-            ix->mask;
-        while (ix->slots[h])
-            h = (h + 1) & ix->mask;
-        ix->slots[h] = (uint32_t)(i + 1);
-    }
+    for (size_t i = 0; i < n; i++)
+        kf__stream_index_add(ix, streams, i);
     return KF_OK;
 }
 

@@ -10,6 +10,7 @@
 #ifndef KF_STREAM_STREAM_H
 #define KF_STREAM_STREAM_H
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +45,10 @@ typedef struct kf__stream {
     int interval;                   /* kf_interval_index() */
     char name[KF__STREAM_NAME_MAX]; /* lowercase stream name */
     size_t shard;                   /* connection it is subscribed on */
+    bool added;                     /* appended while running (a listing), set before it is
+                                       published, read only afterwards */
+    _Atomic bool delisted; /* its symbol is delisted: not subscribed, not expected to deliver
+                              (written by the I/O thread, read by any) */
 
     pthread_mutex_t mu; /* guards everything below */
     kf__candle *ring;   /* closed candles, capacity cap, oldest at head */
@@ -126,13 +131,19 @@ void kf__stream_set_cover_from(kf__stream *s, int64_t from);
 /* Copies up to n newest candles, oldest first, the open candle last. Returns the count. */
 size_t kf__stream_recent(kf__stream *s, kf_kline *out, size_t n);
 
-/* ---- lookup: (symbol, interval) -> stream index, built once, read-only afterwards ---- */
+/* ---- lookup: (symbol, interval) -> stream index, built once for up to cap streams; streams
+ *      added later (kf__stream_index_add) by one thread, which must keep readers on other
+ *      threads out meanwhile (the collector's index lock) ---- */
 typedef struct kf__stream_index {
     uint32_t *slots; /* stream index + 1, 0 empty */
     size_t mask;
 } kf__stream_index;
 
-kf_err kf__stream_index_build(kf__stream_index *ix, const kf__stream *streams, size_t n);
+/* Indexes streams [0, n), with room for cap >= n streams in all. */
+kf_err kf__stream_index_build(kf__stream_index *ix, const kf__stream *streams, size_t n,
+                              size_t cap);
+/* Adds stream i (initialised; at most cap streams in all). No allocation. */
+void kf__stream_index_add(kf__stream_index *ix, const kf__stream *streams, size_t i);
 void kf__stream_index_free(kf__stream_index *ix);
 /* Index of the stream or -1. symbol need not be NUL-terminated. */
 long kf__stream_index_find(const kf__stream_index *ix, const kf__stream *streams,

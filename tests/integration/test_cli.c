@@ -365,6 +365,19 @@ static void test_usage_errors(void **state)
     USAGE_ERROR("--ca-file", "/nonexistent/ca.pem", "--symbols", "BTCUSDT", "--intervals", "1m",
                 "--ca-file", "/nonexistent/ca.pem");
     USAGE_ERROR("stray", NULL, "run", "--symbols", "BTCUSDT", "--intervals", "1m", "stray");
+    /* the ALL re-read: a bad period named (before exchangeInfo is asked), and ALL required */
+    USAGE_ERROR("--symbols-refresh", "\"1x\"", "--symbols", "ALL", "--intervals", "1m",
+                "--symbols-refresh", "1x");
+    USAGE_ERROR("--symbols-refresh", "500 ms", "--symbols", "ALL", "--intervals", "1m",
+                "--symbols-refresh", "500ms");
+    USAGE_ERROR("--symbols-refresh", "\"8d\"", "--symbols", "ALL", "--intervals", "1m",
+                "--symbols-refresh=8d");
+    USAGE_ERROR("--symbols-refresh", "ALL only", "--symbols", "BTCUSDT", "--intervals", "1m",
+                "--symbols-refresh", "1h");
+    USAGE_ERROR("--symbols-reserve", "ALL only", "--symbols", "BTCUSDT", "--intervals", "1m",
+                "--symbols-reserve", "4");
+    USAGE_ERROR("--symbols-reserve", "100001", "--symbols", "ALL", "--intervals", "1m",
+                "--symbols-reserve", "100001");
     USAGE_ERROR("b.txt", NULL, "decode", "a.txt", "b.txt");
     USAGE_ERROR("--bogus", NULL, "decode", "--bogus");
     /* A control byte in a value cannot break the one-line rule. */

@@ -187,7 +187,15 @@ static bool time_up(owner *o)
     return mono_ms() >= o->until;
 }
 
+static owner *owner_new_n(int port, size_t count);
+
 static owner *owner_new(int port)
+{
+    return owner_new_n(port, COUNT);
+}
+
+/* The shard starts with the first count of its streams and has room for all COUNT. */
+static owner *owner_new_n(int port, size_t count)
 {
     owner *o = calloc(1, sizeof *o);
     assert_non_null(o);
@@ -196,7 +204,7 @@ static owner *owner_new(int port)
         assert_int_equal(kf__stream_init(&o->streams[i], SYMBOLS[i], iv, o->rings[i], 16), KF_OK);
         o->streams[i].shard = i < FIRST ? 0 : SHARD_INDEX;
     }
-    assert_int_equal(kf__stream_index_build(&o->index, o->streams, NSTREAMS), KF_OK);
+    assert_int_equal(kf__stream_index_build(&o->index, o->streams, NSTREAMS, NSTREAMS), KF_OK);
     assert_int_equal(kf__conn_budget_init(&o->budget, 10, 10000), KF_OK);
     kf__rng_seed(&o->rng, o);
     o->next_id = 1;
@@ -233,7 +241,7 @@ static owner *owner_new(int port)
         .ops = &OPS,
         .owner = o,
     };
-    assert_int_equal(kf__shard_init(&o->sh, &env, SHARD_INDEX, FIRST, COUNT), KF_OK);
+    assert_int_equal(kf__shard_init(&o->sh, &env, SHARD_INDEX, FIRST, count, COUNT), KF_OK);
     return o;
 }
 
@@ -387,11 +395,87 @@ static void test_shard_reconnects_after_reset(void **state)
     kft_sim_teardown(NULL);
 }
 
+/* ---- streams joining a live connection, leaving it, and coming back: no reconnect ---- */
+
+static int g_port;
+static char *g_body;
+
+/* The simulator subscribes name exactly `want` times (0 or 1), on one connection ever. */
+static bool sim_subscribed(const char *name, int want)
+{
+    if (kft_http_get(g_port, "/sim/state", g_body, KFT_HTTP_BUF) != 200)
+        return false;
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "\"%s\"", name);
+    return (strstr(g_body, quoted) != NULL) == (want != 0);
+}
+
+static bool eth_joined(owner *o)
+{
+    return o->updates[4] > 0 && o->updates[5] > 0 && sim_subscribed("ethusdt@kline_1m", 1) &&
+           sim_subscribed("ethusdt@kline_5m", 1);
+}
+
+static bool btc1m_left(owner *o)
+{
+    (void)o;
+    return sim_subscribed("btcusdt@kline_1m", 0) && sim_subscribed("btcusdt@kline_5m", 1);
+}
+
+static bool btc1m_back(owner *o)
+{
+    return sim_subscribed("btcusdt@kline_1m", 1) && atomic_load(&o->st.acks) >= 4;
+}
+
+static bool first_two_live(owner *o)
+{
+    return o->subscribed && o->updates[2] > 0 && o->updates[3] > 0;
+}
+
+static void test_shard_extend_and_listing(void **state)
+{
+    (void)state;
+    kft_sim *sim = kft_sim_run("--speed", "60", NULL);
+    g_port = kft_sim_port(sim);
+    g_body = malloc(KFT_HTTP_BUF);
+    assert_non_null(g_body);
+    owner *o = owner_new_n(g_port, 2); /* btcusdt 1m, 5m; room for ethusdt's two */
+    assert_int_equal(kf__shard_start(&o->sh, NULL), KF_OK);
+    assert_true(run_until(o, first_two_live, 15000));
+    assert_int_equal(o->updates[4] + o->updates[5], 0);
+
+    /* two streams join: one SUBSCRIBE on the live connection */
+    kf__shard_extend(&o->sh, 2);
+    assert_int_equal(o->sh.count, 4);
+    assert_true(run_until(o, eth_joined, 15000));
+
+    /* one is delisted: UNSUBSCRIBE, the others go on */
+    atomic_store(&o->streams[2].delisted, true);
+    kf__shard_listing_changed(&o->sh, 2);
+    assert_true(run_until(o, btc1m_left, 15000));
+
+    /* listed again: SUBSCRIBE, same connection */
+    atomic_store(&o->streams[2].delisted, false);
+    kf__shard_listing_changed(&o->sh, 2);
+    assert_true(run_until(o, btc1m_back, 15000));
+
+    assert_int_equal(state_num(g_body, "connections_total"), 1);
+    assert_int_equal(o->opened, 1);
+    assert_int_equal(o->subs_on, 1);
+    assert_int_equal(o->subs_off, 0);
+    assert_int_equal(o->next_id, 1 + 4); /* the first batch, then one id per request */
+    assert_int_equal(o->refused + o->errors + o->wrong_shard + o->mismatched, 0);
+    free(g_body);
+    owner_stop(o);
+    kft_sim_teardown(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_shard_subscribes_and_delivers, kft_sim_teardown),
         cmocka_unit_test_teardown(test_shard_reconnects_after_reset, kft_sim_teardown),
+        cmocka_unit_test_teardown(test_shard_extend_and_listing, kft_sim_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

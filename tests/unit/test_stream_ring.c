@@ -216,7 +216,7 @@ static void test_index_lookup(void **st)
         assert_int_equal(kf__stream_init(&ss[i], syms[i / 2], i % 2 ? 14 : 0, ring + 2 * i, 2),
                          KF_OK);
     kf__stream_index ix;
-    assert_int_equal(kf__stream_index_build(&ix, ss, 6), KF_OK);
+    assert_int_equal(kf__stream_index_build(&ix, ss, 6, 6), KF_OK);
     for (int i = 0; i < 6; i++)
         assert_int_equal(
             kf__stream_index_find(&ix, ss, syms[i / 2], strlen(syms[i / 2]), i % 2 ? 14 : 0), i);
