@@ -27,6 +27,8 @@
 
 /* ---- configuration ---- */
 
+static int read_exchange_symbols(kf_config *cfg, bool retry);
+
 static int build_config(kf_config *cfg, const cli_run_opts *o)
 {
     char num[32];
@@ -140,9 +142,10 @@ static int build_config(kf_config *cfg, const cli_run_opts *o)
                     "--symbols-reserve", num);
         }
     }
-    if (all && kf_config_add_exchange_symbols(cfg, NULL) != KF_OK) {
-        cli_error("--symbols ALL: %s", kf_config_errmsg(cfg));
-        return CLI_EXIT_RUNTIME;
+    if (all) {
+        int arc = read_exchange_symbols(cfg, o->retry_start);
+        if (arc != CLI_EXIT_OK)
+            return arc;
     }
 
     /* Credentials only from the environment; never echoed, even on failure. */
@@ -256,6 +259,56 @@ static bool start_retryable(kf_err e)
 {
     return e == KF_ERR_DNS || e == KF_ERR_CONNECT || e == KF_ERR_HANDSHAKE || e == KF_ERR_TIMEOUT ||
            e == KF_ERR_REST;
+}
+
+/* --symbols ALL: exchangeInfo's symbols into cfg (after the REST settings); with
+ * --retry-start a network failure is retried like a failed start (backoff 1 s doubling to 60 s,
+ * jittered) until it succeeds or a signal stops it (exit 1: nothing was started). */
+static int read_exchange_symbols(kf_config *cfg, bool retry)
+{
+    kf_err e = kf_config_add_exchange_symbols(cfg, NULL);
+    if (e == KF_OK)
+        return CLI_EXIT_OK;
+    if (!retry || !start_retryable(e)) {
+        cli_error("--symbols ALL: %s", kf_config_errmsg(cfg));
+        return CLI_EXIT_RUNTIME;
+    }
+    if (!signals_install()) {
+        cli_error("cannot install signal handlers: %s", strerror(errno));
+        return CLI_EXIT_RUNTIME;
+    }
+    unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
+    int rc = CLI_EXIT_RUNTIME;
+    for (unsigned attempt = 1;; attempt++) {
+        int cap = 1000;
+        for (unsigned i = 1; i < attempt && cap < 60000; i++)
+            cap *= 2;
+        if (cap > 60000)
+            cap = 60000;
+        int delay = cap / 2 + (int)(rand_r(&seed) % (unsigned)(cap / 2 + 1));
+        cli_log(KF_LOG_WARN,
+                "msg=\"--symbols ALL: exchangeInfo failed: retrying (--retry-start)\" attempt=%u "
+                "retry_ms=%d err=\"%s\" why=\"%s\"",
+                attempt, delay, kf_strerror(e), kf_config_errmsg(cfg));
+        int sig = wait_for_signal(delay);
+        if (sig) {
+            cli_log(KF_LOG_INFO,
+                    "msg=\"stopping before the collector could start\" signal=%s attempts=%u",
+                    signal_name(sig), attempt);
+            break;
+        }
+        e = kf_config_add_exchange_symbols(cfg, NULL);
+        if (e == KF_OK) {
+            rc = CLI_EXIT_OK;
+            break;
+        }
+        if (!start_retryable(e)) {
+            cli_error("--symbols ALL: %s", kf_config_errmsg(cfg));
+            break;
+        }
+    }
+    signals_restore(); /* run_collector installs them again */
+    return rc;
 }
 
 static void start_failed(kf_collector *c, kf_err e)

@@ -1035,6 +1035,58 @@ static void test_run_stop_during_hanging_start(void **state)
 #endif
 }
 
+/* --symbols ALL with --retry-start: exchangeInfo unreachable at start is retried like a failed
+ * start (it was a final exit 1), and the run goes on once the exchange answers. */
+static void test_run_retry_start_all(void **state)
+{
+    (void)state;
+#if !HAVE_SIM_PROC
+    skip();
+#else
+    int fd;
+    int port = refused_port(&fd);
+    const char *db = tmp_path("retry-all.db");
+    static const char *const extra[] = {"--symbols", "ALL", "--retry-start", NULL};
+    write_file(tmp_path("cli.err"), "", 0);
+    pid_t pid = spawn_run(port, db, extra);
+    assert_true(wait_for_text(tmp_path("cli.err"), "exchangeInfo failed: retrying", 20000));
+    assert_int_equal(kft_cli_wait(pid, 0), -1); /* still trying */
+    close(fd);
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    kft_sim *sim = kft_sim_start((const char *[]){"--listen", listen, "--speed", "120", NULL});
+    assert_non_null(sim);
+    assert_true(wait_for_text(tmp_path("cli.err"), "msg=\"running\"", 60000));
+    assert_true(wait_for_text(tmp_path("cli.err"), "msg=\"subscribed\"", 20000));
+    kill(pid, SIGTERM);
+    cli_result r;
+    cli_collect(&r, kft_cli_wait(pid, 30000));
+    kft_sim_stop(sim);
+    if (r.code != 0)
+        print_error("exit %d, stderr:\n%s", r.code, r.err);
+    assert_int_equal(r.code, 0);
+    /* every symbol of the simulator's exchangeInfo was collected, not only the named one */
+    const char *run = strstr(r.err, "msg=\"running\" streams=");
+    assert_non_null(run);
+    assert_true(atoi(run + strlen("msg=\"running\" streams=")) > 1);
+    result_free(&r);
+
+    /* a signal while retrying: stops at once, exit 1 (never started) */
+    port = refused_port(&fd);
+    write_file(tmp_path("cli.err"), "", 0);
+    pid = spawn_run(port, db, extra);
+    assert_true(wait_for_text(tmp_path("cli.err"), "exchangeInfo failed: retrying", 20000));
+    int64_t t0 = kft_now_ms();
+    kill(pid, SIGTERM);
+    cli_collect(&r, kft_cli_wait(pid, 10000));
+    close(fd);
+    assert_int_equal(r.code, 1);
+    assert_true(kft_now_ms() - t0 < 3000);
+    assert_non_null(strstr(r.err, "stopping before the collector could start"));
+    result_free(&r);
+#endif
+}
+
 /* The daemon stopped (SIGSTOP) for longer than its liveness timeout, then continued, as in a VM
  * pause or on a starved host: the exchange kept sending, the bytes wait in the sockets, so no
  * connection is declared dead (libuv runs the liveness timer before the reads of the same turn:
@@ -1226,6 +1278,7 @@ int main(void)
         cmocka_unit_test(test_run_sim_sigint_stdout),
         cmocka_unit_test(test_run_sighup_stops_cleanly),
         cmocka_unit_test(test_run_retry_start),
+        cmocka_unit_test(test_run_retry_start_all),
         cmocka_unit_test(test_run_stop_during_hanging_start),
         cmocka_unit_test(test_run_survives_a_stall),
         cmocka_unit_test(test_run_stop_counts_unreceived),
