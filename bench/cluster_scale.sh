@@ -11,10 +11,13 @@
 #      (klinefeed-compare over every symbol x interval, candles closed after the subscription)
 #
 # usage: bench/cluster_scale.sh [--symbols N] [--duration S] [--sample S] [--update-ms MS]
-#                               [--perf]
+#                               [--perf] [--all]
 #   --update-ms: the simulator's update period per stream (default 250, Binance's stream
 #     speed for a symbol that trades all the time: the worst case).
 #   --perf: perf record -g the daemon for 30 s of the measured span; prints the top of the report
+#   --all: the daemon is given --symbols ALL (the simulator's exchangeInfo lists exactly these
+#     symbols), so it also carries the re-read's reserve (--symbols-reserve, 256 symbols by
+#     default) and re-reads exchangeInfo every --symbols-refresh
 # Environment: BUILD_DIR (default <repo>/build).
 set -euo pipefail
 
@@ -25,6 +28,7 @@ DURATION=180
 SAMPLE=10
 UPDATE_MS=250
 PERF=0
+ALL=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --symbols) NSYM=$2; shift 2 ;;
@@ -32,7 +36,8 @@ while [ $# -gt 0 ]; do
     --sample) SAMPLE=$2; shift 2 ;;
     --update-ms) UPDATE_MS=$2; shift 2 ;;
     --perf) PERF=1; shift ;;
-    *) echo "usage: $0 [--symbols N] [--duration S] [--sample S] [--update-ms MS] [--perf]" >&2
+    --all) ALL=1; shift ;;
+    *) echo "usage: $0 [--symbols N] [--duration S] [--sample S] [--update-ms MS] [--perf] [--all]" >&2
        exit 2 ;;
   esac
 done
@@ -61,7 +66,9 @@ for _ in $(seq 100); do grep -q '^port=' "$TMP/sim.out" 2>/dev/null && break; sl
 PORT=$(sed -n 's/^port=//p' "$TMP/sim.out")
 [ -n "$PORT" ] || { echo "simulator did not start" >&2; cat "$TMP/sim.err" >&2; exit 1; }
 
-"$KF" run --symbols "$SYMS" --intervals "$INTERVALS" --ring-size 100 \
+RUN_SYMS=$SYMS
+[ "$ALL" = 1 ] && RUN_SYMS=ALL
+"$KF" run --symbols "$RUN_SYMS" --intervals "$INTERVALS" --ring-size 100 \
   --ws-url "ws://127.0.0.1:$PORT/market" --rest-url "http://127.0.0.1:$PORT" \
   --sink "sqlite:$TMP/klines.db" --state-dir none --status-every 0 2>"$TMP/kf.log" &
 KF_PID=$!
