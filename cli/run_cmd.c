@@ -261,6 +261,18 @@ static bool start_retryable(kf_err e)
            e == KF_ERR_REST;
 }
 
+/* The wait before retry number attempt (1, 2, ...) of --retry-start: a ceiling of 1 s doubling
+ * to 60 s, jittered over its upper half. */
+static int retry_delay_ms(unsigned attempt, unsigned *seed)
+{
+    int cap = 1000;
+    for (unsigned i = 1; i < attempt && cap < 60000; i++)
+        cap *= 2;
+    if (cap > 60000)
+        cap = 60000;
+    return cap / 2 + (int)(rand_r(seed) % (unsigned)(cap / 2 + 1));
+}
+
 /* --symbols ALL: exchangeInfo's symbols into cfg (after the REST settings); with
  * --retry-start a network failure is retried like a failed start (backoff 1 s doubling to 60 s,
  * jittered) until it succeeds or a signal stops it (exit 1: nothing was started). */
@@ -280,12 +292,7 @@ static int read_exchange_symbols(kf_config *cfg, bool retry)
     unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
     int rc = CLI_EXIT_RUNTIME;
     for (unsigned attempt = 1;; attempt++) {
-        int cap = 1000;
-        for (unsigned i = 1; i < attempt && cap < 60000; i++)
-            cap *= 2;
-        if (cap > 60000)
-            cap = 60000;
-        int delay = cap / 2 + (int)(rand_r(&seed) % (unsigned)(cap / 2 + 1));
+        int delay = retry_delay_ms(attempt, &seed);
         cli_log(KF_LOG_WARN,
                 "msg=\"--symbols ALL: exchangeInfo failed: retrying (--retry-start)\" attempt=%u "
                 "retry_ms=%d err=\"%s\" why=\"%s\"",
@@ -419,12 +426,7 @@ static int start_collector(kf_collector *c, bool retry)
             start_failed(c, e);
             return -1;
         }
-        int cap = 1000;
-        for (unsigned i = 1; i < attempt && cap < 60000; i++)
-            cap *= 2;
-        if (cap > 60000)
-            cap = 60000;
-        int delay = cap / 2 + (int)(rand_r(&seed) % (unsigned)(cap / 2 + 1));
+        int delay = retry_delay_ms(attempt, &seed);
         const char *msg = kf_errmsg(c);
         cli_log(KF_LOG_WARN,
                 "msg=\"start failed: retrying (--retry-start)\" attempt=%u retry_ms=%d err=\"%s\" "

@@ -938,6 +938,54 @@ static void test_run_sighup_stops_cleanly(void **state)
 #endif
 }
 
+#if HAVE_SIM_PROC
+/* klinefeed run with extra on a port that refuses: once the log shows retrying, still running;
+ * then a simulator takes the port, the run starts and subscribes, SIGTERM: exit 0. *r is its
+ * result (the caller frees it), *port the port. */
+static void retry_start_then_run(const char *const extra[], const char *db, const char *retrying,
+                                 cli_result *r, int *port)
+{
+    int fd;
+    *port = refused_port(&fd);
+    write_file(tmp_path("cli.err"), "", 0);
+    pid_t pid = spawn_run(*port, db, extra);
+    assert_true(wait_for_text(tmp_path("cli.err"), retrying, 20000));
+    assert_int_equal(kft_cli_wait(pid, 0), -1); /* still trying */
+    close(fd);
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", *port);
+    kft_sim *sim = kft_sim_start((const char *[]){"--listen", listen, "--speed", "120", NULL});
+    assert_non_null(sim);
+    assert_true(wait_for_text(tmp_path("cli.err"), "msg=\"running\"", 60000));
+    assert_true(wait_for_text(tmp_path("cli.err"), "msg=\"subscribed\"", 20000));
+    kill(pid, SIGTERM);
+    cli_collect(r, kft_cli_wait(pid, 30000));
+    kft_sim_stop(sim);
+    if (r->code != 0)
+        print_error("exit %d, stderr:\n%s", r->code, r->err);
+    assert_int_equal(r->code, 0);
+}
+
+/* The same run, a signal while it retries: stops at once, exit 1 (never started). */
+static void retry_start_signalled(const char *const extra[], const char *db, const char *retrying)
+{
+    int fd;
+    int port = refused_port(&fd);
+    write_file(tmp_path("cli.err"), "", 0); /* not the last run's lines */
+    pid_t pid = spawn_run(port, db, extra);
+    assert_true(wait_for_text(tmp_path("cli.err"), retrying, 20000));
+    int64_t t0 = kft_now_ms();
+    kill(pid, SIGTERM);
+    cli_result r;
+    cli_collect(&r, kft_cli_wait(pid, 10000));
+    close(fd);
+    assert_int_equal(r.code, 1);
+    assert_true(kft_now_ms() - t0 < 3000);
+    assert_non_null(strstr(r.err, "stopping before the collector could start"));
+    result_free(&r);
+}
+#endif
+
 /* --retry-start: a service that starts before the exchange (or the network) is reachable keeps
  * trying and starts collecting once it is; a stop signal ends the retries at once. Without the
  * flag the start fails fast (test_run_connect_refused). */
@@ -947,28 +995,11 @@ static void test_run_retry_start(void **state)
 #if !HAVE_SIM_PROC
     skip();
 #else
-    int fd;
-    int port = refused_port(&fd);
     const char *db = tmp_path("retry.db");
     static const char *const extra[] = {"--retry-start", "--validate", "required", NULL};
-    write_file(tmp_path("cli.err"), "", 0);
-    pid_t pid = spawn_run(port, db, extra);
-    assert_true(wait_for_text(tmp_path("cli.err"), "attempt=2", 20000));
-    assert_int_equal(kft_cli_wait(pid, 0), -1); /* still trying */
-    close(fd);
-    char listen[64];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    kft_sim *sim = kft_sim_start((const char *[]){"--listen", listen, "--speed", "120", NULL});
-    assert_non_null(sim);
-    assert_true(wait_for_text(tmp_path("cli.err"), "msg=\"running\"", 60000));
-    assert_true(wait_for_text(tmp_path("cli.err"), "msg=\"subscribed\"", 20000));
-    kill(pid, SIGTERM);
     cli_result r;
-    cli_collect(&r, kft_cli_wait(pid, 30000));
-    kft_sim_stop(sim);
-    if (r.code != 0)
-        print_error("exit %d, stderr:\n%s", r.code, r.err);
-    assert_int_equal(r.code, 0);
+    int port;
+    retry_start_then_run(extra, db, "attempt=2", &r, &port);
     const char *retry = strstr(r.err, "msg=\"start failed: retrying (--retry-start)\"");
     assert_non_null(retry);
     char port_text[32]; /* the cause of each failed try names where */
@@ -977,20 +1008,29 @@ static void test_run_retry_start(void **state)
     const char *cause = strstr(retry, port_text);
     assert_true(cause && eol && cause < eol);
     result_free(&r);
+    retry_start_signalled(extra, db, "retrying");
+#endif
+}
 
-    /* a signal while retrying: stops at once, exit 1 (never started) */
-    port = refused_port(&fd);
-    write_file(tmp_path("cli.err"), "", 0); /* not the last run's lines */
-    pid = spawn_run(port, db, extra);
-    assert_true(wait_for_text(tmp_path("cli.err"), "retrying", 20000));
-    int64_t t0 = kft_now_ms();
-    kill(pid, SIGTERM);
-    cli_collect(&r, kft_cli_wait(pid, 10000));
-    close(fd);
-    assert_int_equal(r.code, 1);
-    assert_true(kft_now_ms() - t0 < 3000);
-    assert_non_null(strstr(r.err, "stopping before the collector could start"));
+/* --symbols ALL with --retry-start: exchangeInfo unreachable at start is retried like a failed
+ * start (it was a final exit 1), and the run goes on once the exchange answers. */
+static void test_run_retry_start_all(void **state)
+{
+    (void)state;
+#if !HAVE_SIM_PROC
+    skip();
+#else
+    const char *db = tmp_path("retry-all.db");
+    static const char *const extra[] = {"--symbols", "ALL", "--retry-start", NULL};
+    cli_result r;
+    int port;
+    retry_start_then_run(extra, db, "exchangeInfo failed: retrying", &r, &port);
+    /* every symbol of the simulator's exchangeInfo was collected, not only the named one */
+    const char *run = strstr(r.err, "msg=\"running\" streams=");
+    assert_non_null(run);
+    assert_true(atoi(run + strlen("msg=\"running\" streams=")) > 1);
     result_free(&r);
+    retry_start_signalled(extra, db, "exchangeInfo failed: retrying");
 #endif
 }
 
@@ -1032,58 +1072,6 @@ static void test_run_stop_during_hanging_start(void **state)
         assert_int_equal(access(db, F_OK), -1); /* the store it created was removed */
         result_free(&r);
     }
-#endif
-}
-
-/* --symbols ALL with --retry-start: exchangeInfo unreachable at start is retried like a failed
- * start (it was a final exit 1), and the run goes on once the exchange answers. */
-static void test_run_retry_start_all(void **state)
-{
-    (void)state;
-#if !HAVE_SIM_PROC
-    skip();
-#else
-    int fd;
-    int port = refused_port(&fd);
-    const char *db = tmp_path("retry-all.db");
-    static const char *const extra[] = {"--symbols", "ALL", "--retry-start", NULL};
-    write_file(tmp_path("cli.err"), "", 0);
-    pid_t pid = spawn_run(port, db, extra);
-    assert_true(wait_for_text(tmp_path("cli.err"), "exchangeInfo failed: retrying", 20000));
-    assert_int_equal(kft_cli_wait(pid, 0), -1); /* still trying */
-    close(fd);
-    char listen[64];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-    kft_sim *sim = kft_sim_start((const char *[]){"--listen", listen, "--speed", "120", NULL});
-    assert_non_null(sim);
-    assert_true(wait_for_text(tmp_path("cli.err"), "msg=\"running\"", 60000));
-    assert_true(wait_for_text(tmp_path("cli.err"), "msg=\"subscribed\"", 20000));
-    kill(pid, SIGTERM);
-    cli_result r;
-    cli_collect(&r, kft_cli_wait(pid, 30000));
-    kft_sim_stop(sim);
-    if (r.code != 0)
-        print_error("exit %d, stderr:\n%s", r.code, r.err);
-    assert_int_equal(r.code, 0);
-    /* every symbol of the simulator's exchangeInfo was collected, not only the named one */
-    const char *run = strstr(r.err, "msg=\"running\" streams=");
-    assert_non_null(run);
-    assert_true(atoi(run + strlen("msg=\"running\" streams=")) > 1);
-    result_free(&r);
-
-    /* a signal while retrying: stops at once, exit 1 (never started) */
-    port = refused_port(&fd);
-    write_file(tmp_path("cli.err"), "", 0);
-    pid = spawn_run(port, db, extra);
-    assert_true(wait_for_text(tmp_path("cli.err"), "exchangeInfo failed: retrying", 20000));
-    int64_t t0 = kft_now_ms();
-    kill(pid, SIGTERM);
-    cli_collect(&r, kft_cli_wait(pid, 10000));
-    close(fd);
-    assert_int_equal(r.code, 1);
-    assert_true(kft_now_ms() - t0 < 3000);
-    assert_non_null(strstr(r.err, "stopping before the collector could start"));
-    result_free(&r);
 #endif
 }
 
