@@ -64,22 +64,6 @@ static pid_t spawn_collector(int port, const char *db, const char *log)
                             log);
 }
 
-/* The value of "key=" in the last line of the log holding "msg=stopped" or "exiting". */
-static long long log_counter(const char *log, const char *key)
-{
-    FILE *f = fopen(log, "r");
-    char line[8192], last[8192] = "";
-    while (f && fgets(line, sizeof line, f))
-        if (strstr(line, "reconnects=") && strstr(line, "rest_requests="))
-            snprintf(last, sizeof last, "%s", line);
-    if (f)
-        fclose(f);
-    char pat[64];
-    snprintf(pat, sizeof pat, " %s=", key);
-    const char *p = strstr(last, pat);
-    return p ? atoll(p + strlen(pat)) : -1;
-}
-
 /* The simulator's clock. */
 static int64_t sim_now(int port)
 {
@@ -176,8 +160,8 @@ static void test_every_fault_nothing_lost(void **state)
     /* The exchange still closes connections at their age (6 s): a stop that comes while one is
      * reconnecting finds candles not stored yet and must say so (exit 4, never 0); the next
      * start fetches them. Exit 0 must mean complete: checked below on the run that said it. */
-    long long first_reconnects = log_counter(log, "reconnects");
-    long long first_backfilled = log_counter(log, "backfilled");
+    long long first_reconnects = kft_log_final_counter(log, "reconnects");
+    long long first_backfilled = kft_log_final_counter(log, "backfilled");
     for (int again = 0; WEXITSTATUS(st) == 4 && again < 3; again++) {
         printf("fault suite: the stop found candles not stored yet (exit 4): started again\n");
         pid = spawn_collector(port, db, log);
@@ -202,11 +186,12 @@ static void test_every_fault_nothing_lost(void **state)
     printf("fault suite: collector reconnects=%lld lost_reset=%lld lost_server_close=%lld "
            "lost_liveness=%lld lost_protocol=%lld rotations=%lld gaps=%lld missing_closes=%lld "
            "backfilled=%lld parse_errors=%lld rest_429=%lld\n",
-           first_reconnects, log_counter(log, "lost_reset"), log_counter(log, "lost_server_close"),
-           log_counter(log, "lost_liveness"), log_counter(log, "lost_protocol"),
-           log_counter(log, "rotations"), log_counter(log, "gaps"),
-           log_counter(log, "missing_closes"), first_backfilled, log_counter(log, "parse_errors"),
-           log_counter(log, "rest_429"));
+           first_reconnects, kft_log_final_counter(log, "lost_reset"),
+           kft_log_final_counter(log, "lost_server_close"),
+           kft_log_final_counter(log, "lost_liveness"), kft_log_final_counter(log, "lost_protocol"),
+           kft_log_final_counter(log, "rotations"), kft_log_final_counter(log, "gaps"),
+           kft_log_final_counter(log, "missing_closes"), first_backfilled,
+           kft_log_final_counter(log, "parse_errors"), kft_log_final_counter(log, "rest_429"));
     printf("fault suite: candles compared=%zu missing=0 extra=0 differing=0\n", total);
     /* the run saw the faults: the collector lost and regained connections, repaired from REST */
     assert_true(first_reconnects >= 10);
